@@ -1,0 +1,51 @@
+# The two commands: `make run` and `make test`. Everything else is a helper they use.
+SHELL := /bin/bash
+PYTHON ?= python3
+BOOT := .bootstrap
+UV := $(BOOT)/bin/uv
+export UV_PYTHON_DOWNLOADS := never
+export UV_PROJECT_ENVIRONMENT := .venv
+RUN := $(UV) run --frozen --python $(PYTHON)
+
+.PHONY: run test install browser lint bench unit integration e2e clean
+
+run: install  ## install, start embedded PostgreSQL/Redis (unless DATABASE_URL/REDIS_URL), migrate, seed, serve + worker
+	$(RUN) sweetdream dev
+
+test: install browser lint  ## unit + integration, then the Playwright journeys (separate run: see RECIPES)
+	$(RUN) pytest tests/unit tests/integration -q
+	$(RUN) pytest tests/e2e -q
+
+unit: install
+	$(RUN) pytest tests/unit -q
+
+integration: install
+	$(RUN) pytest tests/integration -q
+
+e2e: install browser
+	$(RUN) pytest tests/e2e -q
+
+lint: install
+	$(RUN) ruff check src tests workers scripts
+	$(RUN) ruff format --check src tests workers scripts
+	$(RUN) mypy
+
+bench: install browser
+	$(RUN) python scripts/bench.py
+
+$(UV):
+	$(PYTHON) -m venv $(BOOT)
+	$(BOOT)/bin/pip install --quiet --disable-pip-version-check uv
+
+install: $(UV)
+	$(UV) sync --frozen --python $(PYTHON) --quiet
+
+# Debian's chromium when running as root on a machine without a browser; Playwright's own elsewhere.
+browser: install
+	@if [ -x /usr/bin/chromium ]; then echo "browser: /usr/bin/chromium"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null && echo "browser: installed Debian chromium"; \
+	else $(RUN) playwright install chromium; fi
+
+clean:
+	rm -rf var/test .pytest_cache .mypy_cache .ruff_cache

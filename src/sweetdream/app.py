@@ -1,0 +1,147 @@
+"""create_app(settings) -> Litestar: plugins, middleware and routes in one readable place."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncGenerator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from advanced_alchemy.extensions.litestar import SQLAlchemyPlugin
+from litestar import Litestar, get
+from litestar.config.csrf import CSRFConfig
+from litestar.datastructures import State
+from litestar.di import NamedDependency, Provide
+from litestar.middleware.session.server_side import ServerSideSessionConfig
+from litestar.plugins.htmx import HTMXPlugin, HTMXRequest
+from litestar.plugins.jinja import JinjaTemplateEngine
+from litestar.response import Response
+from litestar.static_files import create_static_files_router
+from litestar.stores.redis import RedisStore
+from litestar.template.config import TemplateConfig
+from litestar.types import Receive, Scope, Send
+from redis.asyncio import Redis
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from sweetdream.catalog.cache import CatalogCache
+from sweetdream.catalog.money import format_vnd
+from sweetdream.catalog.services import CatalogService
+from sweetdream.catalog.web import ShopController
+from sweetdream.cli import SweetDreamCLI
+from sweetdream.db import make_sqlalchemy_config
+from sweetdream.platform.errors import exception_handlers
+from sweetdream.platform.http import http_middleware
+from sweetdream.platform.logs import configure_logging
+from sweetdream.settings import Settings
+
+log = logging.getLogger("sweetdream")
+
+
+@get("/health", name="health", exclude_from_csrf=True, skip_session=True, sync_to_thread=False)
+def health() -> str:
+    return "ok"
+
+
+@get("/ready", name="ready", skip_session=True)
+async def ready(db_session: NamedDependency[AsyncSession], state: State) -> Response[dict[str, str]]:
+    checks: dict[str, str] = {}
+    try:
+        await db_session.execute(text("SELECT 1"))
+        checks["database"] = "ok"
+    except Exception as exc:  # any failure means "not ready"; the name of the part is what matters
+        checks["database"] = f"unavailable: {type(exc).__name__}"
+    try:
+        await state.redis.ping()
+        checks["redis"] = "ok"
+    except Exception as exc:
+        checks["redis"] = f"unavailable: {type(exc).__name__}"
+    healthy = all(v == "ok" for v in checks.values())
+    return Response(checks, status_code=200 if healthy else 503)
+
+
+def provide_catalog(db_session: NamedDependency[AsyncSession], state: State) -> CatalogService:
+    return CatalogService(db_session, page_size=state.settings.page_size)
+
+
+def provide_catalog_cache(state: State) -> CatalogCache:
+    return state.catalog_cache  # type: ignore[no-any-return]
+
+
+class SweetDream(Litestar):
+    """Litestar with our outermost middleware around everything.
+
+    Litestar's own middleware runs only for matched routes; request ids, security headers and
+    the request log must also cover 404s and 405s, so they wrap the whole ASGI app.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._outer = http_middleware(super().__call__)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            await self._outer(scope, receive, send)
+        else:
+            await super().__call__(scope, receive, send)
+
+
+def create_app(settings: Settings | None = None) -> Litestar:
+    settings = settings or Settings.from_env()
+    if settings.is_dev and (not settings.database_url or not settings.redis_url):
+        from sweetdream.platform.devstack import ensure_environment  # dev only, lazily
+
+        ensure_environment(settings.var_dir)
+        settings = Settings.from_env()
+    configure_logging(settings.log_level, settings.log_json)
+    redis = Redis.from_url(settings.redis_url)
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncGenerator[None, None]:
+        try:
+            yield
+        finally:
+            await redis.aclose()
+
+    def template_engine(engine: JinjaTemplateEngine) -> None:
+        engine.engine.filters["vnd"] = format_vnd
+        engine.engine.globals["site_name"] = settings.site_name
+        engine.engine.globals["static_version"] = "1"
+
+    state: dict[str, Any] = {
+        "settings": settings,
+        "redis": redis,
+        "catalog_cache": CatalogCache(redis),
+    }
+    return SweetDream(
+        route_handlers=[
+            health,
+            ready,
+            ShopController,
+            create_static_files_router(path="/static", directories=[settings.static_dir], name="static"),
+        ],
+        dependencies={
+            "catalog": Provide(provide_catalog, sync_to_thread=False),
+            "catalog_cache": Provide(provide_catalog_cache, sync_to_thread=False),
+        },
+        plugins=[SQLAlchemyPlugin(config=make_sqlalchemy_config(settings)), HTMXPlugin(), SweetDreamCLI()],
+        request_class=HTMXRequest,
+        template_config=TemplateConfig(
+            directory=settings.templates_dir, engine=JinjaTemplateEngine, engine_callback=template_engine
+        ),
+        middleware=[ServerSideSessionConfig(
+            key="sd_session", max_age=30 * 24 * 3600, renew_on_access=True, secure=not settings.is_dev,
+            httponly=True, samesite="lax", exclude=["^/static/", "^/health$"],
+        ).middleware],
+        csrf_config=CSRFConfig(
+            secret=settings.secret_key, cookie_name="sd_csrf", header_name="x-csrftoken",
+            cookie_secure=not settings.is_dev, cookie_samesite="lax", exclude=["^/api/"],
+        ),
+        stores={"sessions": RedisStore(redis, namespace="session")},
+        exception_handlers=exception_handlers(),
+        state=State(state),
+        lifespan=[lifespan],
+        debug=False,
+    )
+
+

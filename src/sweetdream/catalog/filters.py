@@ -1,0 +1,126 @@
+"""Parse the /products query string into a validated ProductFilter.
+
+Rule: anything a shopper can type into the URL gets either a normalised view (unknown sort,
+page out of range) or a clear 400 naming the field (a price that is not a whole number).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from urllib.parse import urlencode
+
+SORTS = {
+    "relevance": "Best match",
+    "newest": "Newest",
+    "price_asc": "Price: low to high",
+    "price_desc": "Price: high to low",
+    "name": "Name A-Z",
+}
+MAX_QUERY_LENGTH = 100
+MAX_PRICE = 1_000_000_000
+MAX_PAGE = 10_000
+
+
+@dataclass(frozen=True)
+class ProductFilter:
+    q: str = ""
+    category: str = ""
+    size: str = ""
+    min_price: int | None = None
+    max_price: int | None = None
+    in_stock: bool = False
+    sort: str = "newest"
+    page: int = 1
+
+    def cache_key(self) -> str:
+        return urlencode(self.params(include_page=True))
+
+    def params(self, include_page: bool = False) -> dict[str, str]:
+        """The non-default parameters, in a stable order: the canonical URL of this view."""
+        out: dict[str, str] = {}
+        if self.q:
+            out["q"] = self.q
+        if self.category:
+            out["category"] = self.category
+        if self.size:
+            out["size"] = self.size
+        if self.min_price is not None:
+            out["min_price"] = str(self.min_price)
+        if self.max_price is not None:
+            out["max_price"] = str(self.max_price)
+        if self.in_stock:
+            out["in_stock"] = "1"
+        if self.sort != default_sort(self.q):
+            out["sort"] = self.sort
+        if include_page and self.page > 1:
+            out["page"] = str(self.page)
+        return out
+
+    def url(self, **changes: object) -> str:
+        view = replace(self, **changes) if changes else self  # type: ignore[arg-type]
+        query = urlencode(view.params(include_page=True))
+        return "/products" + (f"?{query}" if query else "")
+
+
+@dataclass
+class FilterErrors:
+    errors: dict[str, str] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(self.errors)
+
+
+def default_sort(q: str) -> str:
+    return "relevance" if q else "newest"
+
+
+def _clean_text(value: str | None, limit: int) -> str:
+    if not value:
+        return ""
+    # Drop control characters (NUL included): they can't match anything and break some drivers.
+    cleaned = "".join(ch for ch in value if ch.isprintable())
+    return " ".join(cleaned.split())[:limit]
+
+
+def _price(raw: str | None, name: str, errors: dict[str, str]) -> int | None:
+    if raw is None or raw.strip() == "":
+        return None
+    text = raw.strip().replace(".", "").replace(",", "")
+    if not text.isdigit():
+        errors[name] = "Enter a whole number of đồng, for example 150000."
+        return None
+    value = int(text)
+    if value > MAX_PRICE:
+        errors[name] = "That price is too large."
+        return None
+    return value
+
+
+def _page(raw: str | None) -> int:
+    if raw and raw.strip().isdigit():
+        return min(max(int(raw.strip()), 1), MAX_PAGE)
+    return 1
+
+
+def parse_filter(params: Mapping[str, str]) -> tuple[ProductFilter, FilterErrors]:
+    errors: dict[str, str] = {}
+    q = _clean_text(params.get("q"), MAX_QUERY_LENGTH)
+    min_price = _price(params.get("min_price"), "min_price", errors)
+    max_price = _price(params.get("max_price"), "max_price", errors)
+    if min_price is not None and max_price is not None and min_price > max_price:
+        errors["max_price"] = "The maximum price must be at least the minimum price."
+    sort = params.get("sort", "")
+    if sort not in SORTS or (sort == "relevance" and not q):
+        sort = default_sort(q)
+    view = ProductFilter(
+        q=q,
+        category=_clean_text(params.get("category"), 120),
+        size=_clean_text(params.get("size"), 40),
+        min_price=min_price,
+        max_price=max_price,
+        in_stock=params.get("in_stock", "") in {"1", "on", "true"},
+        sort=sort,
+        page=_page(params.get("page")),
+    )
+    return view, FilterErrors(errors)

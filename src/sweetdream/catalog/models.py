@@ -1,0 +1,84 @@
+"""Catalog tables: categories, products and their sizes (variants)."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    Computed,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+)
+from sqlalchemy.dialects.postgresql import JSONB, TSVECTOR
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from sweetdream.db import UUIDAuditBase
+
+
+class Category(UUIDAuditBase):
+    __tablename__ = "categories"
+
+    slug: Mapped[str] = mapped_column(String(120), unique=True)
+    name: Mapped[str] = mapped_column(String(120))
+    description: Mapped[str] = mapped_column(Text, default="")
+    position: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Product(UUIDAuditBase):
+    __tablename__ = "products"
+    __table_args__ = (
+        CheckConstraint("price >= 0", name="price_not_negative"),
+        Index("ix_products_search", "search_vector", postgresql_using="gin"),
+        Index("ix_products_active_created", "is_active", "created_at"),
+        Index("ix_products_category", "category_id"),
+    )
+
+    slug: Mapped[str] = mapped_column(String(160), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    category_id: Mapped[UUID] = mapped_column(ForeignKey("categories.id", ondelete="RESTRICT"))
+    price: Mapped[int] = mapped_column(Integer)  # VND, minor units (VND has none)
+    currency: Mapped[str] = mapped_column(String(3), default="VND")
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    is_featured: Mapped[bool] = mapped_column(Boolean, default=False)
+    images: Mapped[list[str]] = mapped_column(JSONB, default=list)
+    # Accent-folded name/category/description, computed by the service (see catalog/text.py).
+    search_text: Mapped[str] = mapped_column(Text, default="")
+    search_vector: Mapped[str] = mapped_column(
+        TSVECTOR, Computed("to_tsvector('simple', search_text)", persisted=True)
+    )
+
+    category: Mapped[Category] = relationship(lazy="raise")
+    variants: Mapped[list[Variant]] = relationship(
+        back_populates="product", lazy="raise", order_by="Variant.position"
+    )
+
+
+class Variant(UUIDAuditBase):
+    """A size of a product: its own SKU, optional price override and stock."""
+
+    __tablename__ = "variants"
+    __table_args__ = (
+        CheckConstraint("stock >= 0", name="stock_not_negative"),
+        CheckConstraint("price_override IS NULL OR price_override >= 0", name="override_not_negative"),
+        Index("ix_variants_product", "product_id"),
+        Index("ix_variants_label", "label"),
+    )
+
+    product_id: Mapped[UUID] = mapped_column(ForeignKey("products.id", ondelete="CASCADE"))
+    label: Mapped[str] = mapped_column(String(40))
+    sku: Mapped[str] = mapped_column(String(64), unique=True)
+    price_override: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    stock: Mapped[int] = mapped_column(Integer, default=0)
+    low_stock_threshold: Mapped[int] = mapped_column(Integer, default=3)
+    position: Mapped[int] = mapped_column(Integer, default=0)
+
+    product: Mapped[Product] = relationship(back_populates="variants", lazy="raise")
+
+    def effective_price(self, product_price: int) -> int:
+        return self.price_override if self.price_override is not None else product_price

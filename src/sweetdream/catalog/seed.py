@@ -1,0 +1,89 @@
+"""Load the demo catalog (idempotent: rows are matched by slug/SKU, a second run adds nothing),
+and a large synthetic catalog for benchmarks."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from sweetdream.catalog import demo
+from sweetdream.catalog.models import Category, Product, Variant
+from sweetdream.catalog.services import search_text_for
+
+
+async def load_demo_catalog(session: AsyncSession) -> int:
+    """Insert the demo categories, products and sizes that are missing. Returns products added."""
+    now = datetime.now(UTC)
+    await session.execute(
+        insert(Category)
+        .values([{"slug": c.slug, "name": c.name, "description": c.description, "position": c.position}
+                 for c in demo.CATEGORIES])
+        .on_conflict_do_nothing(index_elements=["slug"])
+    )
+    categories = {c.slug: c for c in await session.scalars(select(Category))}
+    existing = set(await session.scalars(select(Product.slug)))
+    added = 0
+    for p in demo.PRODUCTS:
+        if p.slug in existing:
+            continue
+        category = categories[p.category_slug]
+        product = Product(
+            slug=p.slug, name=p.name, description=p.description, category_id=category.id, price=p.price,
+            images=list(p.images), is_featured=p.featured,
+            search_text=search_text_for(p.name, p.description, category.name),
+            created_at=now - timedelta(days=p.created_days_ago),
+            **_extra_product_fields(p),
+        )
+        product.variants = [
+            Variant(label=v.label, sku=f"{p.slug}-{v.label}".upper().replace(" ", "")[:64], stock=v.stock,
+                    price_override=v.price_override, low_stock_threshold=v.low_stock_threshold, position=i)
+            for i, v in enumerate(p.variants)
+        ]
+        session.add(product)
+        added += 1
+    await session.flush()
+    return added
+
+
+def _extra_product_fields(p: demo.DemoProduct) -> dict[str, object]:
+    """Fields later migrations added to Product (capacity limits), when the model has them."""
+    if hasattr(Product, "max_per_customer"):
+        return {"max_per_customer": p.max_per_customer}
+    return {}
+
+
+async def load_bench_catalog(session: AsyncSession, count: int) -> int:
+    """Top the catalog up to `count` products by cloning demo products under new slugs (bulk insert)."""
+    have = await session.scalar(select(func.count()).select_from(Product)) or 0
+    categories = {c.slug: c for c in await session.scalars(select(Category))}
+    now = datetime.now(UTC)
+    products: list[dict[str, object]] = []
+    variants: list[dict[str, object]] = []
+    import uuid
+
+    for n in range(have, count):
+        p = demo.PRODUCTS[n % len(demo.PRODUCTS)]
+        pid = uuid.uuid4()
+        slug = f"{p.slug}-{n}"
+        name = f"{p.name} #{n}"
+        category = categories[p.category_slug]
+        products.append({
+            "id": pid, "slug": slug, "name": name, "description": p.description, "category_id": category.id,
+            "price": p.price + (n % 7) * 1000, "images": list(p.images), "is_featured": False,
+            "search_text": search_text_for(name, p.description, category.name), "currency": "VND",
+            "is_active": True, "created_at": now - timedelta(minutes=n), "updated_at": now,
+        })
+        for i, v in enumerate(p.variants):
+            variants.append({
+                "id": uuid.uuid4(), "product_id": pid, "label": v.label, "sku": f"B{n}-{i}", "stock": v.stock + 5,
+                "price_override": v.price_override, "low_stock_threshold": v.low_stock_threshold, "position": i,
+                "created_at": now, "updated_at": now,
+            })
+    for start in range(0, len(products), 1000):
+        await session.execute(insert(Product), products[start:start + 1000])
+    for start in range(0, len(variants), 2000):
+        await session.execute(insert(Variant), variants[start:start + 2000])
+    return len(products)

@@ -1,0 +1,157 @@
+"""Catalog rules: the only code that writes categories, products and variants."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from uuid import UUID
+
+from sqlalchemy import Select, and_, exists, func, literal_column, select, true
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
+
+from sweetdream.catalog.filters import ProductFilter
+from sweetdream.catalog.models import Category, Product, Variant
+from sweetdream.catalog.text import fold, prefix_tsquery
+
+
+@dataclass(frozen=True)
+class ProductCard:
+    """One tile of the product grid: only what the grid shows."""
+
+    slug: str
+    name: str
+    category_name: str
+    image: str | None
+    from_price: int
+    to_price: int
+    in_stock: bool
+
+
+@dataclass(frozen=True)
+class ProductPage:
+    cards: list[ProductCard]
+    total: int
+    page: int
+    page_size: int
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // self.page_size))
+
+
+def search_text_for(name: str, description: str, category_name: str) -> str:
+    return fold(f"{name} {category_name} {description}")
+
+
+class CatalogService:
+    def __init__(self, session: AsyncSession, page_size: int = 24) -> None:
+        self.session = session
+        self.page_size = page_size
+
+    async def categories(self) -> list[Category]:
+        result = await self.session.scalars(select(Category).order_by(Category.position, Category.name))
+        return list(result)
+
+    async def size_labels(self) -> list[str]:
+        result = await self.session.scalars(
+            select(Variant.label).group_by(Variant.label).order_by(func.min(Variant.position), Variant.label)
+        )
+        return list(result)
+
+    async def list_products(self, view: ProductFilter) -> ProductPage:
+        """One query: the page of cards with the total count (window function)."""
+        stmt = self._listing(view)
+        rows = (await self.session.execute(stmt)).all()
+        total = rows[0].total if rows else 0
+        if not rows and view.page > 1:
+            # Past the last page: count once so the view can say how many pages there are.
+            total = await self.session.scalar(self._listing(view, count_only=True)) or 0
+        cards = [
+            ProductCard(r.slug, r.name, r.category_name, r.image, r.from_price, r.to_price, r.in_stock)
+            for r in rows
+        ]
+        return ProductPage(cards, total, view.page, self.page_size)
+
+    def _listing(self, view: ProductFilter, count_only: bool = False, featured_only: bool = False) -> Select:
+        effective = func.coalesce(Variant.price_override, Product.price)
+        prices = (
+            select(
+                func.min(effective).label("from_price"),
+                func.max(effective).label("to_price"),
+                func.coalesce(func.bool_or(Variant.stock > 0), False).label("in_stock"),
+            )
+            .where(Variant.product_id == Product.id)
+            .lateral("prices")
+        )
+        conditions = [Product.is_active.is_(True)]
+        if featured_only:
+            conditions.append(Product.is_featured.is_(True))
+        if view.category:
+            conditions.append(Category.slug == view.category)
+        if view.size:
+            size_match = and_(Variant.product_id == Product.id, Variant.label == view.size)
+            if view.in_stock:
+                size_match = and_(size_match, Variant.stock > 0)
+            conditions.append(exists().where(size_match))
+        elif view.in_stock:
+            conditions.append(prices.c.in_stock.is_(True))
+        if view.min_price is not None:
+            conditions.append(prices.c.from_price >= view.min_price)
+        if view.max_price is not None:
+            conditions.append(prices.c.from_price <= view.max_price)
+        tsquery = prefix_tsquery(view.q) if view.q else ""
+        if view.q:
+            if not tsquery:  # only punctuation: nothing can match
+                conditions.append(literal_column("false"))
+            else:
+                conditions.append(Product.search_vector.op("@@")(func.to_tsquery("simple", tsquery)))
+        base = (
+            select(Product)
+            .join(Category, Category.id == Product.category_id)
+            .join(prices, true())
+            .where(*conditions)
+        )
+        if count_only:
+            return base.with_only_columns(func.count()).order_by(None)
+        order = {
+            "newest": [Product.created_at.desc()],
+            "price_asc": [prices.c.from_price.asc()],
+            "price_desc": [prices.c.from_price.desc()],
+            "name": [Product.name.asc()],
+            "relevance": [
+                func.ts_rank(Product.search_vector, func.to_tsquery("simple", tsquery or "x")).desc(),
+                Product.name.asc(),
+            ],
+        }[view.sort]
+        return (
+            base.with_only_columns(
+                Product.slug,
+                Product.name,
+                Category.name.label("category_name"),
+                Product.images[0].astext.label("image"),
+                prices.c.from_price,
+                prices.c.to_price,
+                prices.c.in_stock,
+                func.count().over().label("total"),
+            )
+            .order_by(*order, Product.id)
+            .limit(self.page_size)
+            .offset((view.page - 1) * self.page_size)
+        )
+
+    async def get_by_slug(self, slug: str) -> Product | None:
+        return await self.session.scalar(
+            select(Product)
+            .where(Product.slug == slug, Product.is_active.is_(True))
+            .options(selectinload(Product.variants), selectinload(Product.category))
+        )
+
+    async def featured(self, limit: int = 8) -> list[ProductCard]:
+        rows = (await self.session.execute(self._listing(ProductFilter(), featured_only=True).limit(limit))).all()
+        return [
+            ProductCard(r.slug, r.name, r.category_name, r.image, r.from_price, r.to_price, r.in_stock)
+            for r in rows
+        ]
+
+    async def get_variant(self, variant_id: UUID) -> Variant | None:
+        return await self.session.get(Variant, variant_id)

@@ -1,0 +1,35 @@
+"""Database configuration: the async engine, session config and the declarative bases."""
+
+from __future__ import annotations
+
+from advanced_alchemy.base import UUIDAuditBase, UUIDBase, orm_registry
+from advanced_alchemy.extensions.litestar import (
+    AlembicAsyncConfig,
+    AsyncSessionConfig,
+    EngineConfig,
+    SQLAlchemyAsyncConfig,
+)
+
+from sweetdream.settings import PROJECT_ROOT, Settings
+
+__all__ = ["UUIDAuditBase", "UUIDBase", "make_sqlalchemy_config", "metadata"]
+
+metadata = orm_registry.metadata
+
+
+def make_sqlalchemy_config(settings: Settings) -> SQLAlchemyAsyncConfig:
+    return SQLAlchemyAsyncConfig(
+        connection_string=settings.database_url,
+        engine_config=EngineConfig(
+            pool_size=settings.db_pool_size,
+            max_overflow=settings.db_pool_size,
+            pool_pre_ping=False,
+        ),
+        session_config=AsyncSessionConfig(expire_on_commit=False),
+        before_send_handler="autocommit",
+        create_all=False,
+        alembic_config=AlembicAsyncConfig(
+            script_location=str(PROJECT_ROOT / "migrations"),
+            script_config=str(PROJECT_ROOT / "alembic.ini"),
+        ),
+    )

@@ -1,0 +1,5 @@
+"""Imports every domain's models so Alembic and the metadata see all tables."""
+
+from sweetdream.catalog.models import Category, Product, Variant
+
+__all__ = ["Category", "Product", "Variant"]

@@ -1,0 +1,23 @@
+"""Helpers shared by the HTML controllers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Request
+from litestar.response import Template
+
+
+def render(request: Request, name: str, status_code: int = 200, **context: Any) -> Template:
+    """Render a page; an HTMX request that is not a boosted navigation gets the bare layout."""
+    htmx = getattr(request, "htmx", None)
+    partial = bool(htmx) and not htmx.boosted  # type: ignore[union-attr]
+    context.setdefault("layout", "layouts/bare.html" if partial else "layouts/full.html")
+    return Template(template_name=name, context=context, status_code=status_code)
+
+
+def render_fragment(request: Request, name: str, **context: Any) -> str:
+    """Render a template to a string (for caching fragments)."""
+    engine = request.app.template_engine
+    assert engine is not None
+    return engine.get_template(name).render(request=request, **context)

@@ -1,0 +1,112 @@
+"""One typed Settings object, read from the environment (12-factor).
+
+Every variable is documented in README.md. Development defaults are safe; production refuses to
+start without a real SECRET_KEY.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+DEV_SECRET = "dev-only-secret-key-not-for-production-use"
+
+
+class SettingsError(RuntimeError):
+    """Raised when the environment describes a configuration we refuse to run with."""
+
+
+def _env(name: str, default: str = "") -> str:
+    return os.environ.get(name, default).strip()
+
+
+def _int(name: str, default: int) -> int:
+    raw = _env(name)
+    if not raw:
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise SettingsError(f"{name} must be an integer, got {raw!r}") from exc
+
+
+def _bool(name: str, default: bool) -> bool:
+    raw = _env(name).lower()
+    if not raw:
+        return default
+    return raw in {"1", "true", "yes", "on"}
+
+
+@dataclass(frozen=True)
+class Settings:
+    environment: str = "development"
+    secret_key: str = DEV_SECRET
+    database_url: str = ""
+    redis_url: str = ""
+    db_pool_size: int = 10
+    log_level: str = "INFO"
+    log_json: bool = False
+    site_name: str = "SweetDream"
+    currency: str = "VND"
+    shop_timezone: str = "Asia/Ho_Chi_Minh"
+    templates_dir: Path = PROJECT_ROOT / "templates"
+    static_dir: Path = PROJECT_ROOT / "static"
+    var_dir: Path = PROJECT_ROOT / "var"
+    catalog_cache_seconds: int = 300
+    page_size: int = 24
+    shipping_fee: int = 30000
+    free_shipping_threshold: int = 500000
+    s3_bucket: str = ""
+    s3_endpoint_url: str = ""
+    aws_region: str = "ap-southeast-1"
+    mail_backend: str = "file"
+    mail_from: str = "SweetDream <shop@sweetdream.example>"
+    smtp_url: str = ""
+    admin_emails: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def is_dev(self) -> bool:
+        return self.environment in {"development", "test"}
+
+    @property
+    def is_test(self) -> bool:
+        return self.environment == "test"
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        environment = _env("SWEETDREAM_ENV", "development").lower()
+        if environment not in {"development", "test", "production"}:
+            raise SettingsError("SWEETDREAM_ENV must be development, test or production")
+        secret_key = _env("SECRET_KEY") or (DEV_SECRET if environment != "production" else "")
+        if environment == "production" and (len(secret_key) < 32 or secret_key == DEV_SECRET):
+            raise SettingsError("SECRET_KEY must be set to a random value of 32+ characters in production")
+        var_dir = Path(_env("SWEETDREAM_VAR_DIR") or PROJECT_ROOT / "var")
+        return cls(
+            environment=environment,
+            secret_key=secret_key,
+            database_url=_normalise_db_url(_env("DATABASE_URL")),
+            redis_url=_env("REDIS_URL"),
+            db_pool_size=_int("DB_POOL_SIZE", 10),
+            log_level=_env("LOG_LEVEL", "INFO").upper(),
+            log_json=_bool("LOG_JSON", environment == "production"),
+            catalog_cache_seconds=_int("CATALOG_CACHE_SECONDS", 300),
+            shipping_fee=_int("SHIPPING_FEE", 30000),
+            free_shipping_threshold=_int("FREE_SHIPPING_THRESHOLD", 500000),
+            s3_bucket=_env("S3_BUCKET"),
+            s3_endpoint_url=_env("S3_ENDPOINT_URL"),
+            aws_region=_env("AWS_REGION", "ap-southeast-1"),
+            mail_backend=_env("MAIL_BACKEND", "file"),
+            mail_from=_env("MAIL_FROM", "SweetDream <shop@sweetdream.example>"),
+            smtp_url=_env("SMTP_URL"),
+            var_dir=var_dir,
+        )
+
+
+def _normalise_db_url(url: str) -> str:
+    """Accept the usual postgres:// forms and use the asyncpg driver."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+asyncpg://" + url[len(prefix) :]
+    return url

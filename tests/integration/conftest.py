@@ -1,0 +1,45 @@
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
+
+from sweetdream.app import create_app
+from sweetdream.settings import Settings
+from tests.support import TestStack, flush_redis_except_sessions, start_test_stack
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[TestStack]:
+    test_stack = start_test_stack()
+    yield test_stack
+    test_stack.close()
+
+
+@pytest.fixture
+def settings(stack: TestStack) -> Settings:
+    flush_redis_except_sessions(stack.settings)
+    return stack.settings
+
+
+@pytest.fixture
+def app(settings: Settings) -> Litestar:
+    return create_app(settings)
+
+
+@pytest.fixture
+async def client(app: Litestar) -> AsyncIterator[AsyncTestClient[Litestar]]:
+    async with AsyncTestClient(app=app, base_url="http://127.0.0.1") as test_client:
+        yield test_client
+
+
+@pytest.fixture
+async def db(settings: Settings) -> AsyncIterator[AsyncSession]:
+    """A session for arranging and checking data directly (committed writes)."""
+    engine = create_async_engine(settings.database_url)
+    async with async_sessionmaker(engine, expire_on_commit=False)() as session:
+        yield session
+    await engine.dispose()

@@ -1,0 +1,100 @@
+"""The real stack for integration and browser tests: embedded PostgreSQL and Redis (or the servers
+named by DATABASE_URL/REDIS_URL), a fresh database per test session, migrated and seeded."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sweetdream.settings import PROJECT_ROOT, Settings
+
+TEST_VAR = PROJECT_ROOT / "var" / "test"
+
+
+@dataclass
+class TestStack:
+    settings: Settings
+    database: str
+    servers: list[Any]
+    admin_url: str
+
+    def close(self) -> None:
+        import asyncio
+
+        import asyncpg
+
+        async def drop() -> None:
+            conn = await asyncpg.connect(self.admin_url)
+            try:
+                await conn.execute(f'DROP DATABASE IF EXISTS "{self.database}" WITH (FORCE)')
+            finally:
+                await conn.close()
+
+        asyncio.run(drop())
+
+
+def start_test_stack() -> TestStack:
+    from sweetdream.platform import devstack
+
+    servers: list[Any] = []
+    database = f"test_{uuid.uuid4().hex[:10]}"
+    base_db_url = os.environ.get("DATABASE_URL", "")
+    if base_db_url:
+        admin_url = base_db_url.replace("postgresql+asyncpg://", "postgresql://")
+        db_url = base_db_url.rsplit("/", 1)[0] + f"/{database}"
+    else:
+        TEST_VAR.mkdir(parents=True, exist_ok=True)
+        _, pg = devstack.start_postgres(TEST_VAR, database="postgres")
+        servers.append(pg)
+        sockdir = pg.get_postmaster_info().socket_dir
+        admin_url = f"postgresql://postgres@/postgres?host={sockdir}"
+        db_url = f"postgresql+asyncpg://postgres@/{database}?host={sockdir}"
+    _create_database(admin_url, database)
+    if not os.environ.get("REDIS_URL"):
+        redis_dir = TEST_VAR / f"redis-{uuid.uuid4().hex[:6]}"
+        url, redis = devstack.start_redis(redis_dir)
+        servers.append(redis)
+        os.environ["REDIS_URL"] = url
+    os.environ.update({"DATABASE_URL": db_url, "SWEETDREAM_ENV": "test", "SWEETDREAM_VAR_DIR": str(TEST_VAR)})
+    settings = Settings.from_env()
+    _migrate_and_seed(settings)
+    return TestStack(settings, database, servers, admin_url)
+
+
+def _create_database(admin_url: str, database: str) -> None:
+    import asyncio
+
+    import asyncpg
+
+    async def create() -> None:
+        conn = await asyncpg.connect(admin_url)
+        try:
+            await conn.execute(f'CREATE DATABASE "{database}"')
+        finally:
+            await conn.close()
+
+    asyncio.run(create())
+
+
+def _migrate_and_seed(settings: Settings) -> None:
+    from sweetdream.app import create_app
+    from sweetdream.cli import seed_demo, upgrade_database
+
+    app = create_app(settings)
+    upgrade_database(app)
+    seed_demo(app)
+
+
+def flush_redis_except_sessions(settings: Settings) -> None:
+    """Tests share one Redis: clear rate-limit counters and caches between tests."""
+    import redis
+
+    client = redis.Redis.from_url(settings.redis_url)
+    client.flushdb()
+    client.close()
+
+
+__all__ = ["Path", "TestStack", "flush_redis_except_sessions", "start_test_stack"]
