@@ -28,11 +28,6 @@ def main() -> None:
     litestar_group()
 
 
-def _app(ctx: click.Context) -> Litestar:
-    env = ctx.obj() if callable(ctx.obj) else ctx.obj
-    return env.app  # type: ignore[no-any-return]
-
-
 def run_with_session(app: Litestar, work: Callable[[Any], Awaitable[T]]) -> T:
     """Run `work(session)` in one committed transaction, outside any request."""
     from advanced_alchemy.extensions.litestar import SQLAlchemyPlugin
@@ -82,9 +77,7 @@ def _bump_catalog(app: Litestar) -> None:
 
 @click.command(name="seed", help="Load the demo catalog (idempotent).")
 @click.option("--bench-products", type=int, default=0, help="Also top the catalog up to N products (benchmarks).")
-@click.pass_context
-def seed_command(ctx: click.Context, bench_products: int) -> None:
-    app = _app(ctx)
+def seed_command(app: Litestar, bench_products: int) -> None:
     added = seed_demo(app)
     click.echo(f"Demo catalog: {added} product(s) added.")
     if bench_products:
@@ -98,9 +91,8 @@ def seed_command(ctx: click.Context, bench_products: int) -> None:
 @click.command(name="dev", help="Start everything for development: database, Redis, migrations, demo data, web, worker.")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, type=int, show_default=True)
-@click.pass_context
-def dev_command(ctx: click.Context, host: str, port: int) -> None:
-    app = _app(ctx)  # starts embedded PostgreSQL/Redis when their URLs are unset, and exports the URLs
+def dev_command(app: Litestar, host: str, port: int) -> None:
+    # Loading the app started embedded PostgreSQL/Redis if their URLs were unset, and exported the URLs.
     upgrade_database(app)
     click.echo(f"Demo catalog: {seed_demo(app)} product(s) added.")
     for hook in DEV_HOOKS:
@@ -130,6 +122,8 @@ def _wait_for_children(children: list[subprocess.Popen[bytes]]) -> None:
                 child.send_signal(signal.SIGTERM)
 
     signal.signal(signal.SIGTERM, stop)
+    # A shell starting us in the background ignores SIGINT; Ctrl-C must still stop everything.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         while all(child.poll() is None for child in children):
             try:

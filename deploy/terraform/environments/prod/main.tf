@@ -1,0 +1,58 @@
+# Prod: multi-AZ data stores, a NAT per AZ, web deployed blue/green by CodeDeploy
+# (codedeploy.tf); the worker (no load balancer) deploys rolling.
+
+locals {
+  name = "sweetdream-prod"
+}
+
+module "kms" {
+  source = "../../modules/kms"
+  name   = local.name
+}
+
+module "network" {
+  source             = "../../modules/network"
+  name               = local.name
+  cidr_block         = "10.30.0.0/16"
+  single_nat_gateway = false
+  logs_kms_key_arn   = module.kms.key_arn
+}
+
+module "data" {
+  source                   = "../../modules/data"
+  name                     = local.name
+  vpc_id                   = module.network.vpc_id
+  private_subnet_ids       = module.network.private_subnet_ids
+  client_security_group_id = module.service.task_security_group_id
+  kms_key_arn              = module.kms.key_arn
+  multi_az                 = true
+  deletion_protection      = true
+  db_instance_class        = "db.t4g.medium"
+  redis_node_type          = "cache.t4g.small"
+  backup_retention_days    = 14
+}
+
+module "service" {
+  source             = "../../modules/service"
+  name               = local.name
+  vpc_id             = module.network.vpc_id
+  vpc_cidr_block     = module.network.vpc_cidr_block
+  public_subnet_ids  = module.network.public_subnet_ids
+  private_subnet_ids = module.network.private_subnet_ids
+  kms_key_arn        = module.kms.key_arn
+  certificate_arn    = var.certificate_arn
+  image_tag          = var.image_tag
+
+  deployment_controller              = "CODE_DEPLOY"
+  deployment_minimum_healthy_percent = 100
+  deployment_maximum_percent         = 200
+
+  secret_arns        = module.data.secret_arns
+  export_bucket_name = module.data.export_bucket_name
+  export_bucket_arn  = module.data.export_bucket_arn
+  ses_identity_arns  = var.ses_identity_arns
+  mail_from          = var.mail_from
+
+  web_desired_count    = 2
+  worker_desired_count = 1
+}

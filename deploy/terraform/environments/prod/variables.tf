@@ -1,0 +1,25 @@
+variable "region" {
+  type    = string
+  default = "ap-southeast-1"
+}
+
+variable "certificate_arn" {
+  description = "ACM certificate (same region) for the shop's domain."
+  type        = string
+}
+
+variable "image_tag" {
+  description = "Image for the first task-definition revision (a git SHA already pushed to ECR)."
+  type        = string
+}
+
+variable "ses_identity_arns" {
+  description = "Verified SES identities the shop sends from."
+  type        = list(string)
+  default     = []
+}
+
+variable "mail_from" {
+  type    = string
+  default = "SweetDream <shop@sweetdream.example>"
+}
