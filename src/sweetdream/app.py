@@ -65,7 +65,7 @@ def provide_catalog(db_session: NamedDependency[AsyncSession], state: State) -> 
 
 
 def provide_catalog_cache(state: State) -> CatalogCache:
-    return state.catalog_cache  # type: ignore[no-any-return]
+    return state.catalog_cache
 
 
 class SweetDream(Litestar):
@@ -79,7 +79,7 @@ class SweetDream(Litestar):
         super().__init__(*args, **kwargs)
         self._outer = http_middleware(super().__call__)
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:  # type: ignore[override]
         if scope["type"] == "http":
             await self._outer(scope, receive, send)
         else:
@@ -129,13 +129,24 @@ def create_app(settings: Settings | None = None) -> Litestar:
         template_config=TemplateConfig(
             directory=settings.templates_dir, engine=JinjaTemplateEngine, engine_callback=template_engine
         ),
-        middleware=[ServerSideSessionConfig(
-            key="sd_session", max_age=30 * 24 * 3600, renew_on_access=True, secure=not settings.is_dev,
-            httponly=True, samesite="lax", exclude=["^/static/", "^/health$"],
-        ).middleware],
+        middleware=[
+            ServerSideSessionConfig(
+                key="sd_session",
+                max_age=30 * 24 * 3600,
+                renew_on_access=True,
+                secure=not settings.is_dev,
+                httponly=True,
+                samesite="lax",
+                exclude=["^/static/", "^/health$"],
+            ).middleware
+        ],
         csrf_config=CSRFConfig(
-            secret=settings.secret_key, cookie_name="sd_csrf", header_name="x-csrftoken",
-            cookie_secure=not settings.is_dev, cookie_samesite="lax", exclude=["^/api/"],
+            secret=settings.secret_key,
+            cookie_name="sd_csrf",
+            header_name="x-csrftoken",
+            cookie_secure=not settings.is_dev,
+            cookie_samesite="lax",
+            exclude=["^/api/"],
         ),
         stores={"sessions": RedisStore(redis, namespace="session")},
         exception_handlers=exception_handlers(),
@@ -143,5 +154,3 @@ def create_app(settings: Settings | None = None) -> Litestar:
         lifespan=[lifespan],
         debug=False,
     )
-
-

@@ -30,9 +30,10 @@ def main() -> None:
 
 def run_with_session(app: Litestar, work: Callable[[Any], Awaitable[T]]) -> T:
     """Run `work(session)` in one committed transaction, outside any request."""
-    from advanced_alchemy.extensions.litestar import SQLAlchemyPlugin
+    from advanced_alchemy.extensions.litestar import SQLAlchemyAsyncConfig, SQLAlchemyPlugin
 
     config = app.plugins.get(SQLAlchemyPlugin).config[0]
+    assert isinstance(config, SQLAlchemyAsyncConfig)
 
     async def runner() -> T:
         try:
@@ -88,7 +89,9 @@ def seed_command(app: Litestar, bench_products: int) -> None:
         click.echo(f"Bench catalog: {extra} product(s) added.")
 
 
-@click.command(name="dev", help="Start everything for development: database, Redis, migrations, demo data, web, worker.")
+@click.command(
+    name="dev", help="Start everything for development: database, Redis, migrations, demo data, web, worker."
+)
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, type=int, show_default=True)
 def dev_command(app: Litestar, host: str, port: int) -> None:
@@ -100,11 +103,25 @@ def dev_command(app: Litestar, host: str, port: int) -> None:
     env = {**os.environ, "SWEETDREAM_ENV": app.state.settings.environment}
     children = [
         subprocess.Popen(
-            [sys.executable, "-m", "granian", "--interface", "asgi", "--factory", "sweetdream.app:create_app",
-             "--host", host, "--port", str(port), "--workers", "1", "--no-ws"],
+            [
+                sys.executable,
+                "-m",
+                "granian",
+                "--interface",
+                "asgi",
+                "--factory",
+                "sweetdream.app:create_app",
+                "--host",
+                host,
+                "--port",
+                str(port),
+                "--workers",
+                "1",
+                "--no-ws",
+            ],
             env=env,
         ),
-        *[subprocess.Popen(cmd, env=env) for cmd in DEV_PROCESSES],
+        *[subprocess.Popen(cmd, env=env) for cmd in DEV_PROCESSES],,
     ]
     click.echo(f"SweetDream is running on http://{host}:{port}  (Ctrl-C stops everything)")
     _wait_for_children(children)

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-DEV_SECRET = "dev-only-secret-key-not-for-production-use"
+DEV_SECRET = "dev-only-secret-key-not-for-production-use"  # noqa: S105 (refused in production)
 
 
 class SettingsError(RuntimeError):

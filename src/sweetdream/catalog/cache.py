@@ -37,7 +37,7 @@ class CatalogCache:
         hit = self._entries.get(key)
         if hit is not None and hit[0] == version:
             self._entries.move_to_end(key)
-            return hit[1]  # type: ignore[no-any-return]
+            return hit[1]  # type: ignore[no-any-return,unused-ignore]
         value = await compute()
         self._entries[key] = (version, value)
         if len(self._entries) > self.max_entries:

@@ -49,14 +49,10 @@ class Product(UUIDAuditBase):
     images: Mapped[list[str]] = mapped_column(JSONB, default=list)
     # Accent-folded name/category/description, computed by the service (see catalog/text.py).
     search_text: Mapped[str] = mapped_column(Text, default="")
-    search_vector: Mapped[str] = mapped_column(
-        TSVECTOR, Computed("to_tsvector('simple', search_text)", persisted=True)
-    )
+    search_vector: Mapped[str] = mapped_column(TSVECTOR, Computed("to_tsvector('simple', search_text)", persisted=True))
 
     category: Mapped[Category] = relationship(lazy="raise")
-    variants: Mapped[list[Variant]] = relationship(
-        back_populates="product", lazy="raise", order_by="Variant.position"
-    )
+    variants: Mapped[list[Variant]] = relationship(back_populates="product", lazy="raise", order_by="Variant.position")
 
 
 class Variant(UUIDAuditBase):

@@ -19,8 +19,12 @@ async def load_demo_catalog(session: AsyncSession) -> int:
     now = datetime.now(UTC)
     await session.execute(
         insert(Category)
-        .values([{"slug": c.slug, "name": c.name, "description": c.description, "position": c.position}
-                 for c in demo.CATEGORIES])
+        .values(
+            [
+                {"slug": c.slug, "name": c.name, "description": c.description, "position": c.position}
+                for c in demo.CATEGORIES
+            ]
+        )
         .on_conflict_do_nothing(index_elements=["slug"])
     )
     categories = {c.slug: c for c in await session.scalars(select(Category))}
@@ -31,15 +35,26 @@ async def load_demo_catalog(session: AsyncSession) -> int:
             continue
         category = categories[p.category_slug]
         product = Product(
-            slug=p.slug, name=p.name, description=p.description, category_id=category.id, price=p.price,
-            images=list(p.images), is_featured=p.featured,
+            slug=p.slug,
+            name=p.name,
+            description=p.description,
+            category_id=category.id,
+            price=p.price,
+            images=list(p.images),
+            is_featured=p.featured,
             search_text=search_text_for(p.name, p.description, category.name),
             created_at=now - timedelta(days=p.created_days_ago),
             **_extra_product_fields(p),
         )
         product.variants = [
-            Variant(label=v.label, sku=f"{p.slug}-{v.label}".upper().replace(" ", "")[:64], stock=v.stock,
-                    price_override=v.price_override, low_stock_threshold=v.low_stock_threshold, position=i)
+            Variant(
+                label=v.label,
+                sku=f"{p.slug}-{v.label}".upper().replace(" ", "")[:64],
+                stock=v.stock,
+                price_override=v.price_override,
+                low_stock_threshold=v.low_stock_threshold,
+                position=i,
+            )
             for i, v in enumerate(p.variants)
         ]
         session.add(product)
@@ -70,20 +85,40 @@ async def load_bench_catalog(session: AsyncSession, count: int) -> int:
         slug = f"{p.slug}-{n}"
         name = f"{p.name} #{n}"
         category = categories[p.category_slug]
-        products.append({
-            "id": pid, "slug": slug, "name": name, "description": p.description, "category_id": category.id,
-            "price": p.price + (n % 7) * 1000, "images": list(p.images), "is_featured": False,
-            "search_text": search_text_for(name, p.description, category.name), "currency": "VND",
-            "is_active": True, "created_at": now - timedelta(minutes=n), "updated_at": now,
-        })
+        products.append(
+            {
+                "id": pid,
+                "slug": slug,
+                "name": name,
+                "description": p.description,
+                "category_id": category.id,
+                "price": p.price + (n % 7) * 1000,
+                "images": list(p.images),
+                "is_featured": False,
+                "search_text": search_text_for(name, p.description, category.name),
+                "currency": "VND",
+                "is_active": True,
+                "created_at": now - timedelta(minutes=n),
+                "updated_at": now,
+            }
+        )
         for i, v in enumerate(p.variants):
-            variants.append({
-                "id": uuid.uuid4(), "product_id": pid, "label": v.label, "sku": f"B{n}-{i}", "stock": v.stock + 5,
-                "price_override": v.price_override, "low_stock_threshold": v.low_stock_threshold, "position": i,
-                "created_at": now, "updated_at": now,
-            })
+            variants.append(
+                {
+                    "id": uuid.uuid4(),
+                    "product_id": pid,
+                    "label": v.label,
+                    "sku": f"B{n}-{i}",
+                    "stock": v.stock + 5,
+                    "price_override": v.price_override,
+                    "low_stock_threshold": v.low_stock_threshold,
+                    "position": i,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+            )
     for start in range(0, len(products), 1000):
-        await session.execute(insert(Product), products[start:start + 1000])
+        await session.execute(insert(Product), products[start : start + 1000])
     for start in range(0, len(variants), 2000):
-        await session.execute(insert(Variant), variants[start:start + 2000])
+        await session.execute(insert(Variant), variants[start : start + 2000])
     return len(products)

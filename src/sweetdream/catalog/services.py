@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from uuid import UUID
 
-from sqlalchemy import Select, and_, exists, func, literal_column, select, true
+from sqlalchemy import ColumnElement, Select, and_, exists, false, func, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
@@ -67,8 +67,7 @@ class CatalogService:
             # Past the last page: count once so the view can say how many pages there are.
             total = await self.session.scalar(self._listing(view, count_only=True)) or 0
         cards = [
-            ProductCard(r.slug, r.name, r.category_name, r.image, r.from_price, r.to_price, r.in_stock)
-            for r in rows
+            ProductCard(r.slug, r.name, r.category_name, r.image, r.from_price, r.to_price, r.in_stock) for r in rows
         ]
         return ProductPage(cards, total, view.page, self.page_size)
 
@@ -83,7 +82,7 @@ class CatalogService:
             .where(Variant.product_id == Product.id)
             .lateral("prices")
         )
-        conditions = [Product.is_active.is_(True)]
+        conditions: list[ColumnElement[bool]] = [Product.is_active.is_(True)]
         if featured_only:
             conditions.append(Product.is_featured.is_(True))
         if view.category:
@@ -102,14 +101,11 @@ class CatalogService:
         tsquery = prefix_tsquery(view.q) if view.q else ""
         if view.q:
             if not tsquery:  # only punctuation: nothing can match
-                conditions.append(literal_column("false"))
+                conditions.append(false())
             else:
                 conditions.append(Product.search_vector.op("@@")(func.to_tsquery("simple", tsquery)))
         base = (
-            select(Product)
-            .join(Category, Category.id == Product.category_id)
-            .join(prices, true())
-            .where(*conditions)
+            select(Product).join(Category, Category.id == Product.category_id).join(prices, true()).where(*conditions)
         )
         if count_only:
             return base.with_only_columns(func.count()).order_by(None)
@@ -149,8 +145,7 @@ class CatalogService:
     async def featured(self, limit: int = 8) -> list[ProductCard]:
         rows = (await self.session.execute(self._listing(ProductFilter(), featured_only=True).limit(limit))).all()
         return [
-            ProductCard(r.slug, r.name, r.category_name, r.image, r.from_price, r.to_price, r.in_stock)
-            for r in rows
+            ProductCard(r.slug, r.name, r.category_name, r.image, r.from_price, r.to_price, r.in_stock) for r in rows
         ]
 
     async def get_variant(self, variant_id: UUID) -> Variant | None:

@@ -37,7 +37,8 @@ def start_postgres(var_dir: Path, database: str = "sweetdream") -> tuple[str, An
     import pgserver  # dev dependency only
 
     server = pgserver.get_server(var_dir / "pgdata", cleanup_mode="stop")
-    exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{database}';")
+    # `database` is our own constant, never user input.
+    exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{database}';")  # noqa: S608
     if "1 row" not in exists:
         server.psql(f'CREATE DATABASE "{database}";')
     sockdir = server.get_postmaster_info().socket_dir

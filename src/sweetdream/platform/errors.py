@@ -58,8 +58,12 @@ def handle_exception(request: Request, exc: Exception) -> Response[Any]:
         return Response(body, status_code=status, media_type=MediaType.JSON, headers=headers)
     return Template(
         template_name="errors/error.html",
-        context={"status": status, "title": TITLES.get(status, "Something went wrong"), "message": message,
-                 "layout": "layouts/full.html"},
+        context={
+            "status": status,
+            "title": TITLES.get(status, "Something went wrong"),
+            "message": message,
+            "layout": "layouts/full.html",
+        },
         status_code=status,
         headers=headers,
     )

@@ -39,6 +39,7 @@ def http_middleware(app: ASGIApp) -> ASGIApp:
         if scope["type"] != "http":
             await app(scope, receive, send)
             return
+        method = scope.get("method", "")
         request_id = request_id_from(scope)
         scope.setdefault("state", {})["request_id"] = request_id.decode()
         started = time.perf_counter()
@@ -51,7 +52,7 @@ def http_middleware(app: ASGIApp) -> ASGIApp:
                 headers = list(message.get("headers", []))
                 headers.append((b"x-request-id", request_id))
                 headers.extend(SECURITY_HEADERS)
-                message["headers"] = headers  # type: ignore[typeddict-unknown-key]
+                message["headers"] = headers
             await send(message)
 
         try:
@@ -59,12 +60,12 @@ def http_middleware(app: ASGIApp) -> ASGIApp:
         finally:
             log.info(
                 "%s %s %s",
-                scope["method"],
+                method,
                 scope["path"],
                 status,
                 extra={
                     "request_id": request_id.decode(),
-                    "method": scope["method"],
+                    "method": method,
                     "path": scope["path"],
                     "status": status,
                     "duration_ms": round((time.perf_counter() - started) * 1000, 2),

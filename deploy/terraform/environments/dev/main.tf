@@ -13,6 +13,7 @@ module "network" {
   source             = "../../modules/network"
   name               = local.name
   cidr_block         = "10.20.0.0/16"
+  azs                = ["${var.region}a", "${var.region}b"]
   single_nat_gateway = true
   logs_kms_key_arn   = module.kms.key_arn
 }

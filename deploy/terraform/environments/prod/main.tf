@@ -14,6 +14,7 @@ module "network" {
   source             = "../../modules/network"
   name               = local.name
   cidr_block         = "10.30.0.0/16"
+  azs                = ["${var.region}a", "${var.region}b"]
   single_nat_gateway = false
   logs_kms_key_arn   = module.kms.key_arn
 }

@@ -1,11 +1,6 @@
 # VPC with 2 public subnets (ALB, NAT) and 2 private subnets (ECS tasks, RDS, Redis).
 
-data "aws_availability_zones" "available" {
-  state = "available"
-}
-
 locals {
-  azs = slice(data.aws_availability_zones.available.names, 0, 2)
   # One NAT per AZ in prod; a single shared NAT is cheaper for dev.
   nat_count = var.single_nat_gateway ? 1 : 2
 }
@@ -31,18 +26,18 @@ resource "aws_internet_gateway" "this" {
 resource "aws_subnet" "public" {
   count                   = 2
   vpc_id                  = aws_vpc.this.id
-  availability_zone       = local.azs[count.index]
+  availability_zone       = var.azs[count.index]
   cidr_block              = cidrsubnet(var.cidr_block, 8, count.index)
   map_public_ip_on_launch = false # only the ALB and NAT live here, with their own addresses
-  tags                    = merge(var.tags, { Name = "${var.name}-public-${local.azs[count.index]}", Tier = "public" })
+  tags                    = merge(var.tags, { Name = "${var.name}-public-${var.azs[count.index]}", Tier = "public" })
 }
 
 resource "aws_subnet" "private" {
   count             = 2
   vpc_id            = aws_vpc.this.id
-  availability_zone = local.azs[count.index]
+  availability_zone = var.azs[count.index]
   cidr_block        = cidrsubnet(var.cidr_block, 8, count.index + 10)
-  tags              = merge(var.tags, { Name = "${var.name}-private-${local.azs[count.index]}", Tier = "private" })
+  tags              = merge(var.tags, { Name = "${var.name}-private-${var.azs[count.index]}", Tier = "private" })
 }
 
 resource "aws_eip" "nat" {

@@ -9,6 +9,15 @@ variable "cidr_block" {
   default     = "10.20.0.0/16"
 }
 
+variable "azs" {
+  description = "The two availability zones to use, e.g. [\"ap-southeast-1a\", \"ap-southeast-1b\"]."
+  type        = list(string)
+  validation {
+    condition     = length(var.azs) == 2
+    error_message = "azs must name exactly two availability zones."
+  }
+}
+
 variable "single_nat_gateway" {
   description = "true: one NAT for both private subnets (cheap, dev); false: one NAT per AZ (prod)."
   type        = bool

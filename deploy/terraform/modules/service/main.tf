@@ -107,15 +107,23 @@ resource "aws_security_group" "alb" {
   tags        = var.tags
 }
 
-resource "aws_vpc_security_group_ingress_rule" "alb" {
-  #checkov:skip=CKV_AWS_260:Port 80 only answers with a redirect to HTTPS.
-  for_each          = { https = 443, http = 80 }
+resource "aws_vpc_security_group_ingress_rule" "alb_https" {
   security_group_id = aws_security_group.alb.id
-  description       = "${upper(each.key)} from the internet"
+  description       = "HTTPS from the internet"
   cidr_ipv4         = "0.0.0.0/0"
   ip_protocol       = "tcp"
-  from_port         = each.value
-  to_port           = each.value
+  from_port         = 443
+  to_port           = 443
+}
+
+resource "aws_vpc_security_group_ingress_rule" "alb_http" {
+  #checkov:skip=CKV_AWS_260:Port 80 only answers with a 301 redirect to HTTPS.
+  security_group_id = aws_security_group.alb.id
+  description       = "HTTP from the internet (redirected to HTTPS)"
+  cidr_ipv4         = "0.0.0.0/0"
+  ip_protocol       = "tcp"
+  from_port         = 80
+  to_port           = 80
 }
 
 resource "aws_vpc_security_group_egress_rule" "alb_to_web" {

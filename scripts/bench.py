@@ -1,0 +1,351 @@
+"""Load-test the app as production serves it: granian, 2 workers, SWEETDREAM_ENV=production.
+
+    make bench                                   # every scenario, 10 s per wrk run
+    BENCH_SECONDS=5 .venv/bin/python scripts/bench.py catalog
+
+Starts a fresh embedded stack (tests.support), tops the catalog up to 10,000 products, starts
+granian on a free port and runs each scenario with wrk. Each scenario prints a table and its
+verdicts and writes var/bench/<scenario>.json. wrk shares the machine's cores with the server:
+compare the ratios measured in one run, not the absolute figures.
+
+To add a scenario, write a function `(Bench) -> Report` and append it to SCENARIOS.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from statistics import mean
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "src")]
+
+from tests.support import start_test_stack  # noqa: E402
+
+BENCH_DIR = ROOT / "var" / "bench"
+BENCH_PRODUCTS = 10_000
+WEB_WORKERS = 2
+CONCURRENCIES = (64, 8)
+
+
+# --- the app under test ---------------------------------------------------------------------------
+
+
+@dataclass
+class Bench:
+    """What a scenario gets: the running app's base URL and the wrk run length."""
+
+    base_url: str
+    seconds: int
+    env: dict[str, str]
+
+
+def seed_bench_catalog(env: dict[str, str], products: int) -> None:
+    sweetdream = Path(sys.executable).parent / "sweetdream"
+    subprocess.run([str(sweetdream), "seed", "--bench-products", str(products)], env=env, check=True)
+
+
+def production_env(env: dict[str, str]) -> dict[str, str]:
+    return {**env, "SWEETDREAM_ENV": "production", "SECRET_KEY": secrets.token_urlsafe(48), "LOG_LEVEL": "WARNING"}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start_granian(env: dict[str, str], port: int, log_path: Path) -> subprocess.Popen[bytes]:
+    command = [
+        sys.executable, "-m", "granian", "--interface", "asgi", "--factory", "sweetdream.app:create_app",
+        "--host", "127.0.0.1", "--port", str(port), "--workers", str(WEB_WORKERS), "--no-ws",
+    ]  # fmt: skip
+    with log_path.open("wb") as log:
+        return subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+
+
+def stop_process(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def fetch(url: str, timeout: float = 10) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode(errors="replace")
+
+
+def wait_for_health(base_url: str, process: subprocess.Popen[bytes], log_path: Path, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"granian exited with {process.returncode}; see {log_path}")
+        try:
+            if fetch(base_url + "/health", timeout=2)[0] == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"granian did not answer /health within {timeout:.0f} s; see {log_path}")
+
+
+@contextmanager
+def running_app(seconds: int) -> Iterator[Bench]:
+    """A fresh seeded stack and granian serving it; everything stopped on the way out."""
+    stack = start_test_stack()
+    server: subprocess.Popen[bytes] | None = None
+    try:
+        env = dict(os.environ)
+        print(f"Seeding the catalog up to {BENCH_PRODUCTS:,} products...", flush=True)
+        seed_bench_catalog(env, BENCH_PRODUCTS)
+        env = production_env(env)
+        port = free_port()
+        base_url = f"http://127.0.0.1:{port}"
+        log_path = BENCH_DIR / "granian.log"
+        server = start_granian(env, port, log_path)
+        wait_for_health(base_url, server, log_path)
+        print(f"granian ({WEB_WORKERS} workers) is up on {base_url}; log in {log_path}", flush=True)
+        yield Bench(base_url=base_url, seconds=seconds, env=env)
+    finally:
+        if server is not None:
+            stop_process(server)
+        stack.close()
+
+
+# --- wrk ------------------------------------------------------------------------------------------
+
+
+@dataclass
+class WrkRun:
+    requests_per_second: float
+    p50_ms: float
+    p99_ms: float
+    non_2xx: int
+    socket_errors: int
+
+
+_UNITS_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0, "h": 3_600_000.0}
+
+
+def _to_ms(value: str, unit: str) -> float:
+    return float(value) * _UNITS_MS[unit]
+
+
+def parse_wrk(output: str) -> WrkRun:
+    rps = re.search(r"^Requests/sec:\s+([\d.]+)", output, re.M)
+    if rps is None:
+        raise ValueError(f"no Requests/sec in wrk output:\n{output}")
+    percentiles = {
+        p: _to_ms(value, unit) for p, value, unit in re.findall(r"^\s+(\d+)%\s+([\d.]+)(us|ms|s|m|h)\s*$", output, re.M)
+    }
+    non_2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
+    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output)
+    return WrkRun(
+        requests_per_second=float(rps.group(1)),
+        p50_ms=percentiles["50"],
+        p99_ms=percentiles["99"],
+        non_2xx=int(non_2xx.group(1)) if non_2xx else 0,
+        socket_errors=sum(int(n) for n in errors.groups()) if errors else 0,
+    )
+
+
+def run_wrk(url: str, concurrency: int, seconds: int) -> WrkRun:
+    command = ["wrk", "-t2", f"-c{concurrency}", f"-d{seconds}s", "--latency", url]
+    output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    return parse_wrk(output)
+
+
+# --- results --------------------------------------------------------------------------------------
+
+
+@dataclass
+class Result:
+    name: str
+    path: str
+    concurrency: int
+    requests_per_second: float
+    p50_ms: float
+    p99_ms: float
+    non_2xx: int
+    socket_errors: int
+    runs: list[WrkRun] = field(default_factory=list)
+    ratio_to_baseline: float | None = None
+
+
+@dataclass
+class Verdict:
+    target: str
+    passed: bool
+    detail: str
+
+
+@dataclass
+class Report:
+    scenario: str
+    results: list[Result]
+    verdicts: list[Verdict]
+    notes: dict[str, object] = field(default_factory=dict)
+
+
+def combine(name: str, path: str, concurrency: int, runs: list[WrkRun]) -> Result:
+    """The mean of the runs' rates and latencies; the errors of all runs added up."""
+    return Result(
+        name=name,
+        path=path,
+        concurrency=concurrency,
+        requests_per_second=mean(r.requests_per_second for r in runs),
+        p50_ms=mean(r.p50_ms for r in runs),
+        p99_ms=mean(r.p99_ms for r in runs),
+        non_2xx=sum(r.non_2xx for r in runs),
+        socket_errors=sum(r.socket_errors for r in runs),
+        runs=runs,
+    )
+
+
+def load_alternating(bench: Bench, targets: dict[str, str], concurrency: int) -> list[Result]:
+    """Each target once in order, then once in reverse, so drift over the run hits all alike."""
+    order = list(targets)
+    runs: dict[str, list[WrkRun]] = {name: [] for name in order}
+    for name in [*order, *reversed(order)]:
+        print(f"  c={concurrency:<3} {name:<9} {targets[name]}", flush=True)
+        runs[name].append(run_wrk(bench.base_url + targets[name], concurrency, bench.seconds))
+    return [combine(name, targets[name], concurrency, runs[name]) for name in order]
+
+
+def set_ratios(results: list[Result], baseline: str) -> None:
+    """Each result's req/s as a fraction of the baseline's at the same concurrency."""
+    base = {r.concurrency: r.requests_per_second for r in results if r.name == baseline}
+    for r in results:
+        if base.get(r.concurrency):
+            r.ratio_to_baseline = r.requests_per_second / base[r.concurrency]
+
+
+def print_report(report: Report) -> None:
+    print(f"\n== {report.scenario} ==")
+    header = f"{'URL':<50} {'c':>3} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'ratio':>6} {'errors':>7}"
+    print(header)
+    print("-" * len(header))
+    for r in report.results:
+        ratio = f"{r.ratio_to_baseline:.2f}" if r.ratio_to_baseline is not None else "-"
+        errors = r.non_2xx + r.socket_errors
+        print(
+            f"{r.path:<50} {r.concurrency:>3} {r.requests_per_second:>9.0f} {r.p50_ms:>8.1f} {r.p99_ms:>8.1f}"
+            f" {ratio:>6} {errors:>7}"
+        )
+    for v in report.verdicts:
+        print(f"{'PASS' if v.passed else 'FAIL'}: {v.target} ({v.detail})")
+
+
+def write_report(report: Report, bench: Bench) -> Path:
+    BENCH_DIR.mkdir(parents=True, exist_ok=True)
+    path = BENCH_DIR / f"{report.scenario}.json"
+    payload = {
+        "scenario": report.scenario,
+        "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "seconds_per_run": bench.seconds,
+        "web_workers": WEB_WORKERS,
+        "cpu_count": os.cpu_count(),
+        **report.notes,
+        "results": [asdict(r) for r in report.results],
+        "verdicts": [asdict(v) for v in report.verdicts],
+    }
+    path.write_text(json.dumps(payload, indent=2) + "\n")
+    return path
+
+
+# --- scenarios ------------------------------------------------------------------------------------
+
+
+def first_product_path(base_url: str) -> str:
+    status, html = fetch(base_url + "/products")
+    match = re.search(r'href="(/products/[^"?#/]+)"', html)
+    if status != 200 or match is None:
+        raise RuntimeError(f"/products answered {status} with no product link")
+    return match.group(1)
+
+
+def warm(bench: Bench, targets: dict[str, str]) -> None:
+    for name, path in targets.items():
+        status, _ = fetch(bench.base_url + path)
+        if status != 200:
+            raise RuntimeError(f"warming {name} ({path}) answered {status}")
+
+
+def catalog_scenario(bench: Bench) -> Report:
+    targets = {
+        "health": "/health",
+        "products": "/products",
+        "search": "/products?q=banh+kem",
+        "filtered": "/products?category=banh-kem&size=M&sort=price_asc",
+        "product": first_product_path(bench.base_url),
+    }
+    warm(bench, targets)
+    results = [r for c in CONCURRENCIES for r in load_alternating(bench, targets, c)]
+    set_ratios(results, baseline="health")
+    products = next(r for r in results if r.name == "products" and r.concurrency == 64)
+    ratio = products.ratio_to_baseline or 0.0
+    errors = products.non_2xx + products.socket_errors
+    verdict = Verdict(
+        target="/products >= 20% of /health req/s and p99 < 100 ms at c=64 (and no errors)",
+        passed=ratio >= 0.20 and products.p99_ms < 100 and errors == 0,
+        detail=f"{ratio:.0%} of /health, p99 {products.p99_ms:.1f} ms, {errors} errors",
+    )
+    return Report("catalog", results, [verdict], notes={"products_in_catalog": BENCH_PRODUCTS})
+
+
+# The checkout bench and later ones go here.
+SCENARIOS: list[Callable[[Bench], Report]] = [catalog_scenario]
+
+
+def scenario_name(scenario: Callable[[Bench], Report]) -> str:
+    return scenario.__name__.removesuffix("_scenario")
+
+
+# --- main -----------------------------------------------------------------------------------------
+
+
+def main(argv: list[str]) -> int:
+    chosen = [s for s in SCENARIOS if not argv or scenario_name(s) in argv]
+    if not chosen:
+        print(f"unknown scenario; choose from: {', '.join(scenario_name(s) for s in SCENARIOS)}", file=sys.stderr)
+        return 2
+    seconds = int(os.environ.get("BENCH_SECONDS", "10"))
+    BENCH_DIR.mkdir(parents=True, exist_ok=True)
+    # `kill` must clean up like Ctrl-C does: turn SIGTERM into an exception that unwinds.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    try:
+        with running_app(seconds) as bench:
+            for scenario in chosen:
+                print(f"\nScenario {scenario_name(scenario)}: wrk runs of {seconds} s", flush=True)
+                report = scenario(bench)
+                print_report(report)
+                print(f"Written to {write_report(report, bench).relative_to(ROOT)}")
+    except KeyboardInterrupt:
+        print("\nInterrupted; stopped the server and dropped the database.", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

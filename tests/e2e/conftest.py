@@ -1,0 +1,180 @@
+"""Browser journeys against the real server, started as production starts it (granian, one worker).
+
+The stack (embedded PostgreSQL + Redis, a fresh migrated and seeded database) comes from
+tests.support; the server runs in a subprocess with the environment start_test_stack set.
+Every test that uses ``page`` fails if the page logs a console error (a CSP violation included:
+our policy forbids inline scripts and styles), throws an uncaught exception, or gets a 5xx.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import BrowserContext, Page
+
+from sweetdream.settings import PROJECT_ROOT
+from tests.support import start_test_stack
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+]
+STARTUP_TIMEOUT = 30.0
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "allow_console_errors(*patterns): console errors matching one of these regexes do not fail the test",
+    )
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_until_healthy(url: str, process: subprocess.Popen[bytes], log_path: Path) -> None:
+    deadline = time.monotonic() + STARTUP_TIMEOUT
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode}:\n{_tail(log_path)}")
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"server did not answer /health within {STARTUP_TIMEOUT:.0f}s:\n{_tail(log_path)}")
+
+
+def _tail(log_path: Path, lines: int = 40) -> str:
+    try:
+        return "\n".join(log_path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no server log)"
+
+
+@pytest.fixture(scope="session")
+def live_server() -> Iterator[str]:
+    """The base URL of a granian server on a fresh, seeded database."""
+    stack = start_test_stack()
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    log_dir = tempfile.mkdtemp(prefix="sweetdream-e2e-")
+    log_path = Path(log_dir) / "server.log"
+    command = [
+        sys.executable,
+        "-m",
+        "granian",
+        "--interface",
+        "asgi",
+        "--factory",
+        "sweetdream.app:create_app",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+        "--no-ws",
+    ]
+    try:
+        with log_path.open("wb") as log:
+            process = subprocess.Popen(
+                command, cwd=PROJECT_ROOT, env=dict(os.environ), stdout=log, stderr=subprocess.STDOUT
+            )
+        try:
+            _wait_until_healthy(url, process, log_path)
+            yield url
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=5)
+    finally:
+        stack.close()
+
+
+@pytest.fixture(scope="session")
+def base_url(live_server: str) -> str:
+    """pytest-playwright resolves page.goto("/products") against this."""
+    return live_server
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args: dict[str, Any]) -> dict[str, Any]:
+    args: dict[str, Any] = {**browser_type_launch_args, "args": CHROMIUM_ARGS}
+    if CHROMIUM.exists():
+        args["executable_path"] = str(CHROMIUM)
+    return args
+
+
+@dataclass
+class BrowserProblems:
+    """Console errors, uncaught exceptions and 5xx responses seen by the pages of one test."""
+
+    allowed: list[re.Pattern[str]] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+    def watch(self, page: Page) -> Page:
+        page.on("console", lambda msg: msg.type == "error" and self._add(f"console error: {msg.text}"))
+        page.on("pageerror", lambda exc: self._add(f"uncaught exception: {exc}"))
+        page.on("response", lambda r: r.status >= 500 and self._add(f"{r.status} from {r.request.method} {r.url}"))
+        return page
+
+    def watch_context(self, context: BrowserContext) -> BrowserContext:
+        for page in context.pages:
+            self.watch(page)
+        context.on("page", self.watch)
+        return context
+
+    def _add(self, problem: str) -> None:
+        if not any(pattern.search(problem) for pattern in self.allowed):
+            self.problems.append(problem)
+
+
+@pytest.fixture
+def console_errors(request: pytest.FixtureRequest) -> Iterator[BrowserProblems]:
+    """Collects browser problems; the test fails at teardown if any were seen.
+
+    Pages of the ``page`` fixture are watched automatically; call ``console_errors.watch_context``
+    for contexts a test creates itself.
+    """
+    allowed = [
+        re.compile(pattern) for marker in request.node.iter_markers("allow_console_errors") for pattern in marker.args
+    ]
+    problems = BrowserProblems(allowed=allowed)
+    yield problems
+    if problems.problems:
+        pytest.fail("The browser reported problems:\n" + "\n".join(problems.problems), pytrace=False)
+
+
+@pytest.fixture(autouse=True)
+def _watch_page(request: pytest.FixtureRequest) -> None:
+    if "page" in request.fixturenames:
+        problems: BrowserProblems = request.getfixturevalue("console_errors")
+        problems.watch_context(request.getfixturevalue("context"))

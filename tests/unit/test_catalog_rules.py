@@ -1,0 +1,67 @@
+import pytest
+
+from sweetdream.catalog.filters import ProductFilter, parse_filter
+from sweetdream.catalog.money import format_vnd
+from sweetdream.catalog.text import fold, prefix_tsquery, slugify
+
+
+@pytest.mark.parametrize(
+    ("text", "folded"),
+    [("Bánh kem dâu tây", "banh kem dau tay"), ("ĐẬU ĐỎ", "dau do"), ("Phở", "pho"), ("plain", "plain")],
+)
+def test_fold_removes_vietnamese_diacritics_including_d_bar(text, folded):
+    assert fold(text) == folded
+
+
+def test_prefix_query_matches_word_prefixes_and_drops_operators():
+    assert prefix_tsquery("bánh ke") == "banh:* & ke:*"
+    assert prefix_tsquery("a & b | !c:*") == "a:* & b:* & c:*"
+    assert prefix_tsquery("'; DROP TABLE --") == "drop:* & table:*"
+    assert prefix_tsquery("!!!") == ""
+
+
+def test_slugify():
+    assert slugify("Bánh Trung Thu Đặc Biệt!") == "banh-trung-thu-dac-biet"
+
+
+def test_vnd_has_no_minor_unit_and_uses_dot_grouping():
+    assert format_vnd(299000) == "299.000 đ"
+    assert format_vnd(0) == "0 đ"
+    assert format_vnd(-1500) == "-1.500 đ"
+
+
+@pytest.mark.parametrize("raw", ["-1", "abc", "0", "", "1e9", "99999999999"])
+def test_bad_page_numbers_are_normalised(raw):
+    view, errors = parse_filter({"page": raw})
+    assert not errors
+    assert 1 <= view.page <= 10_000
+
+
+def test_unknown_sort_falls_back_to_default_and_relevance_needs_a_query():
+    assert parse_filter({"sort": "anything"})[0].sort == "newest"
+    assert parse_filter({"sort": "relevance"})[0].sort == "newest"
+    assert parse_filter({"q": "kem", "sort": "anything"})[0].sort == "relevance"
+
+
+def test_price_that_is_not_a_number_is_an_error_for_that_field():
+    view, errors = parse_filter({"min_price": "x", "max_price": "200.000"})
+    assert errors.errors.keys() == {"min_price"}
+    assert view.max_price == 200000
+
+
+def test_min_above_max_is_an_error():
+    _, errors = parse_filter({"min_price": "500000", "max_price": "100000"})
+    assert "max_price" in errors.errors
+
+
+def test_query_text_is_cleaned_and_bounded():
+    view, _ = parse_filter({"q": "  bánh\x00  kem " + "x" * 5000})
+    assert view.q.startswith("bánh kem")
+    assert "\x00" not in view.q
+    assert len(view.q) <= 100
+
+
+def test_canonical_url_keeps_only_non_defaults_and_changes_page():
+    view = ProductFilter(q="kem", category="banh-kem", sort="relevance", page=2)
+    assert view.url() == "/products?q=kem&category=banh-kem&page=2"
+    assert view.url(page=1) == "/products?q=kem&category=banh-kem"
