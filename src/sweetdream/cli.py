@@ -121,7 +121,7 @@ def dev_command(app: Litestar, host: str, port: int) -> None:
             ],
             env=env,
         ),
-        *[subprocess.Popen(cmd, env=env) for cmd in DEV_PROCESSES],,
+        *[subprocess.Popen(cmd, env=env) for cmd in DEV_PROCESSES],
     ]
     click.echo(f"SweetDream is running on http://{host}:{port}  (Ctrl-C stops everything)")
     _wait_for_children(children)
