@@ -1,7 +1,7 @@
 """Load-test the app as production serves it: granian, 2 workers, SWEETDREAM_ENV=production.
 
     make bench                                   # every scenario, 10 s per wrk run
-    BENCH_SECONDS=5 .venv/bin/python scripts/bench.py catalog
+    BENCH_SECONDS=5 .venv/bin/python scripts/bench.py catalog    # BENCH_WARMUP_SECONDS: 2 by default
 
 Starts a fresh embedded stack (tests.support), tops the catalog up to 10,000 products, starts
 granian on a free port and runs each scenario with wrk. Each scenario prints a table and its
@@ -47,16 +47,33 @@ CONCURRENCIES = (64, 8)
 
 @dataclass
 class Bench:
-    """What a scenario gets: the running app's base URL and the wrk run length."""
+    """What a scenario gets: the running app's base URL and the wrk run lengths."""
 
     base_url: str
     seconds: int
+    warmup_seconds: int
     env: dict[str, str]
 
 
 def seed_bench_catalog(env: dict[str, str], products: int) -> None:
     sweetdream = Path(sys.executable).parent / "sweetdream"
     subprocess.run([str(sweetdream), "seed", "--bench-products", str(products)], env=env, check=True)
+
+
+def analyze_database(database_url: str) -> None:
+    """Vacuum and analyse after the bulk insert: realistic plans, and no autovacuum during the runs."""
+    import asyncio
+
+    import asyncpg
+
+    async def run() -> None:
+        conn = await asyncpg.connect(database_url.replace("postgresql+asyncpg://", "postgresql://"))
+        try:
+            await conn.execute("VACUUM ANALYZE")
+        finally:
+            await conn.close()
+
+    asyncio.run(run())
 
 
 def production_env(env: dict[str, str]) -> dict[str, str]:
@@ -111,7 +128,7 @@ def wait_for_health(base_url: str, process: subprocess.Popen[bytes], log_path: P
 
 
 @contextmanager
-def running_app(seconds: int) -> Iterator[Bench]:
+def running_app(seconds: int, warmup_seconds: int) -> Iterator[Bench]:
     """A fresh seeded stack and granian serving it; everything stopped on the way out."""
     stack = start_test_stack()
     server: subprocess.Popen[bytes] | None = None
@@ -119,6 +136,7 @@ def running_app(seconds: int) -> Iterator[Bench]:
         env = dict(os.environ)
         print(f"Seeding the catalog up to {BENCH_PRODUCTS:,} products...", flush=True)
         seed_bench_catalog(env, BENCH_PRODUCTS)
+        analyze_database(env["DATABASE_URL"])
         env = production_env(env)
         port = free_port()
         base_url = f"http://127.0.0.1:{port}"
@@ -126,7 +144,7 @@ def running_app(seconds: int) -> Iterator[Bench]:
         server = start_granian(env, port, log_path)
         wait_for_health(base_url, server, log_path)
         print(f"granian ({WEB_WORKERS} workers) is up on {base_url}; log in {log_path}", flush=True)
-        yield Bench(base_url=base_url, seconds=seconds, env=env)
+        yield Bench(base_url=base_url, seconds=seconds, warmup_seconds=warmup_seconds, env=env)
     finally:
         if server is not None:
             stop_process(server)
@@ -242,17 +260,15 @@ def set_ratios(results: list[Result], baseline: str) -> None:
 
 
 def print_report(report: Report) -> None:
-    print(f"\n== {report.scenario} ==")
-    header = f"{'URL':<50} {'c':>3} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'ratio':>6} {'errors':>7}"
-    print(header)
-    print("-" * len(header))
+    row = "{:<50} {:>3} {:>8} {:>8} {:>8} {:>6} {:>8} {:>8}"
+    header = row.format("URL", "c", "req/s", "p50 ms", "p99 ms", "ratio", "non-2xx", "sock err")
+    print(f"\n== {report.scenario} ==\n{header}\n{'-' * len(header)}")
     for r in report.results:
         ratio = f"{r.ratio_to_baseline:.2f}" if r.ratio_to_baseline is not None else "-"
-        errors = r.non_2xx + r.socket_errors
-        print(
-            f"{r.path:<50} {r.concurrency:>3} {r.requests_per_second:>9.0f} {r.p50_ms:>8.1f} {r.p99_ms:>8.1f}"
-            f" {ratio:>6} {errors:>7}"
-        )
+        rps, p50, p99 = f"{r.requests_per_second:.0f}", f"{r.p50_ms:.1f}", f"{r.p99_ms:.1f}"
+        print(row.format(r.path, r.concurrency, rps, p50, p99, ratio, r.non_2xx, r.socket_errors))
+    print("(means of two wrk runs; ratio = req/s over the baseline's at the same c; socket errors include")
+    print(" wrk's 2 s timeouts, which its latency percentiles leave out)")
     for v in report.verdicts:
         print(f"{'PASS' if v.passed else 'FAIL'}: {v.target} ({v.detail})")
 
@@ -264,6 +280,7 @@ def write_report(report: Report, bench: Bench) -> Path:
         "scenario": report.scenario,
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "seconds_per_run": bench.seconds,
+        "warmup_seconds_per_url": bench.warmup_seconds,
         "web_workers": WEB_WORKERS,
         "cpu_count": os.cpu_count(),
         **report.notes,
@@ -286,10 +303,15 @@ def first_product_path(base_url: str) -> str:
 
 
 def warm(bench: Bench, targets: dict[str, str]) -> None:
+    """Check each target answers 200, then load it briefly: both workers' caches and DB pools fill."""
     for name, path in targets.items():
         status, _ = fetch(bench.base_url + path)
         if status != 200:
             raise RuntimeError(f"warming {name} ({path}) answered {status}")
+    if bench.warmup_seconds:
+        print(f"  warming up: {bench.warmup_seconds} s of wrk per URL", flush=True)
+        for path in targets.values():
+            run_wrk(bench.base_url + path, max(CONCURRENCIES), bench.warmup_seconds)
 
 
 def catalog_scenario(bench: Bench) -> Report:
@@ -331,11 +353,14 @@ def main(argv: list[str]) -> int:
         print(f"unknown scenario; choose from: {', '.join(scenario_name(s) for s in SCENARIOS)}", file=sys.stderr)
         return 2
     seconds = int(os.environ.get("BENCH_SECONDS", "10"))
+    warmup_seconds = int(os.environ.get("BENCH_WARMUP_SECONDS", "2"))
     BENCH_DIR.mkdir(parents=True, exist_ok=True)
-    # `kill` must clean up like Ctrl-C does: turn SIGTERM into an exception that unwinds.
+    # Ctrl-C and `kill` must both unwind through the clean-up (a shell starting us in the
+    # background ignores SIGINT, so set its handler explicitly).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:
-        with running_app(seconds) as bench:
+        with running_app(seconds, warmup_seconds) as bench:
             for scenario in chosen:
                 print(f"\nScenario {scenario_name(scenario)}: wrk runs of {seconds} s", flush=True)
                 report = scenario(bench)

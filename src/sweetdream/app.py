@@ -12,7 +12,6 @@ from litestar import Litestar, get
 from litestar.config.csrf import CSRFConfig
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
-from litestar.middleware.session.server_side import ServerSideSessionConfig
 from litestar.plugins.htmx import HTMXPlugin, HTMXRequest
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.response import Response
@@ -24,6 +23,8 @@ from redis.asyncio import Redis
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from sweetdream.accounts.web import AccountController, current_user_middleware
+from sweetdream.admin.web import AdminController
 from sweetdream.catalog.cache import CatalogCache
 from sweetdream.catalog.money import format_vnd
 from sweetdream.catalog.services import CatalogService
@@ -33,6 +34,7 @@ from sweetdream.db import make_sqlalchemy_config
 from sweetdream.platform.errors import exception_handlers
 from sweetdream.platform.http import http_middleware
 from sweetdream.platform.logs import configure_logging
+from sweetdream.platform.sessions import SessionConfig
 from sweetdream.settings import Settings
 
 log = logging.getLogger("sweetdream")
@@ -108,8 +110,20 @@ def create_app(settings: Settings | None = None) -> Litestar:
         engine.engine.globals["site_name"] = settings.site_name
         engine.engine.globals["static_version"] = "1"
 
+    sqlalchemy_config = make_sqlalchemy_config(settings)
+    session_config = SessionConfig(
+        key="sd_session",
+        max_age=30 * 24 * 3600,  # 30 days of inactivity at most: renewed on every request
+        renew_on_access=True,
+        secure=not settings.is_dev,
+        httponly=True,
+        samesite="lax",
+        exclude=["^/static/", "^/health$"],
+    )
     state: dict[str, Any] = {
         "settings": settings,
+        "sqlalchemy_config": sqlalchemy_config,
+        "session_config": session_config,
         "redis": redis,
         "catalog_cache": CatalogCache(redis),
     }
@@ -118,28 +132,20 @@ def create_app(settings: Settings | None = None) -> Litestar:
             health,
             ready,
             ShopController,
+            AccountController,
+            AdminController,
             create_static_files_router(path="/static", directories=[settings.static_dir], name="static"),
         ],
         dependencies={
             "catalog": Provide(provide_catalog, sync_to_thread=False),
             "catalog_cache": Provide(provide_catalog_cache, sync_to_thread=False),
         },
-        plugins=[SQLAlchemyPlugin(config=make_sqlalchemy_config(settings)), HTMXPlugin(), SweetDreamCLI()],
+        plugins=[SQLAlchemyPlugin(config=sqlalchemy_config), HTMXPlugin(), SweetDreamCLI()],
         request_class=HTMXRequest,
         template_config=TemplateConfig(
             directory=settings.templates_dir, engine=JinjaTemplateEngine, engine_callback=template_engine
         ),
-        middleware=[
-            ServerSideSessionConfig(
-                key="sd_session",
-                max_age=30 * 24 * 3600,
-                renew_on_access=True,
-                secure=not settings.is_dev,
-                httponly=True,
-                samesite="lax",
-                exclude=["^/static/", "^/health$"],
-            ).middleware
-        ],
+        middleware=[session_config.middleware, current_user_middleware],
         csrf_config=CSRFConfig(
             secret=settings.secret_key,
             cookie_name="sd_csrf",

@@ -29,18 +29,17 @@ def main() -> None:
 
 
 def run_with_session(app: Litestar, work: Callable[[Any], Awaitable[T]]) -> T:
-    """Run `work(session)` in one committed transaction, outside any request."""
-    from advanced_alchemy.extensions.litestar import SQLAlchemyAsyncConfig, SQLAlchemyPlugin
-
-    config = app.plugins.get(SQLAlchemyPlugin).config[0]
-    assert isinstance(config, SQLAlchemyAsyncConfig)
+    """Run `work(session)` in one committed transaction, outside any request, on its own engine
+    (the app's engine may belong to another event loop, e.g. a running server or a test)."""
+    from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 
     async def runner() -> T:
+        engine = create_async_engine(app.state.settings.database_url)
         try:
-            async with config.get_session() as session, session.begin():
+            async with async_sessionmaker(engine, expire_on_commit=False)() as session, session.begin():
                 return await work(session)
         finally:
-            await config.get_engine().dispose()
+            await engine.dispose()
 
     return asyncio.run(runner())
 
@@ -158,6 +157,70 @@ def _wait_for_children(children: list[subprocess.Popen[bytes]]) -> None:
                 child.kill()
 
 
+def _users(app: Litestar, work: Callable[[Any], Awaitable[T]]) -> T:
+    from sweetdream.accounts.services import UserService
+
+    return run_with_session(app, lambda session: work(UserService(session=session)))
+
+
+@click.command(name="create-admin", help="Create an admin (or make an existing account admin with a new password).")
+@click.option("--email", required=True)
+@click.option("--name", default="Admin", show_default=True)
+def create_admin_command(app: Litestar, email: str, name: str) -> None:
+    from sweetdream.accounts.services import AccountError
+
+    # Never a built-in default: from the environment (for scripts) or typed at a hidden prompt.
+    password = os.environ.get("SWEETDREAM_ADMIN_PASSWORD") or click.prompt(
+        "Password", hide_input=True, confirmation_prompt=True
+    )
+    try:
+        user = _users(app, lambda users: users.create_admin(email, password, name))
+    except AccountError as exc:
+        raise click.ClickException(exc.message) from exc
+    click.echo(f"{user.email} is an admin.")
+
+
+@click.command(name="set-role", help="Set an account's role: CUSTOMER or ADMIN. Takes effect on the next request.")
+@click.argument("email")
+@click.argument("role")
+def set_role_command(app: Litestar, email: str, role: str) -> None:
+    from sweetdream.accounts.services import AccountError
+
+    try:
+        user = _users(app, lambda users: users.set_role(email, role))
+    except AccountError as exc:
+        raise click.ClickException(exc.message) from exc
+    click.echo(f"{user.email} is now {user.role.value}.")
+
+
+def ensure_dev_admin(app: Litestar) -> None:
+    """Development only: an admin with a random password, printed once when it is created."""
+    import secrets
+
+    email = "admin@sweetdream.local"
+
+    async def create(session: Any) -> str | None:
+        from sweetdream.accounts.services import UserService
+
+        users = UserService(session=session)
+        if await users.by_email(email):
+            return None
+        password = secrets.token_urlsafe(12)
+        await users.create_admin(email, password, "Dev Admin")
+        return password
+
+    password = run_with_session(app, create)
+    if password:
+        click.secho(
+            f"Dev admin created: {email} / {password}  (shown once; reset with sweetdream create-admin)", fg="yellow"
+        )
+    else:
+        click.echo(f"Dev admin: {email} (reset its password with: sweetdream create-admin --email {email})")
+
+
+DEV_HOOKS.append(ensure_dev_admin)
+
+
 class SweetDreamCLI(CLIPluginProtocol):
     """Registers our commands on Litestar's CLI group."""
 
@@ -166,4 +229,4 @@ class SweetDreamCLI(CLIPluginProtocol):
             cli.add_command(command)
 
 
-COMMANDS: list[click.Command] = [seed_command, dev_command]
+COMMANDS: list[click.Command] = [seed_command, dev_command, create_admin_command, set_role_command]

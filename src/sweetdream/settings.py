@@ -7,7 +7,7 @@ start without a real SECRET_KEY.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -64,7 +64,7 @@ class Settings:
     mail_backend: str = "file"
     mail_from: str = "SweetDream <shop@sweetdream.example>"
     smtp_url: str = ""
-    admin_emails: tuple[str, ...] = field(default_factory=tuple)
+    trust_proxy: bool = False
 
     @property
     def is_dev(self) -> bool:
@@ -101,6 +101,7 @@ class Settings:
             mail_from=_env("MAIL_FROM", "SweetDream <shop@sweetdream.example>"),
             smtp_url=_env("SMTP_URL"),
             var_dir=var_dir,
+            trust_proxy=_bool("TRUST_PROXY", False),
         )
 
 

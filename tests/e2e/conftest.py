@@ -18,14 +18,14 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import BrowserContext, Page
+from playwright.sync_api import expect
 
 from sweetdream.settings import PROJECT_ROOT
+from tests.e2e.browser import BrowserProblems
 from tests.support import start_test_stack
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -38,10 +38,13 @@ CHROMIUM_ARGS = [
     "--no-first-run",
     "--disable-sync",
 ]
-STARTUP_TIMEOUT = 30.0
+STARTUP_TIMEOUT = float(os.environ.get("SWEETDREAM_E2E_STARTUP_TIMEOUT", "30"))
+# Playwright's 5 s default is tight on a busy 2-core machine; a passing assertion never waits for it.
+EXPECT_TIMEOUT_MS = 10_000
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    expect.set_options(timeout=EXPECT_TIMEOUT_MS)
     config.addinivalue_line(
         "markers",
         "allow_console_errors(*patterns): console errors matching one of these regexes do not fail the test",
@@ -131,30 +134,6 @@ def browser_type_launch_args(browser_type_launch_args: dict[str, Any]) -> dict[s
     if CHROMIUM.exists():
         args["executable_path"] = str(CHROMIUM)
     return args
-
-
-@dataclass
-class BrowserProblems:
-    """Console errors, uncaught exceptions and 5xx responses seen by the pages of one test."""
-
-    allowed: list[re.Pattern[str]] = field(default_factory=list)
-    problems: list[str] = field(default_factory=list)
-
-    def watch(self, page: Page) -> Page:
-        page.on("console", lambda msg: msg.type == "error" and self._add(f"console error: {msg.text}"))
-        page.on("pageerror", lambda exc: self._add(f"uncaught exception: {exc}"))
-        page.on("response", lambda r: r.status >= 500 and self._add(f"{r.status} from {r.request.method} {r.url}"))
-        return page
-
-    def watch_context(self, context: BrowserContext) -> BrowserContext:
-        for page in context.pages:
-            self.watch(page)
-        context.on("page", self.watch)
-        return context
-
-    def _add(self, problem: str) -> None:
-        if not any(pattern.search(problem) for pattern in self.allowed):
-            self.problems.append(problem)
 
 
 @pytest.fixture

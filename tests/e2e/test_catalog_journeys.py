@@ -8,16 +8,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, Response, expect
+from playwright.sync_api import Browser, BrowserContext, Locator, Page, Response, expect
 
 from sweetdream.catalog.demo import CATEGORIES, PRODUCTS, DemoProduct, DemoVariant
 from sweetdream.catalog.money import format_vnd
 from sweetdream.catalog.services import search_text_for
 from sweetdream.catalog.text import search_words
-from tests.e2e.conftest import BrowserProblems
+from tests.e2e.browser import BrowserProblems
 
 PAGE_SIZE = 24  # Settings.page_size
 CATEGORY_NAMES = {c.slug: c.name for c in CATEGORIES}
@@ -46,6 +45,11 @@ def matching(query: str) -> list[DemoProduct]:
     return found
 
 
+def sorted_newest(products: list[DemoProduct]) -> list[str]:
+    """Names in the grid's default order (newest first), first page only."""
+    return [p.name for p in sorted(products, key=lambda p: p.created_days_ago)][:PAGE_SIZE]
+
+
 def first_with(predicate: Callable[[DemoVariant], bool]) -> tuple[DemoProduct, DemoVariant]:
     return next((p, v) for p in PRODUCTS for v in p.variants if predicate(v))
 
@@ -54,7 +58,7 @@ def is_fragment_request(response: Response) -> bool:
     return "/products" in response.url and response.request.headers.get("hx-request") == "true"
 
 
-def results_count(page: Page) -> Any:
+def results_count(page: Page) -> Locator:
     return page.locator("#results .result-count")
 
 
@@ -85,25 +89,28 @@ def test_category_filter_swaps_the_grid_without_a_page_load_and_back_restores_it
     expect(page.locator("#category")).to_have_value("")
 
 
-def sorted_newest(products: list[DemoProduct]) -> list[str]:
-    return [p.name for p in sorted(products, key=lambda p: p.created_days_ago)][:PAGE_SIZE]
-
-
+@pytest.mark.xfail(
+    strict=True,
+    reason="app bug: /products answers HTMX and full-page requests for one URL without `Vary: HX-Request`, "
+    "so Back restores the cached bare fragment",
+)
+@pytest.mark.allow_console_errors(r"404 .*\(at .*/favicon\.ico\)")  # the bare fragment has no <link rel=icon>
 def test_back_from_a_product_to_a_filtered_list_shows_the_whole_page(page: Page) -> None:
-    """A URL pushed by HTMX answered with a fragment; going back to it must not show that bare fragment."""
+    """A URL pushed by HTMX was answered with a fragment; going back to it must show the whole page."""
+    cookies = products_in("banh-quy")
     page.goto("/products")
     with page.expect_response(is_fragment_request):
         page.locator("#category").select_option("banh-quy")
-    expect(results_count(page)).to_have_text(count_text(len(products_in("banh-quy")), "banh-quy"))
+    expect(results_count(page)).to_have_text(count_text(len(cookies), "banh-quy"))
 
     page.locator("#results .card a").first.click()
-    expect(page.locator("h1")).to_have_text(sorted_newest(products_in("banh-quy"))[0])
+    expect(page.locator("h1")).to_have_text(sorted_newest(cookies)[0])
 
-    page.go_back()
+    page.go_back()  # waits for the document's load event: what follows is already on screen
     expect(page).to_have_url(re.compile(r"category=banh-quy"))
-    expect(page.locator("header .brand")).to_be_visible()
-    expect(page.locator("#filters")).to_be_visible()
-    expect(results_count(page)).to_have_text(count_text(len(products_in("banh-quy")), "banh-quy"))
+    expect(page.locator("header .brand")).to_be_visible(timeout=2_000)
+    expect(page.locator("#filters")).to_be_visible(timeout=2_000)
+    expect(results_count(page)).to_have_text(count_text(len(cookies), "banh-quy"))
 
 
 # --- search as you type ----------------------------------------------------------------------------
@@ -128,6 +135,28 @@ def test_search_as_you_type_folds_vietnamese_diacritics(page: Page) -> None:
     page.locator("#q").press_sequentially("bánh kem", delay=40)
     expect(results_count(page)).to_have_text(f"{len(expected)} results for “bánh kem”")
     assert sorted(page.locator("#results .card-name").all_text_contents()) == sorted(p.name for p in expected)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="app bug: the sort select has no 'Best match' option until the page is reloaded with q, "
+    "so search-as-you-type sends sort=newest",
+)
+def test_search_as_you_type_ranks_like_the_header_search(page: Page) -> None:
+    expected = matching("banh kem")
+    page.goto("/")
+    page.locator("#header-q").fill("banh kem")
+    page.locator(".header-search").get_by_role("button", name="Search").click()
+    expect(page).to_have_url(re.compile(r"/products\?q=banh(\+|%20)kem$"))
+    expect(results_count(page)).to_have_text(f"{len(expected)} results for “banh kem”")
+    best_match = page.locator("#results .card-name").all_text_contents()
+    assert best_match[0].lower().startswith("bánh kem")
+
+    page.goto("/products")
+    page.locator("#q").press_sequentially("banh kem", delay=40)
+    expect(results_count(page)).to_have_text(f"{len(expected)} results for “banh kem”")
+    assert page.locator("#results .card-name").all_text_contents() == best_match
+    expect(page.locator("#sort")).to_have_value("relevance", timeout=1_000)
 
 
 def test_search_for_an_unknown_word_suggests_what_to_try(page: Page) -> None:
@@ -160,7 +189,7 @@ def test_product_page_shows_sold_out_and_low_stock_sizes(page: Page) -> None:
     expect(size.locator(".stock")).to_have_text("Sold out")
     expect(size).to_have_class(re.compile(r"\bsoldout\b"))
 
-    product, low = first_with(lambda v: 1 <= v.stock <= 2)
+    product, low = first_with(lambda v: 1 <= v.stock <= min(2, v.low_stock_threshold))
     page.goto(f"/products/{product.slug}")
     expect(page.locator("h1")).to_have_text(product.name)
     size = page.locator(f'.sizes .size[data-size="{low.label}"]')
@@ -168,7 +197,7 @@ def test_product_page_shows_sold_out_and_low_stock_sizes(page: Page) -> None:
     expect(size.locator(".size-price")).to_have_text(format_vnd(low.price_override or product.price))
 
 
-@pytest.mark.allow_console_errors(r"Failed to load resource: .* 404")
+@pytest.mark.allow_console_errors(r"status of 404 .*\(at .*/products/does-not-exist\)")
 def test_unknown_product_is_a_404_in_the_shop_layout(page: Page) -> None:
     response = page.goto("/products/does-not-exist")
     assert response is not None and response.status == 404
@@ -194,7 +223,6 @@ def test_phone_catalog_fits_the_screen_and_a_product_opens_by_tapping(
 
     card = page.locator("#results .card a").first
     name = card.locator(".card-name").inner_text()
-    card.scroll_into_view_if_needed()
     card.tap()
     expect(page.locator("h1")).to_have_text(name)
     scroll_width = page.evaluate("document.documentElement.scrollWidth")

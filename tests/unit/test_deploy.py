@@ -262,7 +262,7 @@ def test_web_listens_on_8000_with_health_check():
 def test_render_taskdef_fills_every_placeholder(kind: str):
     render = load_render()
     names = set(PLACEHOLDER.findall(read(DEPLOY / "ecs" / f"{kind}.json"))) - {"IMAGE"}
-    values = {name: "x" for name in names} | {"CPU": "256", "MEMORY": "512"}
+    values = dict.fromkeys(names, "x") | {"CPU": "256", "MEMORY": "512"}
     variables = {"common": values, "web": {}, "worker": {}}
     td = render.render(kind, variables, "123.dkr.ecr.example/sweetdream:abc123")
     assert "${" not in json.dumps(td)

@@ -5,16 +5,19 @@ from __future__ import annotations
 
 import logging
 from typing import Any
+from urllib.parse import urlencode
 
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException
-from litestar.response import Template
+from litestar.plugins.htmx import ClientRedirect
+from litestar.response import Redirect, Template
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
 log = logging.getLogger("sweetdream.errors")
 
 TITLES = {
     400: "That request didn't look right",
+    401: "Please sign in",
     403: "You don't have access to this page",
     404: "Page not found",
     405: "That action isn't allowed here",
@@ -46,6 +49,8 @@ def _detail(status: int, exc: Exception) -> str:
 
 def handle_exception(request: Request, exc: Exception) -> Response[Any]:
     status = exc.status_code if isinstance(exc, HTTPException) else HTTP_500_INTERNAL_SERVER_ERROR
+    if status == 401 and not _wants_json(request):
+        return _to_sign_in(request)
     if status >= 500:
         log.exception("unhandled error", extra={"request_id": request.scope.get("state", {}).get("request_id")})
     headers = dict(getattr(exc, "headers", None) or {})
@@ -67,6 +72,15 @@ def handle_exception(request: Request, exc: Exception) -> Response[Any]:
         status_code=status,
         headers=headers,
     )
+
+
+def _to_sign_in(request: Request) -> Response[Any]:
+    """A visitor who needs an account goes to sign in and comes back to where they were."""
+    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    url = "/account/login?" + urlencode({"next_url": target})
+    if request.headers.get("hx-request"):
+        return ClientRedirect(redirect_to=url)
+    return Redirect(url, status_code=303)
 
 
 def exception_handlers() -> dict[int | type[Exception], Any]:

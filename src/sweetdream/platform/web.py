@@ -21,3 +21,20 @@ def render_fragment(request: Request, name: str, **context: Any) -> str:
     engine = request.app.template_engine
     assert engine is not None
     return engine.get_template(name).render(request=request, **context)
+
+
+def flash(request: Request, text: str, kind: str = "success") -> None:
+    """A one-time message shown at the top of the next page."""
+    messages = list(request.session.get("flash", [])) if request.session else []
+    messages.append({"kind": kind, "text": text})
+    request.session["flash"] = messages[-5:]
+
+
+def client_ip(request: Request) -> str:
+    """The shopper's address: the load balancer's X-Forwarded-For only when we are told to trust it."""
+    if request.app.state.settings.trust_proxy:
+        forwarded = request.headers.get("x-forwarded-for", "")
+        if forwarded:
+            return forwarded.split(",")[-1].strip()[:64]
+    client = request.client
+    return client.host if client else "unknown"

@@ -1,0 +1,34 @@
+"""Shopper and admin accounts."""
+
+from __future__ import annotations
+
+import enum
+
+from sqlalchemy import Enum, String, Text
+from sqlalchemy.orm import Mapped, deferred, mapped_column
+
+from sweetdream.db import UUIDAuditBase
+
+
+class Role(enum.StrEnum):
+    CUSTOMER = "CUSTOMER"
+    ADMIN = "ADMIN"
+
+
+class User(UUIDAuditBase):
+    __tablename__ = "users"
+
+    # Stored normalised (trimmed, lowercased), so the unique constraint ignores case and spaces.
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    # Deferred: only sign-in and password change load it, so it never rides along elsewhere.
+    password_hash: Mapped[str] = deferred(mapped_column(String(255)))
+    name: Mapped[str] = mapped_column(String(120))
+    phone: Mapped[str] = mapped_column(String(32), default="")
+    address: Mapped[str] = mapped_column(Text, default="")
+    role: Mapped[Role] = mapped_column(
+        Enum(Role, name="user_role", native_enum=False, length=16), default=Role.CUSTOMER
+    )
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == Role.ADMIN

@@ -1,0 +1,120 @@
+"""Account rules: registration, sign-in, profile, password and role changes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from uuid import UUID
+
+from advanced_alchemy.repository import SQLAlchemyAsyncRepository
+from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import undefer
+
+from sweetdream.accounts.forms import ProfileForm, RegistrationForm, normalise_email, password_problem
+from sweetdream.accounts.models import Role, User
+from sweetdream.accounts.passwords import hash_password, needs_rehash, verify_password
+
+
+class AccountError(ValueError):
+    """A rule refused the change; `field` says which form field the message belongs beside."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+@dataclass(frozen=True)
+class SignIn:
+    user: User | None
+
+
+class UserService(SQLAlchemyAsyncRepositoryService[User]):
+    class Repository(SQLAlchemyAsyncRepository[User]):
+        model_type = User
+
+    repository_type = Repository
+
+    async def by_email(self, email: str, with_password: bool = False) -> User | None:
+        stmt = select(User).where(User.email == normalise_email(email))
+        if with_password:
+            stmt = stmt.options(undefer(User.password_hash))
+        return await self.repository.session.scalar(stmt)
+
+    async def register(self, form: RegistrationForm) -> User:
+        if await self.by_email(form.email):
+            raise AccountError("email", "An account with this email already exists. Sign in instead?")
+        user = User(
+            email=form.email,
+            password_hash=await hash_password(form.password),
+            name=form.name,
+            phone=form.phone,
+            address=form.address,
+            role=Role.CUSTOMER,
+        )
+        session = self.repository.session
+        session.add(user)
+        try:
+            await session.flush()
+        except IntegrityError as exc:  # two registrations for one email at the same moment
+            await session.rollback()
+            raise AccountError("email", "An account with this email already exists. Sign in instead?") from exc
+        return user
+
+    async def authenticate(self, email: str, password: str) -> User | None:
+        """The user if the password matches; the same work is done whether or not the email exists."""
+        user = await self.by_email(email, with_password=True)
+        if not await verify_password(user.password_hash if user else None, password):
+            return None
+        assert user is not None
+        if needs_rehash(user.password_hash):  # parameters were raised since this hash was made
+            user.password_hash = await hash_password(password)
+            await self.repository.session.flush()
+        return user
+
+    async def update_profile(self, user_id: UUID, form: ProfileForm) -> None:
+        await self.repository.session.execute(
+            update(User).where(User.id == user_id).values(name=form.name, phone=form.phone, address=form.address)
+        )
+
+    async def change_password(self, user_id: UUID, current: str, new: str) -> None:
+        user = await self.repository.session.scalar(
+            select(User).where(User.id == user_id).options(undefer(User.password_hash))
+        )
+        if user is None or not await verify_password(user.password_hash, current):
+            raise AccountError("current_password", "That isn't your current password.")
+        problem = password_problem(new, user.email)
+        if problem:
+            raise AccountError("new_password", problem)
+        user.password_hash = await hash_password(new)
+        await self.repository.session.flush()
+
+    async def create_admin(self, email: str, password: str, name: str = "Admin") -> User:
+        email = normalise_email(email)
+        problem = password_problem(password, email)
+        if problem:
+            raise AccountError("password", problem)
+        existing = await self.by_email(email)
+        if existing:
+            existing.role = Role.ADMIN
+            existing.password_hash = await hash_password(password)
+            await self.repository.session.flush()
+            return existing
+        user = User(email=email, password_hash=await hash_password(password), name=name, role=Role.ADMIN)
+        self.repository.session.add(user)
+        await self.repository.session.flush()
+        return user
+
+    async def set_role(self, email: str, role: str) -> User:
+        try:
+            new_role = Role(role.strip().upper())
+        except ValueError as exc:
+            choices = ", ".join(r.value for r in Role)
+            raise AccountError("role", f"Unknown role {role!r}: choose one of {choices}.") from exc
+        user = await self.by_email(email)
+        if user is None:
+            raise AccountError("email", f"No account has the email {normalise_email(email)!r}.")
+        user.role = new_role
+        await self.repository.session.flush()
+        return user

@@ -1,0 +1,35 @@
+"""Server-side sessions in Redis, with the session id rotated at sign-in (no session fixation)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from litestar.connection import ASGIConnection
+from litestar.middleware.session.server_side import ServerSideSessionBackend, ServerSideSessionConfig
+
+_ROTATE = "rotate_session_id"
+
+
+class RotatingSessionBackend(ServerSideSessionBackend):
+    def get_session_id(self, connection: ASGIConnection) -> str:
+        state = connection.scope.setdefault("state", {})
+        rotated = state.get(_ROTATE)
+        if rotated is True:
+            state[_ROTATE] = self.generate_session_id()
+            return str(state[_ROTATE])
+        if isinstance(rotated, str):
+            return rotated
+        return super().get_session_id(connection)
+
+
+@dataclass
+class SessionConfig(ServerSideSessionConfig):
+    _backend_class = RotatingSessionBackend
+
+
+async def rotate_session_id(connection: ASGIConnection, config: SessionConfig) -> None:
+    """Forget the old session id and issue a new one when this response is sent."""
+    old = connection.cookies.get(config.key)
+    if old and old != "null":
+        await config.get_store_from_app(connection.app).delete(old)
+    connection.scope.setdefault("state", {})[_ROTATE] = True

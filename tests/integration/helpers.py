@@ -1,0 +1,37 @@
+"""Small helpers for driving the HTML app like a browser does (CSRF cookie + form posts)."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+
+async def csrf_token(client: Any) -> str:
+    if "sd_csrf" not in client.cookies:
+        await client.get("/products")
+    return str(client.cookies["sd_csrf"])
+
+
+async def post_form(client: Any, url: str, data: dict[str, str], **kwargs: Any) -> Any:
+    token = await csrf_token(client)
+    return await client.post(url, data={**data, "_csrf_token": token}, **kwargs)
+
+
+def unique_email(prefix: str = "shopper") -> str:
+    return f"{prefix}.{secrets.token_hex(4)}@example.com"
+
+
+async def register(client: Any, email: str | None = None, password: str = "correct horse battery", **extra: str) -> Any:
+    data = {
+        "email": email or unique_email(),
+        "password": password,
+        "name": "Lan Nguyen",
+        "phone": "0901234567",
+        "address": "12 Lê Lợi, Quận 1, TP.HCM",
+        **extra,
+    }
+    return await post_form(client, "/account/register", data)
+
+
+async def sign_in(client: Any, email: str, password: str = "correct horse battery", next_url: str = "") -> Any:
+    return await post_form(client, "/account/login", {"email": email, "password": password, "next": next_url})
