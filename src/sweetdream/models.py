@@ -1,6 +1,8 @@
 """Imports every domain's models so Alembic and the metadata see all tables."""
 
 from sweetdream.accounts.models import User
+from sweetdream.cart.models import CartItem
 from sweetdream.catalog.models import Category, Product, Variant
+from sweetdream.orders.models import Order, OrderEvent, OrderLine, OutboxEvent
 
-__all__ = ["Category", "Product", "User", "Variant"]
+__all__ = ["CartItem", "Category", "Order", "OrderEvent", "OrderLine", "OutboxEvent", "Product", "User", "Variant"]

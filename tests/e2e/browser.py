@@ -33,7 +33,7 @@ class BrowserProblems:
 
     def _on_response(self, response: Response) -> None:
         if response.status >= 500:
-            self._add(f"{response.status} from {response.request.method} {response.url}")
+            self._add(f"{response.status} from {response.request.method} {response.url} (see var/test/e2e-server.log)")
 
     def _add(self, problem: str) -> None:
         if not any(pattern.search(problem) for pattern in self.allowed):

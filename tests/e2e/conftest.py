@@ -13,7 +13,6 @@ import re
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -26,7 +25,7 @@ from playwright.sync_api import expect
 
 from sweetdream.settings import PROJECT_ROOT
 from tests.e2e.browser import BrowserProblems
-from tests.support import start_test_stack
+from tests.support import TEST_VAR, start_test_stack
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -38,6 +37,7 @@ CHROMIUM_ARGS = [
     "--no-first-run",
     "--disable-sync",
 ]
+SERVER_LOG = TEST_VAR / "e2e-server.log"  # the server's own log of the last run (var/ is not committed)
 STARTUP_TIMEOUT = float(os.environ.get("SWEETDREAM_E2E_STARTUP_TIMEOUT", "30"))
 # Playwright's 5 s default is tight on a busy 2-core machine; a passing assertion never waits for it.
 EXPECT_TIMEOUT_MS = 10_000
@@ -85,8 +85,8 @@ def live_server() -> Iterator[str]:
     stack = start_test_stack()
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
-    log_dir = tempfile.mkdtemp(prefix="sweetdream-e2e-")
-    log_path = Path(log_dir) / "server.log"
+    log_path = SERVER_LOG
+    log_path.parent.mkdir(parents=True, exist_ok=True)
     command = [
         sys.executable,
         "-m",

@@ -47,6 +47,9 @@ class Product(UUIDAuditBase):
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
     is_featured: Mapped[bool] = mapped_column(Boolean, default=False)
     images: Mapped[list[str]] = mapped_column(JSONB, default=list)
+    # Capacity-limited items (a class: one unit of stock is one seat): most a shopper may hold
+    # across their non-cancelled orders. None for ordinary goods.
+    max_per_customer: Mapped[int | None] = mapped_column(Integer, nullable=True)
     # Accent-folded name/category/description, computed by the service (see catalog/text.py).
     search_text: Mapped[str] = mapped_column(Text, default="")
     search_vector: Mapped[str] = mapped_column(TSVECTOR, Computed("to_tsvector('simple', search_text)", persisted=True))

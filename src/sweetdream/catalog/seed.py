@@ -28,10 +28,13 @@ async def load_demo_catalog(session: AsyncSession) -> int:
         .on_conflict_do_nothing(index_elements=["slug"])
     )
     categories = {c.slug: c for c in await session.scalars(select(Category))}
-    existing = set(await session.scalars(select(Product.slug)))
+    existing = {p.slug: p for p in await session.scalars(select(Product))}
     added = 0
     for p in demo.PRODUCTS:
         if p.slug in existing:
+            # Fields added after a catalog was first seeded are filled in, never overwritten.
+            if existing[p.slug].max_per_customer is None and p.max_per_customer is not None:
+                existing[p.slug].max_per_customer = p.max_per_customer
             continue
         category = categories[p.category_slug]
         product = Product(
@@ -44,7 +47,7 @@ async def load_demo_catalog(session: AsyncSession) -> int:
             is_featured=p.featured,
             search_text=search_text_for(p.name, p.description, category.name),
             created_at=now - timedelta(days=p.created_days_ago),
-            **_extra_product_fields(p),
+            max_per_customer=p.max_per_customer,
         )
         product.variants = [
             Variant(
@@ -61,13 +64,6 @@ async def load_demo_catalog(session: AsyncSession) -> int:
         added += 1
     await session.flush()
     return added
-
-
-def _extra_product_fields(p: demo.DemoProduct) -> dict[str, object]:
-    """Fields later migrations added to Product (capacity limits), when the model has them."""
-    if hasattr(Product, "max_per_customer"):
-        return {"max_per_customer": p.max_per_customer}
-    return {}
 
 
 async def load_bench_catalog(session: AsyncSession, count: int) -> int:

@@ -1,0 +1,275 @@
+"""Cart rules. A visitor's cart lives in their server-side session, a signed-in shopper's in the
+database; both are read through the same service, always against current prices and stock."""
+
+from __future__ import annotations
+
+from collections.abc import MutableMapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+from uuid import UUID
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from sweetdream.cart.models import CartItem
+from sweetdream.catalog.models import Product, Variant
+
+MAX_QUANTITY = 99
+CART_DAYS = 30  # a cart is kept this long after its last change
+
+
+class CartError(ValueError):
+    pass
+
+
+@dataclass
+class CartLine:
+    variant_id: UUID
+    product_slug: str
+    product_name: str
+    image: str | None
+    size_label: str
+    sku: str
+    quantity: int
+    unit_price: int
+    price_seen: int
+    stock: int
+    active: bool
+    max_per_customer: int | None
+    problems: list[str] = field(default_factory=list)  # must be fixed before checkout
+    notices: list[str] = field(default_factory=list)  # worth knowing (a price change)
+
+    @property
+    def line_total(self) -> int:
+        return self.unit_price * self.quantity
+
+
+@dataclass
+class CartView:
+    lines: list[CartLine]
+
+    @property
+    def subtotal(self) -> int:
+        return sum(line.line_total for line in self.lines if line.active)
+
+    @property
+    def count(self) -> int:
+        return sum(line.quantity for line in self.lines)
+
+    @property
+    def has_problems(self) -> bool:
+        return any(line.problems for line in self.lines)
+
+
+class CartStore(Protocol):
+    async def items(self) -> dict[UUID, tuple[int, int]]: ...  # variant -> (quantity, price seen)
+    async def put(self, variant_id: UUID, quantity: int, price_seen: int) -> None: ...
+    async def remove(self, variant_id: UUID) -> None: ...
+    async def clear(self) -> None: ...
+
+
+class SessionCartStore:
+    """A visitor's cart, kept in the Redis-backed session (which lasts 30 days of inactivity)."""
+
+    def __init__(self, session: MutableMapping[str, Any]) -> None:
+        self.session = session
+
+    def _raw(self) -> dict[str, list[int]]:
+        return dict(self.session.get("cart") or {})
+
+    async def items(self) -> dict[UUID, tuple[int, int]]:
+        out: dict[UUID, tuple[int, int]] = {}
+        for key, value in self._raw().items():
+            try:
+                out[UUID(key)] = (int(value[0]), int(value[1]))
+            except (ValueError, TypeError, IndexError):
+                continue  # a malformed entry is dropped, never a 500
+        return out
+
+    async def put(self, variant_id: UUID, quantity: int, price_seen: int) -> None:
+        raw = self._raw()
+        raw[str(variant_id)] = [quantity, price_seen]
+        self.session["cart"] = raw
+
+    async def remove(self, variant_id: UUID) -> None:
+        raw = self._raw()
+        raw.pop(str(variant_id), None)
+        self.session["cart"] = raw
+
+    async def clear(self) -> None:
+        self.session.pop("cart", None)
+
+
+class DbCartStore:
+    def __init__(self, db: AsyncSession, user_id: UUID) -> None:
+        self.db = db
+        self.user_id = user_id
+
+    async def items(self) -> dict[UUID, tuple[int, int]]:
+        cutoff = datetime.now(UTC) - timedelta(days=CART_DAYS)
+        rows = await self.db.execute(
+            select(CartItem.variant_id, CartItem.quantity, CartItem.price_seen).where(
+                CartItem.user_id == self.user_id, CartItem.updated_at >= cutoff
+            )
+        )
+        return {r.variant_id: (r.quantity, r.price_seen) for r in rows}
+
+    async def put(self, variant_id: UUID, quantity: int, price_seen: int) -> None:
+        stmt = insert(CartItem).values(
+            user_id=self.user_id, variant_id=variant_id, quantity=quantity, price_seen=price_seen
+        )
+        await self.db.execute(
+            stmt.on_conflict_do_update(
+                constraint="uq_cart_items_user_variant",
+                set_={"quantity": quantity, "price_seen": price_seen, "updated_at": func.now()},
+            )
+        )
+
+    async def remove(self, variant_id: UUID) -> None:
+        await self.db.execute(
+            delete(CartItem).where(CartItem.user_id == self.user_id, CartItem.variant_id == variant_id)
+        )
+
+    async def clear(self) -> None:
+        await self.db.execute(delete(CartItem).where(CartItem.user_id == self.user_id))
+
+
+async def cart_count_for_user(db: AsyncSession, user_id: UUID) -> int:
+    cutoff = datetime.now(UTC) - timedelta(days=CART_DAYS)
+    total = await db.scalar(
+        select(func.coalesce(func.sum(CartItem.quantity), 0)).where(
+            CartItem.user_id == user_id, CartItem.updated_at >= cutoff
+        )
+    )
+    return int(total or 0)
+
+
+async def purge_stale_carts(db: AsyncSession) -> int:
+    """Delete cart lines untouched for CART_DAYS (run daily by the worker)."""
+    cutoff = datetime.now(UTC) - timedelta(days=CART_DAYS)
+    result = await db.execute(delete(CartItem).where(CartItem.updated_at < cutoff))
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def only_left(stock: int) -> str:
+    return "Sold out." if stock == 0 else f"Only {stock} left."
+
+
+class CartService:
+    def __init__(self, db: AsyncSession, store: CartStore) -> None:
+        self.db = db
+        self.store = store
+
+    async def _variant(self, variant_id: UUID) -> tuple[Variant, Product]:
+        row = (
+            await self.db.execute(
+                select(Variant, Product).join(Product, Product.id == Variant.product_id).where(Variant.id == variant_id)
+            )
+        ).first()
+        if row is None or not row.Product.is_active:
+            raise CartError("That product is no longer available.")
+        return row.Variant, row.Product
+
+    async def add(self, variant_id: UUID, quantity: int) -> CartLine:
+        if not 1 <= quantity <= MAX_QUANTITY:
+            raise CartError(f"Choose a quantity from 1 to {MAX_QUANTITY}.")
+        variant, product = await self._variant(variant_id)
+        have = (await self.store.items()).get(variant_id, (0, 0))[0]
+        await self._check_quantity(variant, product, have + quantity)
+        price = variant.effective_price(product.price)
+        await self.store.put(variant_id, have + quantity, price)
+        return (await self.view([variant_id])).lines[0]
+
+    async def update(self, variant_id: UUID, quantity: int) -> None:
+        if quantity == 0:
+            await self.store.remove(variant_id)
+            return
+        if not 1 <= quantity <= MAX_QUANTITY:
+            raise CartError(f"Choose a quantity from 0 to {MAX_QUANTITY}.")
+        items = await self.store.items()
+        if variant_id not in items:
+            raise CartError("That item is not in your cart.")
+        variant, product = await self._variant(variant_id)
+        await self._check_quantity(variant, product, quantity)
+        await self.store.put(variant_id, quantity, items[variant_id][1])
+
+    async def remove(self, variant_id: UUID) -> None:
+        await self.store.remove(variant_id)
+
+    async def _check_quantity(self, variant: Variant, product: Product, quantity: int) -> None:
+        if quantity > variant.stock:
+            raise CartError(only_left(variant.stock) if variant.stock else "Sorry, that size is sold out.")
+        if product.max_per_customer is not None and quantity > product.max_per_customer:
+            raise CartError(f"At most {product.max_per_customer} per customer.")
+
+    async def view(self, only: list[UUID] | None = None) -> CartView:
+        """The cart against the database now: current price and stock, with what changed flagged."""
+        items = await self.store.items()
+        ids = [v for v in items if only is None or v in only]
+        if not ids:
+            return CartView([])
+        rows = await self.db.execute(
+            select(Variant, Product).join(Product, Product.id == Variant.product_id).where(Variant.id.in_(ids))
+        )
+        found = {r.Variant.id: (r.Variant, r.Product) for r in rows}
+        lines = []
+        for variant_id in ids:
+            quantity, price_seen = items[variant_id]
+            if variant_id not in found:
+                await self.store.remove(variant_id)  # the size was deleted outright
+                continue
+            variant, product = found[variant_id]
+            lines.append(_line(variant, product, quantity, price_seen))
+        lines.sort(key=lambda line: (line.product_name, line.size_label))
+        return CartView(lines)
+
+    async def acknowledge_prices(self) -> None:
+        """The shopper has seen the new prices: stop flagging them."""
+        for line in (await self.view()).lines:
+            if line.active and line.price_seen != line.unit_price:
+                await self.store.put(line.variant_id, line.quantity, line.unit_price)
+
+    async def merge_from(self, other: CartStore) -> None:
+        """Sign-in: the visitor's lines join the account's; same size adds up, capped by stock."""
+        mine = await self.store.items()
+        for variant_id, (quantity, price_seen) in (await other.items()).items():
+            try:
+                variant, product = await self._variant(variant_id)
+            except CartError:
+                continue
+            total = min(mine.get(variant_id, (0, 0))[0] + quantity, variant.stock, MAX_QUANTITY)
+            if product.max_per_customer is not None:
+                total = min(total, product.max_per_customer)
+            if total > 0:
+                await self.store.put(variant_id, total, price_seen)
+        await other.clear()
+
+
+def _line(variant: Variant, product: Product, quantity: int, price_seen: int) -> CartLine:
+    price = variant.effective_price(product.price)
+    line = CartLine(
+        variant_id=variant.id,
+        product_slug=product.slug,
+        product_name=product.name,
+        image=product.images[0] if product.images else None,
+        size_label=variant.label,
+        sku=variant.sku,
+        quantity=quantity,
+        unit_price=price,
+        price_seen=price_seen,
+        stock=variant.stock,
+        active=product.is_active,
+        max_per_customer=product.max_per_customer,
+    )
+    if not product.is_active:
+        line.problems.append("This product is no longer sold. Please remove it.")
+    elif variant.stock == 0:
+        line.problems.append("This size has sold out. Please remove it.")
+    elif quantity > variant.stock:
+        line.problems.append(f"Only {variant.stock} left: please lower the quantity.")
+    if product.is_active and price != price_seen:
+        direction = "gone up" if price > price_seen else "gone down"
+        line.notices.append(f"The price has {direction} since you added it (was {price_seen:,} đ).".replace(",", "."))
+    return line

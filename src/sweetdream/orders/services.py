@@ -1,0 +1,289 @@
+"""Order rules: placing an order in one transaction, and the one function that moves its status.
+
+No oversell: each line's stock is taken with a conditional UPDATE (`stock >= n`) inside the
+transaction that writes the order, in variant-id order (no deadlocks), all lines or none.
+Double submit: the form's idempotency key is unique; checkouts by one shopper are serialised by
+locking their user row, so a repeat finds the first order instead of making a second.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+from redis.asyncio import Redis
+from sqlalchemy import func, select, text, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
+
+from sweetdream.accounts.models import User
+from sweetdream.cart.services import CartLine, CartService, CartView
+from sweetdream.catalog.cache import invalidate_catalog
+from sweetdream.catalog.models import Variant
+from sweetdream.orders.models import (
+    Order,
+    OrderEvent,
+    OrderLine,
+    OrderStatus,
+    OutboxEvent,
+    PaymentMethod,
+)
+
+IDEMPOTENCY_KEY = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
+
+ALLOWED: dict[OrderStatus, set[OrderStatus]] = {
+    OrderStatus.PENDING: {OrderStatus.PROCESSING, OrderStatus.CANCELLED},
+    OrderStatus.PROCESSING: {OrderStatus.SHIPPED, OrderStatus.CANCELLED},
+    OrderStatus.SHIPPED: {OrderStatus.DELIVERED},
+    OrderStatus.DELIVERED: set(),
+    OrderStatus.CANCELLED: set(),
+}
+
+
+class CheckoutError(ValueError):
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+class IllegalTransition(ValueError):
+    """Refused status change: shown as a 409 with this message."""
+
+
+@dataclass(frozen=True)
+class Shipping:
+    name: str
+    phone: str
+    address: str
+    note: str
+    payment_method: PaymentMethod
+
+
+@dataclass(frozen=True)
+class Totals:
+    subtotal: int
+    shipping_fee: int
+
+    @property
+    def total(self) -> int:
+        return self.subtotal + self.shipping_fee
+
+
+def totals_for(cart: CartView, flat_fee: int, free_from: int) -> Totals:
+    subtotal = cart.subtotal
+    return Totals(subtotal, 0 if subtotal >= free_from or subtotal == 0 else flat_fee)
+
+
+class OrderService:
+    def __init__(self, db: AsyncSession, redis: Redis | None = None) -> None:
+        self.db = db
+        self.redis = redis
+
+    async def _after_commit(self) -> None:
+        """Stock changed: cached catalog pages must not show the old figures."""
+        if self.redis is not None:
+            await invalidate_catalog(self.redis)
+
+    # --- placing -------------------------------------------------------------------------------
+
+    async def place(
+        self, user: User, cart: CartService, shipping: Shipping, idempotency_key: str, fee: int, free_from: int
+    ) -> tuple[Order, bool]:
+        """Returns (order, created). Everything is computed here from the database; nothing the
+        browser sent about prices or totals is read. On any refusal nothing has changed."""
+        if not IDEMPOTENCY_KEY.match(idempotency_key):
+            raise CheckoutError("This checkout form has expired. Please review your order and submit again.")
+        # Serialise this shopper's checkouts: the idempotency check below then sees any earlier submit.
+        await self.db.execute(select(User.id).where(User.id == user.id).with_for_update())
+        existing = await self._by_key(idempotency_key, user.id)
+        if existing is not None:
+            await self.db.rollback()
+            return existing, False
+        view = await cart.view()
+        try:
+            order = await self._write_order(user, view, shipping, idempotency_key, fee, free_from)
+            await cart.store.clear()
+            await self.db.commit()
+            await self._after_commit()
+        except IntegrityError:
+            await self.db.rollback()  # a concurrent submit of the same form won the unique key
+            order_or_none = await self._by_key(idempotency_key, user.id)
+            if order_or_none is None:
+                raise
+            return order_or_none, False
+        except CheckoutError:
+            await self.db.rollback()
+            raise
+        return order, True
+
+    async def _write_order(
+        self, user: User, view: CartView, shipping: Shipping, key: str, fee: int, free_from: int
+    ) -> Order:
+        if not view.lines:
+            raise CheckoutError("Your cart is empty.")
+        blocked = next((line for line in view.lines if line.problems), None)
+        if blocked is not None:
+            raise CheckoutError(f"{blocked.product_name} ({blocked.size_label}): {blocked.problems[0]}")
+        await self._check_seat_limits(user.id, view.lines)
+        for line in sorted(view.lines, key=lambda item: item.variant_id):
+            await self._take_stock(line)
+        totals = totals_for(view, fee, free_from)
+        number = await self.db.scalar(text("SELECT nextval('order_number_seq')"))
+        order = Order(
+            number=f"SD-{number:06d}",
+            user_id=user.id,
+            idempotency_key=key,
+            status=OrderStatus.PENDING,
+            payment_method=shipping.payment_method,
+            payment_status="due on delivery" if shipping.payment_method == PaymentMethod.COD else "pending",
+            shipping_name=shipping.name,
+            shipping_phone=shipping.phone,
+            shipping_address=shipping.address,
+            note=shipping.note,
+            subtotal=totals.subtotal,
+            shipping_fee=totals.shipping_fee,
+            total=totals.total,
+        )
+        self.db.add(order)
+        await self.db.flush()
+        product_ids = await self._product_ids([line.variant_id for line in view.lines])
+        for position, line in enumerate(view.lines):
+            self.db.add(
+                OrderLine(
+                    order_id=order.id,
+                    product_id=product_ids[line.variant_id],
+                    variant_id=line.variant_id,
+                    position=position,
+                    product_name=line.product_name,
+                    product_slug=line.product_slug,
+                    size_label=line.size_label,
+                    sku=line.sku,
+                    unit_price=line.unit_price,
+                    quantity=line.quantity,
+                )
+            )
+        self.db.add(
+            OrderEvent(
+                order_id=order.id,
+                from_status=None,
+                to_status=OrderStatus.PENDING,
+                actor=user.email,
+                note="Order placed",
+            )
+        )
+        self.db.add(OutboxEvent(topic="order.placed", payload=_order_payload(order)))
+        await self.db.flush()
+        return order
+
+    async def _take_stock(self, line: CartLine) -> None:
+        taken = await self.db.scalar(
+            update(Variant)
+            .where(Variant.id == line.variant_id, Variant.stock >= line.quantity)
+            .values(stock=Variant.stock - line.quantity)
+            .returning(Variant.id)
+        )
+        if taken is None:
+            left = await self.db.scalar(select(Variant.stock).where(Variant.id == line.variant_id)) or 0
+            what = f"{line.product_name} ({line.size_label})"
+            raise CheckoutError(
+                f"{what}: sold out while you were checking out." if left == 0 else f"{what}: only {left} left."
+            )
+
+    async def _check_seat_limits(self, user_id: UUID, lines: list[CartLine]) -> None:
+        limited = [line for line in lines if line.max_per_customer is not None]
+        if not limited:
+            return
+        held = dict(
+            (
+                await self.db.execute(
+                    select(OrderLine.variant_id, func.sum(OrderLine.quantity))
+                    .join(Order, Order.id == OrderLine.order_id)
+                    .where(
+                        Order.user_id == user_id,
+                        Order.status != OrderStatus.CANCELLED,
+                        OrderLine.variant_id.in_([line.variant_id for line in limited]),
+                    )
+                    .group_by(OrderLine.variant_id)
+                )
+            ).all()
+        )
+        for line in limited:
+            assert line.max_per_customer is not None
+            already = int(held.get(line.variant_id, 0))
+            if already + line.quantity > line.max_per_customer:
+                room = max(line.max_per_customer - already, 0)
+                raise CheckoutError(
+                    f"{line.product_name}: at most {line.max_per_customer} per customer; you already hold {already}"
+                    + (f", so you can add {room} more." if room else ".")
+                )
+
+    async def _product_ids(self, variant_ids: list[UUID]) -> dict[UUID, UUID]:
+        rows = await self.db.execute(select(Variant.id, Variant.product_id).where(Variant.id.in_(variant_ids)))
+        return {r.id: r.product_id for r in rows}
+
+    async def _by_key(self, key: str, user_id: UUID) -> Order | None:
+        return await self.db.scalar(select(Order).where(Order.idempotency_key == key, Order.user_id == user_id))
+
+    # --- reading -------------------------------------------------------------------------------
+
+    async def for_viewer(self, number: str, viewer: User) -> Order | None:
+        """The order if this viewer may see it (its owner or an admin); None otherwise, exists or not."""
+        stmt = (
+            select(Order).where(Order.number == number).options(selectinload(Order.lines), selectinload(Order.events))
+        )
+        if not viewer.is_admin:
+            stmt = stmt.where(Order.user_id == viewer.id)
+        return await self.db.scalar(stmt)
+
+    async def history(self, user_id: UUID, page: int, page_size: int = 10) -> tuple[list[Order], int]:
+        total = await self.db.scalar(select(func.count()).select_from(Order).where(Order.user_id == user_id)) or 0
+        orders = await self.db.scalars(
+            select(Order)
+            .where(Order.user_id == user_id)
+            .order_by(Order.created_at.desc(), Order.number.desc())
+            .limit(page_size)
+            .offset((page - 1) * page_size)
+        )
+        return list(orders), total
+
+    # --- moving --------------------------------------------------------------------------------
+
+    async def transition(self, order_id: UUID, to: OrderStatus, actor: str, note: str = "") -> Order:
+        """The only way an order's status changes. Records who, when and why, writes an outbox
+        event, returns stock on cancellation, and commits. Illegal moves raise IllegalTransition."""
+        order = await self.db.scalar(
+            select(Order).where(Order.id == order_id).with_for_update().options(selectinload(Order.lines))
+        )
+        if order is None:
+            raise IllegalTransition("That order does not exist.")
+        if to not in ALLOWED[order.status]:
+            await self.db.rollback()
+            raise IllegalTransition(
+                f"Order {order.number} is {order.status.value.lower()} and can't become {to.value.lower()}."
+            )
+        if to == OrderStatus.CANCELLED:
+            for line in sorted(order.lines, key=lambda item: item.variant_id):
+                await self.db.execute(
+                    update(Variant).where(Variant.id == line.variant_id).values(stock=Variant.stock + line.quantity)
+                )
+        previous = order.status
+        order.status = to
+        self.db.add(OrderEvent(order_id=order.id, from_status=previous, to_status=to, actor=actor, note=note))
+        self.db.add(
+            OutboxEvent(
+                topic="order.status_changed",
+                payload={**_order_payload(order), "from": previous.value, "to": to.value, "note": note},
+            )
+        )
+        await self.db.commit()
+        if to == OrderStatus.CANCELLED:
+            await self._after_commit()
+        return order
+
+
+def _order_payload(order: Order) -> dict[str, Any]:
+    return {"order_id": str(order.id), "number": order.number, "user_id": str(order.user_id)}
