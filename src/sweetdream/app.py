@@ -25,12 +25,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from sweetdream.accounts.web import AccountController, current_user_middleware
 from sweetdream.admin.web import AdminController
+from sweetdream.cart.web import CartController, cart_count_middleware
 from sweetdream.catalog.cache import CatalogCache
 from sweetdream.catalog.money import format_vnd
 from sweetdream.catalog.services import CatalogService
 from sweetdream.catalog.web import ShopController
 from sweetdream.cli import SweetDreamCLI
 from sweetdream.db import make_sqlalchemy_config
+from sweetdream.orders.web import CheckoutController, OrderController
 from sweetdream.platform.errors import exception_handlers
 from sweetdream.platform.http import http_middleware
 from sweetdream.platform.logs import configure_logging
@@ -134,6 +136,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
             ShopController,
             AccountController,
             AdminController,
+            CartController,
+            CheckoutController,
+            OrderController,
             create_static_files_router(path="/static", directories=[settings.static_dir], name="static"),
         ],
         dependencies={
@@ -145,7 +150,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         template_config=TemplateConfig(
             directory=settings.templates_dir, engine=JinjaTemplateEngine, engine_callback=template_engine
         ),
-        middleware=[session_config.middleware, current_user_middleware],
+        middleware=[session_config.middleware, current_user_middleware, cart_count_middleware],
         csrf_config=CSRFConfig(
             secret=settings.secret_key,
             cookie_name="sd_csrf",
@@ -156,6 +161,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         ),
         stores={"sessions": RedisStore(redis, namespace="session")},
         exception_handlers=exception_handlers(),
+        logging_config=None,  # ours (configure_logging) applies: LOG_LEVEL and JSON lines in production
         state=State(state),
         lifespan=[lifespan],
         debug=False,

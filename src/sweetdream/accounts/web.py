@@ -21,7 +21,7 @@ from sweetdream.accounts.models import User
 from sweetdream.accounts.services import AccountError, UserService
 from sweetdream.platform.ratelimit import Limit, hit
 from sweetdream.platform.sessions import SessionConfig, rotate_session_id
-from sweetdream.platform.web import client_ip, flash, render
+from sweetdream.platform.web import client_ip, flash, form_data, render
 
 # Sign-in: 10 tries per email in 15 minutes stops guessing one account's password while a shopper who
 # mistypes a few times is never blocked; 30 per client address in 10 minutes stops spraying many
@@ -102,11 +102,6 @@ async def sign_in(request: Request, user: User) -> None:
 CARRIED_ACROSS_SIGN_IN: set[str] = {"flash"}
 
 
-async def _form(request: Request) -> dict[str, str]:
-    form = await request.form()
-    return {k: v for k, v in form.items() if isinstance(v, str)}
-
-
 class AccountController(Controller):
     path = "/account"
     dependencies = {"users": Provide(provide_users, sync_to_thread=False)}
@@ -120,7 +115,7 @@ class AccountController(Controller):
     @post("/register")
     async def register(self, request: Request, users: NamedDependency[UserService]) -> Template | Redirect:
         await hit(request.app.state.redis, REGISTER_PER_CLIENT, client_ip(request))
-        data = await _form(request)
+        data = await form_data(request)
         form = RegistrationForm.parse(data)
         next_url = safe_next(data.get("next"))
         if not form.errors:
@@ -144,7 +139,7 @@ class AccountController(Controller):
 
     @post("/login")
     async def login(self, request: Request, users: NamedDependency[UserService]) -> Template | Redirect:
-        data = await _form(request)
+        data = await form_data(request)
         email = data.get("email", "").strip().lower()[:254]
         next_url = safe_next(data.get("next"))
         redis = request.app.state.redis
@@ -181,7 +176,7 @@ class AccountController(Controller):
     async def update_profile(self, request: Request, users: NamedDependency[UserService]) -> Template | Redirect:
         user = current_user(request)
         assert user is not None
-        form = ProfileForm.parse(await _form(request))
+        form = ProfileForm.parse(await form_data(request))
         if form.errors:
             return render(
                 request, "accounts/account.html", status_code=400, form=form, errors=form.errors, password_errors={}
@@ -195,7 +190,7 @@ class AccountController(Controller):
     async def change_password(self, request: Request, users: NamedDependency[UserService]) -> Template | Redirect:
         user = current_user(request)
         assert user is not None
-        data = await _form(request)
+        data = await form_data(request)
         errors: dict[str, str] = {}
         if data.get("new_password", "") != data.get("confirm_password", ""):
             errors["confirm_password"] = "The two new passwords don't match."  # noqa: S105 (a message)

@@ -2,24 +2,85 @@
 
 from __future__ import annotations
 
-from litestar import Controller, Request, get
-from litestar.di import NamedDependency
-from litestar.response import Template
+from litestar import Controller, Request, get, post
+from litestar.di import NamedDependency, Provide
+from litestar.exceptions import NotFoundException
+from litestar.params import FromPath, FromQuery
+from litestar.response import Redirect, Template
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sweetdream.accounts.models import Role, User
 from sweetdream.accounts.web import requires_admin
 from sweetdream.catalog.models import Product
-from sweetdream.platform.web import render
+from sweetdream.orders.models import Order, OrderStatus
+from sweetdream.orders.services import ALLOWED, IllegalTransition, OrderService
+from sweetdream.orders.web import Conflict, provide_orders
+from sweetdream.platform.web import flash, form_data, render
+
+PAGE_SIZE = 25
 
 
 class AdminController(Controller):
     path = "/admin"
     guards = [requires_admin]
+    dependencies = {"orders": Provide(provide_orders, sync_to_thread=False)}
 
     @get("/", name="admin")
     async def dashboard(self, request: Request, db_session: NamedDependency[AsyncSession]) -> Template:
         products = await db_session.scalar(select(func.count()).select_from(Product)) or 0
         customers = await db_session.scalar(select(func.count()).where(User.role == Role.CUSTOMER)) or 0
-        return render(request, "admin/dashboard.html", figures={"Products": products, "Customers": customers})
+        orders = await db_session.scalar(select(func.count()).select_from(Order)) or 0
+        pending = await db_session.scalar(select(func.count()).where(Order.status == OrderStatus.PENDING)) or 0
+        figures = {"Products": products, "Customers": customers, "Orders": orders, "Pending orders": pending}
+        return render(request, "admin/dashboard.html", figures=figures)
+
+    @get("/orders", name="admin-orders")
+    async def orders(
+        self,
+        request: Request,
+        db_session: NamedDependency[AsyncSession],
+        status: FromQuery[str] = "",
+        page: FromQuery[str] = "1",
+    ) -> Template:
+        number = min(max(int(page), 1), 10_000) if page.isdigit() else 1
+        stmt = select(Order)
+        if status in OrderStatus.__members__:
+            stmt = stmt.where(Order.status == OrderStatus(status))
+        else:
+            status = ""
+        total = await db_session.scalar(stmt.with_only_columns(func.count()).order_by(None)) or 0
+        rows = await db_session.scalars(
+            stmt.order_by(Order.created_at.desc()).limit(PAGE_SIZE).offset((number - 1) * PAGE_SIZE)
+        )
+        return render(
+            request,
+            "admin/orders.html",
+            orders=list(rows),
+            status=status,
+            statuses=list(OrderStatus),
+            page=number,
+            pages=max(1, -(-total // PAGE_SIZE)),
+            total=total,
+            allowed=ALLOWED,
+        )
+
+    @post("/orders/{number:str}/status", name="admin-order-status")
+    async def set_status(
+        self, request: Request, number: FromPath[str], orders: NamedDependency[OrderService]
+    ) -> Redirect:
+        data = await form_data(request)
+        order = await orders.db.scalar(select(Order).where(Order.number == number[:20]))
+        if order is None:
+            raise NotFoundException("No such order.")
+        target = data.get("status", "")
+        if target not in OrderStatus.__members__:
+            raise Conflict("Choose a status from the list.")
+        user = request.state.user
+        try:
+            await orders.transition(order.id, OrderStatus(target), user.email, data.get("note", "").strip()[:500])
+        except IllegalTransition as exc:
+            raise Conflict(str(exc)) from exc
+        flash(request, f"Order {order.number} is now {target.lower()}.")
+        back = data.get("back", "")
+        return Redirect(back if back.startswith("/admin/") else "/admin/orders", status_code=303)

@@ -101,23 +101,25 @@ class OrderService:
         await self.db.execute(select(User.id).where(User.id == user.id).with_for_update())
         existing = await self._by_key(idempotency_key, user.id)
         if existing is not None:
-            await self.db.rollback()
+            await self.db.commit()  # nothing written; releases the lock (a rollback would expire the user)
             return existing, False
         view = await cart.view()
         try:
-            order = await self._write_order(user, view, shipping, idempotency_key, fee, free_from)
-            await cart.store.clear()
+            # A savepoint: a refused line undoes every stock update and row written here, and only those.
+            async with self.db.begin_nested():
+                order = await self._write_order(user, view, shipping, idempotency_key, fee, free_from)
+                await cart.store.clear()
+        except CheckoutError:
             await self.db.commit()
-            await self._after_commit()
-        except IntegrityError:
-            await self.db.rollback()  # a concurrent submit of the same form won the unique key
+            raise
+        except IntegrityError:  # a concurrent submit of the same form won the unique key
+            await self.db.commit()
             order_or_none = await self._by_key(idempotency_key, user.id)
             if order_or_none is None:
                 raise
             return order_or_none, False
-        except CheckoutError:
-            await self.db.rollback()
-            raise
+        await self.db.commit()
+        await self._after_commit()
         return order, True
 
     async def _write_order(
@@ -261,7 +263,7 @@ class OrderService:
         if order is None:
             raise IllegalTransition("That order does not exist.")
         if to not in ALLOWED[order.status]:
-            await self.db.rollback()
+            await self.db.commit()  # nothing written; releases the row lock
             raise IllegalTransition(
                 f"Order {order.number} is {order.status.value.lower()} and can't become {to.value.lower()}."
             )

@@ -38,3 +38,9 @@ def client_ip(request: Request) -> str:
             return forwarded.split(",")[-1].strip()[:64]
     client = request.client
     return client.host if client else "unknown"
+
+
+async def form_data(request: Request) -> dict[str, str]:
+    """A urlencoded or multipart form's text fields (files are ignored)."""
+    form = await request.form()
+    return {key: value for key, value in form.items() if isinstance(value, str)}

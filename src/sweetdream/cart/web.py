@@ -1,0 +1,170 @@
+"""The cart page and its actions. With HTMX each action swaps the cart fragment and fires a
+`cart-changed` event that refreshes the header badge; without JavaScript they are plain forms."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from advanced_alchemy.extensions.litestar import SQLAlchemyAsyncConfig
+from litestar import Controller, Request, get, post
+from litestar.di import NamedDependency, Provide
+from litestar.params import FromPath
+from litestar.plugins.htmx import HTMXTemplate
+from litestar.response import Redirect, Template
+from litestar.types import ASGIApp, Receive, Scope, Send
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from sweetdream.accounts import web as accounts_web
+from sweetdream.accounts.models import User
+from sweetdream.cart.services import (
+    MAX_QUANTITY,
+    CartError,
+    CartService,
+    DbCartStore,
+    SessionCartStore,
+    cart_count_for_user,
+)
+from sweetdream.platform.web import flash, form_data, render
+
+
+def cart_for(request: Request, db: AsyncSession) -> CartService:
+    user: User | None = request.state.get("user")
+    store = DbCartStore(db, user.id) if user else SessionCartStore(request.session)
+    return CartService(db, store)
+
+
+def provide_cart(request: Request, db_session: NamedDependency[AsyncSession]) -> CartService:
+    return cart_for(request, db_session)
+
+
+def cart_count_middleware(app: ASGIApp) -> ASGIApp:
+    """The header's cart badge: from the session for visitors, one small query for shoppers."""
+
+    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            request: Request[Any, Any, Any] = Request(scope)
+            user = request.state.get("user")
+            if user is not None:
+                config: SQLAlchemyAsyncConfig = request.app.state.sqlalchemy_config
+                db = config.provide_session(request.app.state, scope)
+                request.state.cart_count = await cart_count_for_user(db, user.id)
+            elif "session" in scope and request.session:
+                request.state.cart_count = sum(int(v[0]) for v in (request.session.get("cart") or {}).values())
+            else:
+                request.state.cart_count = 0
+        await app(scope, receive, send)
+
+    return middleware
+
+
+async def merge_visitor_cart(request: Request, user: User) -> None:
+    """At sign-in the visitor's cart joins the account's (same size adds up, capped by stock)."""
+    if not request.session.get("cart"):
+        return
+    config: SQLAlchemyAsyncConfig = request.app.state.sqlalchemy_config
+    db = config.provide_session(request.app.state, request.scope)
+    await CartService(db, DbCartStore(db, user.id)).merge_from(SessionCartStore(request.session))
+    await db.commit()
+
+
+accounts_web.AFTER_SIGN_IN.append(merge_visitor_cart)
+accounts_web.CARRIED_ACROSS_SIGN_IN.add("cart")
+
+
+def _quantity(raw: str | None) -> int | None:
+    if raw is None or not raw.strip().isdigit() or len(raw.strip()) > 3:
+        return None
+    return int(raw.strip())
+
+
+def _variant_id(raw: str | None) -> UUID | None:
+    try:
+        return UUID(raw or "")
+    except ValueError:
+        return None
+
+
+class CartController(Controller):
+    path = "/cart"
+    dependencies = {"cart": Provide(provide_cart, sync_to_thread=False)}
+
+    async def _cart_page(
+        self, request: Request, cart: CartService, status_code: int = 200, error: str = ""
+    ) -> Template:
+        view = await cart.view()
+        if request.htmx:  # type: ignore[attr-defined]
+            return HTMXTemplate(
+                template_name="cart/_cart.html",
+                context={"cart": view, "error": error, "max_quantity": MAX_QUANTITY},
+                status_code=status_code,
+                trigger_event="cart-changed",
+                params={"count": view.count},
+                after="receive",
+            )
+        return render(
+            request, "cart/cart.html", status_code=status_code, cart=view, error=error, max_quantity=MAX_QUANTITY
+        )
+
+    @get("/", name="cart")
+    async def show(self, request: Request, cart: NamedDependency[CartService]) -> Template:
+        return await self._cart_page(request, cart)
+
+    @get("/badge", name="cart-badge")
+    async def badge(self, request: Request) -> Template:
+        return Template(template_name="cart/_badge.html")
+
+    @post("/items", name="cart-add")
+    async def add(self, request: Request, cart: NamedDependency[CartService]) -> Template | Redirect:
+        data = await form_data(request)
+        variant_id, quantity = _variant_id(data.get("variant_id")), _quantity(data.get("quantity", "1"))
+        back = data.get("back", "/cart") if data.get("back", "").startswith("/products/") else "/cart"
+        try:
+            if variant_id is None:
+                raise CartError("Please choose a size.")
+            if quantity is None:
+                raise CartError(f"Choose a quantity from 1 to {MAX_QUANTITY}.")
+            line = await cart.add(variant_id, quantity)
+        except CartError as exc:
+            if request.htmx:  # type: ignore[attr-defined]
+                return HTMXTemplate(template_name="cart/_added.html", context={"error": str(exc)}, status_code=409)
+            flash(request, str(exc), "error")
+            return Redirect(back, status_code=303)
+        await cart.db.commit()
+        count = (await cart.view()).count
+        if request.htmx:  # type: ignore[attr-defined]
+            return HTMXTemplate(
+                template_name="cart/_added.html",
+                context={"line": line, "error": ""},
+                trigger_event="cart-changed",
+                params={"count": count},
+                after="receive",
+            )
+        flash(request, f"Added {line.product_name} ({line.size_label}) to your cart.")
+        return Redirect("/cart", status_code=303)
+
+    @post("/items/{variant_id:str}", name="cart-update")
+    async def update(
+        self, request: Request, variant_id: FromPath[str], cart: NamedDependency[CartService]
+    ) -> Template | Redirect:
+        data = await form_data(request)
+        target, quantity = _variant_id(variant_id), _quantity(data.get("quantity"))
+        remove = data.get("action") == "remove"
+        try:
+            if target is None:
+                raise CartError("That item is not in your cart.")
+            if remove:
+                await cart.remove(target)
+            elif quantity is None:
+                raise CartError(f"Choose a quantity from 0 to {MAX_QUANTITY}.")
+            else:
+                await cart.update(target, quantity)
+        except CartError as exc:
+            if not request.htmx:  # type: ignore[attr-defined]
+                flash(request, str(exc), "error")
+                return Redirect("/cart", status_code=303)
+            return await self._cart_page(request, cart, status_code=409, error=str(exc))
+        await cart.db.commit()
+        if not request.htmx:  # type: ignore[attr-defined]
+            return Redirect("/cart", status_code=303)
+        return await self._cart_page(request, cart)

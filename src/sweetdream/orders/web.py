@@ -1,0 +1,168 @@
+"""Checkout, the order page (owner or admin only), order history and cancellation."""
+
+from __future__ import annotations
+
+import secrets
+
+from litestar import Controller, Request, get, post
+from litestar.di import NamedDependency, Provide
+from litestar.exceptions import HTTPException, NotFoundException
+from litestar.params import FromPath, FromQuery
+from litestar.response import Redirect, Template
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from sweetdream.accounts.forms import PHONE
+from sweetdream.accounts.models import User
+from sweetdream.accounts.web import requires_user
+from sweetdream.cart.web import cart_for
+from sweetdream.orders.models import OrderStatus, PaymentMethod
+from sweetdream.orders.services import CheckoutError, IllegalTransition, OrderService, Shipping, totals_for
+from sweetdream.platform.ratelimit import Limit, hit
+from sweetdream.platform.web import flash, form_data, render
+
+# A real shopper places a handful of orders a day; 10 a minute stops scripted abuse of stock.
+CHECKOUT_PER_USER = Limit("checkout-user", attempts=10, window_seconds=60)
+
+
+class Conflict(HTTPException):
+    status_code = 409
+
+
+def provide_orders(request: Request, db_session: NamedDependency[AsyncSession]) -> OrderService:
+    return OrderService(db_session, request.app.state.redis)
+
+
+def _user(request: Request) -> User:
+    user: User | None = request.state.get("user")
+    assert user is not None  # guarded by requires_user
+    return user
+
+
+def parse_shipping(data: dict[str, str]) -> tuple[Shipping, dict[str, str]]:
+    def clean(name: str, limit: int) -> str:
+        return " ".join(data.get(name, "").split())[:limit]
+
+    errors: dict[str, str] = {}
+    shipping_name, phone, address = clean("name", 120), clean("phone", 32), clean("address", 500)
+    note = data.get("note", "").strip()[:500]
+    if not shipping_name:
+        errors["name"] = "Who should we deliver to?"
+    if not PHONE.match(phone):
+        errors["phone"] = "Enter a phone number the courier can call, for example 0901 234 567."
+    if len(address) < 8:
+        errors["address"] = "Enter the full delivery address: street, ward, district, city."
+    method = data.get("payment_method", PaymentMethod.COD.value)
+    if method != PaymentMethod.COD.value:
+        errors["payment_method"] = "Choose a payment method from the list."
+    return Shipping(shipping_name, phone, address, note, PaymentMethod.COD), errors
+
+
+class CheckoutController(Controller):
+    path = "/checkout"
+    guards = [requires_user]
+    dependencies = {"orders": Provide(provide_orders, sync_to_thread=False)}
+
+    async def _page(
+        self,
+        request: Request,
+        db: AsyncSession,
+        values: dict[str, str],
+        errors: dict[str, str],
+        key: str,
+        status_code: int = 200,
+        error: str = "",
+    ) -> Template:
+        settings = request.app.state.settings
+        view = await cart_for(request, db).view()
+        totals = totals_for(view, settings.shipping_fee, settings.free_shipping_threshold)
+        return render(
+            request,
+            "orders/checkout.html",
+            status_code=status_code,
+            cart=view,
+            totals=totals,
+            values=values,
+            errors=errors,
+            idempotency_key=key,
+            error=error,
+            free_from=settings.free_shipping_threshold,
+        )
+
+    @get("/", name="checkout")
+    async def show(self, request: Request, db_session: NamedDependency[AsyncSession]) -> Template | Redirect:
+        user = _user(request)
+        if not (await cart_for(request, db_session).view()).lines:
+            flash(request, "Your cart is empty: add something first.", "error")
+            return Redirect("/cart", status_code=303)
+        values = {
+            "name": user.name,
+            "phone": user.phone,
+            "address": user.address,
+            "note": "",
+            "payment_method": PaymentMethod.COD.value,
+        }
+        return await self._page(request, db_session, values, {}, secrets.token_urlsafe(24))
+
+    @post("/", name="place-order")
+    async def place(self, request: Request, orders: NamedDependency[OrderService]) -> Template | Redirect:
+        user = _user(request)
+        await hit(request.app.state.redis, CHECKOUT_PER_USER, str(user.id))
+        data = await form_data(request)
+        key = data.get("idempotency_key", "")
+        shipping, errors = parse_shipping(data)
+        if errors:
+            return await self._page(request, orders.db, data, errors, key or secrets.token_urlsafe(24), 400)
+        settings = request.app.state.settings
+        try:
+            order, created = await orders.place(
+                user,
+                cart_for(request, orders.db),
+                shipping,
+                key,
+                settings.shipping_fee,
+                settings.free_shipping_threshold,
+            )
+        except CheckoutError as exc:
+            return await self._page(request, orders.db, data, {}, secrets.token_urlsafe(24), 409, exc.message)
+        if created:
+            flash(request, f"Thank you! Your order {order.number} has been placed.")
+        return Redirect(f"/orders/{order.number}", status_code=303)
+
+
+class OrderController(Controller):
+    guards = [requires_user]
+    dependencies = {"orders": Provide(provide_orders, sync_to_thread=False)}
+
+    @get("/orders/{number:str}", name="order")
+    async def show(self, request: Request, number: FromPath[str], orders: NamedDependency[OrderService]) -> Template:
+        order = await orders.for_viewer(number[:20], _user(request))
+        if order is None:  # someone else's or no such order: the same answer, so nothing is confirmed
+            raise NotFoundException("We couldn't find that order.")
+        return render(request, "orders/order.html", order=order, OrderStatus=OrderStatus)
+
+    @post("/orders/{number:str}/cancel", name="order-cancel")
+    async def cancel(self, request: Request, number: FromPath[str], orders: NamedDependency[OrderService]) -> Redirect:
+        user = _user(request)
+        order = await orders.for_viewer(number[:20], user)
+        if order is None or order.user_id != user.id:
+            raise NotFoundException("We couldn't find that order.")
+        if order.status != OrderStatus.PENDING:
+            raise Conflict(
+                f"Order {order.number} is {order.status.value.lower()}: it can no longer be cancelled "
+                "online. Please contact us."
+            )
+        try:
+            await orders.transition(order.id, OrderStatus.CANCELLED, user.email, "Cancelled by the customer")
+        except IllegalTransition as exc:
+            raise Conflict(str(exc)) from exc
+        flash(request, f"Order {order.number} was cancelled.")
+        return Redirect(f"/orders/{order.number}", status_code=303)
+
+    @get("/account/orders", name="order-history")
+    async def history(
+        self, request: Request, orders: NamedDependency[OrderService], page: FromQuery[str] = "1"
+    ) -> Template:
+        number = min(max(int(page), 1), 10_000) if page.isdigit() else 1
+        items, total = await orders.history(_user(request).id, number)
+        pages = max(1, -(-total // 10))
+        return render(request, "orders/history.html", orders=items, page=number, pages=pages, total=total)

@@ -1,0 +1,378 @@
+"""Cart, checkout and orders: the rules that make the shop trustworthy, under real concurrency."""
+
+import asyncio
+import re
+import secrets
+from html import unescape
+
+import pytest
+from litestar.testing import AsyncTestClient
+from sqlalchemy import func, select
+
+from sweetdream.app import create_app
+from sweetdream.cart.services import CartService, DbCartStore
+from sweetdream.orders.models import Order, OrderEvent, OrderLine, OrderStatus, OutboxEvent, PaymentMethod
+from sweetdream.orders.services import ALLOWED, IllegalTransition, OrderService, Shipping
+from tests.integration.factories import make_product, make_user, put_in_cart, signed_in, stock_of
+from tests.integration.helpers import csrf_token, post_form, register, sign_in, unique_email
+
+NUMBER = re.compile(r"/orders/(SD-\d{6})$")
+
+
+def checkout_form(key: str | None = None, **overrides: str) -> dict[str, str]:
+    return {
+        "idempotency_key": key or secrets.token_urlsafe(24),
+        "name": "Minh Anh",
+        "phone": "0901234567",
+        "address": "99 Nguyễn Huệ, Quận 1, TP.HCM",
+        "note": "",
+        "payment_method": "COD",
+        **overrides,
+    }
+
+
+async def checkout(client, **form):
+    return await post_form(client, "/checkout/", checkout_form(**form))
+
+
+async def orders_of(db, user):
+    fresh = select(Order).where(Order.user_id == user.id).execution_options(populate_existing=True)
+    return list(await db.scalars(fresh))
+
+
+async def test_twenty_concurrent_checkouts_for_the_last_five_units_make_exactly_five_orders(app, settings, db):
+    _, (variant,) = await make_product(db, stock=5)
+    clients = []
+    for _ in range(20):
+        user = await make_user(db)
+        await put_in_cart(db, user, variant, 1)
+        # One app per shopper: each runs in its own thread and event loop, like separate web processes.
+        client = AsyncTestClient(app=create_app(settings), base_url="http://127.0.0.1")
+        await client.__aenter__()
+        client.follow_redirects = False
+        clients.append(await signed_in(client, settings, user))
+    try:
+        responses = await asyncio.gather(*(checkout(c) for c in clients))
+    finally:
+        for c in clients:
+            await c.__aexit__(None, None, None)
+    statuses = sorted(r.status_code for r in responses)
+    assert statuses.count(303) == 5, statuses
+    assert statuses.count(409) == 15, statuses
+    assert all("sold out" in unescape(r.text) for r in responses if r.status_code == 409)
+    assert await stock_of(db, variant) == 0
+    sold = await db.scalar(select(func.sum(OrderLine.quantity)).where(OrderLine.variant_id == variant.id))
+    assert sold == 5
+
+
+async def test_the_same_form_submitted_concurrently_makes_one_order(client, settings, db):
+    _, (variant,) = await make_product(db, stock=10)
+    user = await make_user(db)
+    await put_in_cart(db, user, variant, 2)
+    await signed_in(client, settings, user)
+    key = secrets.token_urlsafe(24)
+    responses = await asyncio.gather(*(checkout(client, key=key) for _ in range(5)))
+    locations = {r.headers.get("location") for r in responses}
+    assert [r.status_code for r in responses] == [303] * 5
+    assert len(locations) == 1 and NUMBER.search(locations.pop())
+    assert len(await orders_of(db, user)) == 1
+    assert await stock_of(db, variant) == 8
+
+
+async def test_a_line_that_runs_out_takes_no_stock_from_any_line(client, settings, db):
+    _, (plenty, scarce) = await make_product(db, stock=[10, 1])
+    user = await make_user(db)
+    await put_in_cart(db, user, plenty, 3)
+    await put_in_cart(db, user, scarce, 1)
+    await signed_in(client, settings, user)
+    await db.execute(scarce.__table__.update().where(scarce.__table__.c.id == scarce.id).values(stock=0))
+    await db.commit()
+    r = await checkout(client)
+    assert r.status_code == 409
+    assert "(M)" in unescape(r.text) and "sold out" in unescape(r.text)
+    assert await stock_of(db, plenty) == 10
+    assert await orders_of(db, user) == []
+
+
+async def test_a_line_with_too_little_stock_says_how_many_are_left(client, settings, db):
+    _, (variant,) = await make_product(db, stock=5)
+    user = await make_user(db)
+    await put_in_cart(db, user, variant, 4)
+    await signed_in(client, settings, user)
+    await db.execute(variant.__table__.update().where(variant.__table__.c.id == variant.id).values(stock=2))
+    await db.commit()
+    r = await checkout(client)
+    assert (r.status_code == 409 and "Only 2 left" in r.text) or "only 2 left" in r.text
+    assert await stock_of(db, variant) == 2
+
+
+async def test_prices_and_totals_are_computed_on_the_server(client, settings, db):
+    product, (variant,) = await make_product(db, stock=5, price=150_000)
+    user = await make_user(db)
+    await put_in_cart(db, user, variant, 2, price_seen=1)
+    await signed_in(client, settings, user)
+    r = await checkout(client, price="1", unit_price="1", total="1", subtotal="1", shipping_fee="0")
+    assert r.status_code == 303
+    (order,) = await orders_of(db, user)
+    assert (order.subtotal, order.shipping_fee, order.total) == (300_000, 30_000, 330_000)
+    line = await db.scalar(select(OrderLine).where(OrderLine.order_id == order.id))
+    assert (line.unit_price, line.quantity, line.product_name, line.size_label) == (150_000, 2, product.name, "S")
+
+
+async def test_free_shipping_above_the_threshold(client, settings, db):
+    _, (variant,) = await make_product(db, stock=5, price=300_000)
+    user = await make_user(db)
+    await put_in_cart(db, user, variant, 2)
+    await signed_in(client, settings, user)
+    assert (await checkout(client)).status_code == 303
+    (order,) = await orders_of(db, user)
+    assert (order.shipping_fee, order.total) == (0, 600_000)
+
+
+async def test_order_writes_lines_a_first_status_event_and_an_outbox_row(client, settings, db):
+    _, (variant,) = await make_product(db, stock=5)
+    user = await make_user(db)
+    await put_in_cart(db, user, variant, 1)
+    await signed_in(client, settings, user)
+    r = await checkout(client)
+    number = NUMBER.search(r.headers["location"]).group(1)
+    (order,) = await orders_of(db, user)
+    assert order.number == number and order.status == OrderStatus.PENDING
+    events = list(await db.scalars(select(OrderEvent).where(OrderEvent.order_id == order.id)))
+    assert [(e.from_status, e.to_status) for e in events] == [(None, "PENDING")]
+    outbox = await db.scalar(select(OutboxEvent).where(OutboxEvent.payload["order_id"].astext == str(order.id)))
+    assert outbox.topic == "order.placed" and outbox.delivered_at is None
+    page = await client.get(f"/orders/{number}")
+    assert page.status_code == 200 and number in page.text and "has been placed" in page.text
+    assert (await client.get("/cart")).text.count("cart-line") == 0  # the cart was emptied
+
+
+async def test_a_shopper_cannot_see_cancel_or_infer_anothers_order(app, client, settings, db):
+    _, (variant,) = await make_product(db, stock=5)
+    owner = await make_user(db)
+    await put_in_cart(db, owner, variant, 1)
+    await signed_in(client, settings, owner)
+    number = NUMBER.search((await checkout(client)).headers["location"]).group(1)
+    async with AsyncTestClient(app=create_app(settings), base_url="http://127.0.0.1") as other:
+        other.follow_redirects = False
+        await signed_in(other, settings, await make_user(db))
+        theirs = await other.get(f"/orders/{number}")
+        missing = await other.get("/orders/SD-999999")
+        assert theirs.status_code == missing.status_code == 404
+        assert theirs.text.replace(number, "X") == missing.text.replace("SD-999999", "X")
+        assert (await post_form(other, f"/orders/{number}/cancel", {})).status_code == 404
+        assert number not in (await other.get("/account/orders")).text
+    (order,) = await orders_of(db, owner)
+    assert order.status == OrderStatus.PENDING
+
+
+async def test_admin_sees_any_order(app, client, settings, db):
+    from sweetdream.accounts.models import Role
+
+    _, (variant,) = await make_product(db, stock=5)
+    owner = await make_user(db)
+    await put_in_cart(db, owner, variant, 1)
+    await signed_in(client, settings, owner)
+    number = NUMBER.search((await checkout(client)).headers["location"]).group(1)
+    async with AsyncTestClient(app=create_app(settings), base_url="http://127.0.0.1") as admin:
+        await signed_in(admin, settings, await make_user(db, Role.ADMIN))
+        assert (await admin.get(f"/orders/{number}")).status_code == 200
+
+
+async def test_max_per_customer_holds_across_two_orders(client, settings, db):
+    _, (seat,) = await make_product(db, stock=10, max_per_customer=2)
+    user = await make_user(db)
+    await signed_in(client, settings, user)
+    await put_in_cart(db, user, seat, 1)
+    assert (await checkout(client)).status_code == 303
+    await put_in_cart(db, user, seat, 2)
+    r = await checkout(client)
+    assert r.status_code == 409 and "at most 2 per customer" in r.text and "you already hold 1" in r.text
+    assert await stock_of(db, seat) == 9
+    r = await post_form(client, f"/cart/items/{seat.id}", {"quantity": "1"})
+    assert (await checkout(client)).status_code == 303
+    assert await stock_of(db, seat) == 8
+
+
+async def test_cancelled_orders_free_their_seats(client, settings, db):
+    _, (seat,) = await make_product(db, stock=10, max_per_customer=1)
+    user = await make_user(db)
+    await signed_in(client, settings, user)
+    await put_in_cart(db, user, seat, 1)
+    number = NUMBER.search((await checkout(client)).headers["location"]).group(1)
+    assert (await post_form(client, f"/orders/{number}/cancel", {})).status_code == 303
+    await put_in_cart(db, user, seat, 1)
+    assert (await checkout(client)).status_code == 303
+
+
+async def test_visitor_cart_merges_into_the_account_at_sign_in(client, db):
+    _, (variant, other) = await make_product(db, stock=[4, 9])
+    email = unique_email()
+    await register(client, email=email)
+    await post_form(client, "/cart/items", {"variant_id": str(variant.id), "quantity": "3"})
+    await post_form(client, "/account/logout", {})
+    await post_form(client, "/cart/items", {"variant_id": str(variant.id), "quantity": "2"})
+    await post_form(client, "/cart/items", {"variant_id": str(other.id), "quantity": "1"})
+    assert (await sign_in(client, email)).status_code == 303
+    page = (await client.get("/cart")).text
+    assert f'id="qty-{variant.id}"' in page and f'id="qty-{other.id}"' in page
+    assert re.search(rf'id="qty-{variant.id}"[^>]*value="4"', page), "3 + 2 capped at the 4 in stock"
+    assert re.search(rf'id="qty-{other.id}"[^>]*value="1"', page)
+
+
+async def test_visitor_is_sent_to_sign_in_for_checkout_and_keeps_the_cart(client, db):
+    _, (variant,) = await make_product(db, stock=5)
+    await post_form(client, "/cart/items", {"variant_id": str(variant.id), "quantity": "1"})
+    r = await client.get("/checkout/")
+    assert r.status_code == 303 and r.headers["location"] == "/account/login?next_url=%2Fcheckout"
+    await register(client)
+    assert f'id="qty-{variant.id}"' in (await client.get("/cart")).text
+    assert (await client.get("/checkout/")).status_code == 200
+
+
+async def test_cart_refuses_more_than_stock_and_flags_changes(client, db):
+    product, (variant,) = await make_product(db, stock=3)
+    r = await post_form(
+        client, "/cart/items", {"variant_id": str(variant.id), "quantity": "4"}, headers={"HX-Request": "true"}
+    )
+    assert r.status_code == 409 and "Only 3 left" in r.text
+    r = await post_form(
+        client, "/cart/items", {"variant_id": str(variant.id), "quantity": "2"}, headers={"HX-Request": "true"}
+    )
+    assert r.status_code == 200 and "cart-changed" in r.headers["hx-trigger"]
+    await db.execute(product.__table__.update().where(product.__table__.c.id == product.id).values(price=120_000))
+    await db.execute(variant.__table__.update().where(variant.__table__.c.id == variant.id).values(stock=1))
+    await db.commit()
+    page = unescape((await client.get("/cart")).text)
+    assert "The price has gone up" in page and "Only 1 left" in page and 'href="/checkout"' not in page
+    await db.execute(product.__table__.update().where(product.__table__.c.id == product.id).values(is_active=False))
+    await db.commit()
+    assert "no longer sold" in (await client.get("/cart")).text
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"variant_id": "not-a-uuid", "quantity": "1"},
+        {"variant_id": "", "quantity": "1"},
+        {"quantity": "-1"},
+        {"quantity": "abc"},
+        {"quantity": "100000"},
+        {"quantity": "0"},
+    ],
+)
+async def test_bad_cart_input_is_refused_and_changes_nothing(client, db, data):
+    _, (variant,) = await make_product(db, stock=3)
+    payload = {"variant_id": str(variant.id), **data}
+    r = await post_form(client, "/cart/items", payload, headers={"HX-Request": "true"})
+    assert r.status_code == 409
+    assert "cart-line" not in (await client.get("/cart")).text
+
+
+async def test_bad_checkout_input_is_refused_beside_the_field(client, settings, db):
+    _, (variant,) = await make_product(db, stock=3)
+    user = await make_user(db)
+    await put_in_cart(db, user, variant, 1)
+    await signed_in(client, settings, user)
+    r = await checkout(client, phone="call me", address="x", name="")
+    assert r.status_code == 400
+    assert all(f'id="{f}-error"' in r.text for f in ("phone", "address", "name"))
+    r = await checkout(client, key="short")
+    assert r.status_code == 409 and "expired" in r.text
+    r = await checkout(client, payment_method="BITCOIN")
+    assert r.status_code == 400
+    assert await orders_of(db, user) == [] and await stock_of(db, variant) == 3
+
+
+async def test_shopper_cancels_a_pending_order_and_stock_returns(client, settings, db):
+    _, (variant,) = await make_product(db, stock=5)
+    user = await make_user(db)
+    await put_in_cart(db, user, variant, 2)
+    await signed_in(client, settings, user)
+    number = NUMBER.search((await checkout(client)).headers["location"]).group(1)
+    assert await stock_of(db, variant) == 3
+    assert (await post_form(client, f"/orders/{number}/cancel", {})).status_code == 303
+    assert await stock_of(db, variant) == 5
+    again = await post_form(client, f"/orders/{number}/cancel", {})
+    assert again.status_code == 409 and "can no longer be cancelled" in again.text
+
+
+async def test_every_illegal_transition_is_refused(db, settings):
+    _, (variant,) = await make_product(db, stock=50)
+    user = await make_user(db)
+    service = OrderService(db)
+    for start in OrderStatus:
+        for target in OrderStatus:
+            if target in ALLOWED[start]:
+                continue
+            order = await _order_in(db, service, user, variant, start)
+            before = await stock_of(db, variant)
+            with pytest.raises(IllegalTransition, match="can't become"):
+                await service.transition(order.id, target, "test")
+            assert (await db.get(Order, order.id, populate_existing=True)).status == start
+            assert await stock_of(db, variant) == before
+
+
+async def test_admin_moves_an_order_and_an_illegal_move_is_a_409(app, client, settings, db):
+    from sweetdream.accounts.models import Role
+
+    _, (variant,) = await make_product(db, stock=5)
+    user = await make_user(db)
+    await put_in_cart(db, user, variant, 1)
+    await signed_in(client, settings, user)
+    number = NUMBER.search((await checkout(client)).headers["location"]).group(1)
+    assert (await post_form(client, f"/admin/orders/{number}/status", {"status": "SHIPPED"})).status_code == 403
+    async with AsyncTestClient(app=create_app(settings), base_url="http://127.0.0.1") as admin:
+        admin.follow_redirects = False
+        await signed_in(admin, settings, await make_user(db, Role.ADMIN))
+        assert (await post_form(admin, f"/admin/orders/{number}/status", {"status": "PROCESSING"})).status_code == 303
+        r = await post_form(admin, f"/admin/orders/{number}/status", {"status": "DELIVERED"})
+        assert r.status_code == 409 and "can't become delivered" in unescape(r.text)
+        assert (await admin.get("/admin/orders?status=PROCESSING")).text.count(number) >= 1
+    (order,) = await orders_of(db, user)
+    assert order.status == OrderStatus.PROCESSING
+
+
+async def test_order_history_is_newest_first_and_paginated(client, settings, db):
+    _, (variant,) = await make_product(db, stock=50)
+    user = await make_user(db)
+    await signed_in(client, settings, user)
+    # Placed through the service: twelve HTTP checkouts in a row would (rightly) hit the rate limit.
+    numbers = [(await _order_in(db, OrderService(db), user, variant, OrderStatus.PENDING)).number for _ in range(12)]
+    first = (await client.get("/account/orders")).text
+    assert first.index(numbers[-1]) < first.index(numbers[-2]) and numbers[0] not in first
+    assert numbers[0] in (await client.get("/account/orders?page=2")).text
+    assert (await client.get("/account/orders?page=abc")).status_code == 200
+
+
+async def _order_in(db, service, user, variant, status):
+    await put_in_cart(db, user, variant, 1)
+    order, _ = await service.place(
+        user,
+        CartService(db, DbCartStore(db, user.id)),
+        Shipping("A", "0901234567", "1 Street, City", "", PaymentMethod.COD),
+        secrets.token_urlsafe(24),
+        30_000,
+        500_000,
+    )
+    path = {
+        OrderStatus.PENDING: [],
+        OrderStatus.PROCESSING: [OrderStatus.PROCESSING],
+        OrderStatus.SHIPPED: [OrderStatus.PROCESSING, OrderStatus.SHIPPED],
+        OrderStatus.DELIVERED: [OrderStatus.PROCESSING, OrderStatus.SHIPPED, OrderStatus.DELIVERED],
+        OrderStatus.CANCELLED: [OrderStatus.CANCELLED],
+    }[status]
+    for step in path:
+        await service.transition(order.id, step, "test")
+    return order
+
+
+async def test_csrf_is_required_for_checkout(client, settings, db):
+    _, (variant,) = await make_product(db, stock=3)
+    user = await make_user(db)
+    await put_in_cart(db, user, variant, 1)
+    await signed_in(client, settings, user)
+    await csrf_token(client)
+    r = await client.post("/checkout/", data=checkout_form())
+    assert r.status_code == 403
+    assert await orders_of(db, user) == []
