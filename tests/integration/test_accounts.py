@@ -231,3 +231,12 @@ async def cli(app, *args, **kwargs):
 
     env = LitestarEnv(app_path="sweetdream.app:create_app", app=app, cwd=Path.cwd())
     return await asyncio.to_thread(CliRunner().invoke, litestar_group, list(args), obj=env, **kwargs)
+
+
+async def test_a_visitor_with_an_empty_session_costs_no_session_write(client, settings):
+    import redis
+
+    r = await client.get("/products")
+    assert "sd_session" not in r.headers.get("set-cookie", "")
+    keys = redis.Redis.from_url(settings.redis_url).keys("session:*")
+    assert keys == []

@@ -6,11 +6,19 @@ from dataclasses import dataclass
 
 from litestar.connection import ASGIConnection
 from litestar.middleware.session.server_side import ServerSideSessionBackend, ServerSideSessionConfig
+from litestar.types import Empty, Message, ScopeSession
 
 _ROTATE = "rotate_session_id"
 
 
 class RotatingSessionBackend(ServerSideSessionBackend):
+    async def store_in_message(self, scope_session: ScopeSession, message: Message, connection: ASGIConnection) -> None:
+        # A visitor with nothing in their session gets no cookie and costs no Redis write (Litestar
+        # would otherwise store an empty session for every cookieless request: bots included).
+        if scope_session is not Empty and not scope_session and not connection.cookies.get(self.config.key):
+            return
+        await super().store_in_message(scope_session, message, connection)
+
     def get_session_id(self, connection: ASGIConnection) -> str:
         state = connection.scope.setdefault("state", {})
         rotated = state.get(_ROTATE)
