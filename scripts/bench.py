@@ -34,6 +34,7 @@ from statistics import mean
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "src")]
 
+from sweetdream.cli import granian_command  # noqa: E402
 from tests.support import start_test_stack  # noqa: E402
 
 BENCH_DIR = ROOT / "var" / "bench"
@@ -87,10 +88,7 @@ def free_port() -> int:
 
 
 def start_granian(env: dict[str, str], port: int, log_path: Path) -> subprocess.Popen[bytes]:
-    command = [
-        sys.executable, "-m", "granian", "--interface", "asgi", "--factory", "sweetdream.app:create_app",
-        "--host", "127.0.0.1", "--port", str(port), "--workers", str(WEB_WORKERS), "--no-ws",
-    ]  # fmt: skip
+    command = granian_command("127.0.0.1", port, WEB_WORKERS)
     with log_path.open("wb") as log:
         return subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
 

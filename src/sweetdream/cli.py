@@ -21,6 +21,14 @@ from litestar.plugins import CLIPluginProtocol
 T = TypeVar("T")
 
 
+def granian_command(host: str, port: int, workers: int) -> list[str]:
+    """The web server as the Procfile runs it; the dev runner, e2e tests and bench all start this."""
+    return [
+        sys.executable, "-m", "granian", "--interface", "asgi", "--factory", "sweetdream.app:create_app",
+        "--host", host, "--port", str(port), "--workers", str(workers), "--no-ws",
+    ]  # fmt: skip
+
+
 def main() -> None:
     os.environ.setdefault("LITESTAR_APP", "sweetdream.app:create_app")
     from litestar.cli.main import litestar_group
@@ -101,25 +109,7 @@ def dev_command(app: Litestar, host: str, port: int) -> None:
         hook(app)
     env = {**os.environ, "SWEETDREAM_ENV": app.state.settings.environment}
     children = [
-        subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "granian",
-                "--interface",
-                "asgi",
-                "--factory",
-                "sweetdream.app:create_app",
-                "--host",
-                host,
-                "--port",
-                str(port),
-                "--workers",
-                "1",
-                "--no-ws",
-            ],
-            env=env,
-        ),
+        subprocess.Popen(granian_command(host, port, workers=1), env=env),
         *[subprocess.Popen(cmd, env=env) for cmd in DEV_PROCESSES],
     ]
     click.echo(f"SweetDream is running on http://{host}:{port}  (Ctrl-C stops everything)")

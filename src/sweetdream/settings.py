@@ -54,7 +54,6 @@ class Settings:
     templates_dir: Path = PROJECT_ROOT / "templates"
     static_dir: Path = PROJECT_ROOT / "static"
     var_dir: Path = PROJECT_ROOT / "var"
-    catalog_cache_seconds: int = 300
     page_size: int = 24
     shipping_fee: int = 30000
     free_shipping_threshold: int = 500000
@@ -91,7 +90,6 @@ class Settings:
             db_pool_size=_int("DB_POOL_SIZE", 10),
             log_level=_env("LOG_LEVEL", "INFO").upper(),
             log_json=_bool("LOG_JSON", environment == "production"),
-            catalog_cache_seconds=_int("CATALOG_CACHE_SECONDS", 300),
             shipping_fee=_int("SHIPPING_FEE", 30000),
             free_shipping_threshold=_int("FREE_SHIPPING_THRESHOLD", 500000),
             s3_bucket=_env("S3_BUCKET"),

@@ -12,7 +12,6 @@ import os
 import re
 import socket
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -23,6 +22,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
+from sweetdream.cli import granian_command
 from sweetdream.settings import PROJECT_ROOT
 from tests.e2e.browser import BrowserProblems
 from tests.support import TEST_VAR, start_test_stack
@@ -87,22 +87,7 @@ def live_server() -> Iterator[str]:
     url = f"http://127.0.0.1:{port}"
     log_path = SERVER_LOG
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    command = [
-        sys.executable,
-        "-m",
-        "granian",
-        "--interface",
-        "asgi",
-        "--factory",
-        "sweetdream.app:create_app",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--workers",
-        "1",
-        "--no-ws",
-    ]
+    command = granian_command("127.0.0.1", port, workers=1)
     try:
         with log_path.open("wb") as log:
             process = subprocess.Popen(

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from sweetdream.accounts.models import Role, User
 from sweetdream.accounts.web import requires_admin
+from sweetdream.catalog.filters import parse_page
 from sweetdream.catalog.models import Product
 from sweetdream.orders.models import Order, OrderStatus
 from sweetdream.orders.services import ALLOWED, IllegalTransition, OrderService
@@ -43,7 +44,7 @@ class AdminController(Controller):
         status: FromQuery[str] = "",
         page: FromQuery[str] = "1",
     ) -> Template:
-        number = min(max(int(page), 1), 10_000) if page.isdigit() else 1
+        number = parse_page(page)
         stmt = select(Order)
         if status in OrderStatus.__members__:
             stmt = stmt.where(Order.status == OrderStatus(status))

@@ -225,12 +225,6 @@ class CartService:
         lines.sort(key=lambda line: (line.product_name, line.size_label))
         return CartView(lines)
 
-    async def acknowledge_prices(self) -> None:
-        """The shopper has seen the new prices: stop flagging them."""
-        for line in (await self.view()).lines:
-            if line.active and line.price_seen != line.unit_price:
-                await self.store.put(line.variant_id, line.quantity, line.unit_price)
-
     async def merge_from(self, other: CartStore) -> None:
         """Sign-in: the visitor's lines join the account's; same size adds up, capped by stock."""
         mine = await self.store.items()

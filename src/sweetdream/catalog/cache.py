@@ -27,13 +27,14 @@ class CatalogCache:
     async def version(self) -> bytes:
         return await self.redis.get(VERSION_KEY) or b"0"
 
-    async def get_or_compute(self, key: str, compute: Callable[[], Awaitable[T]]) -> T:
+    async def get_or_compute(self, key: str, compute: Callable[[], Awaitable[T]], version: bytes | None = None) -> T:
         """The cached value for key if rendered at the current catalog version, else compute it.
 
         The version is read *before* computing, so a write that lands meanwhile leaves the entry
         tagged with the old version and the next request recomputes it.
         """
-        version = await self.version()
+        if version is None:  # a page with several cached parts reads the version once and passes it
+            version = await self.version()
         hit = self._entries.get(key)
         if hit is not None and hit[0] == version:
             self._entries.move_to_end(key)

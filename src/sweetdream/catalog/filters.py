@@ -97,7 +97,8 @@ def _price(raw: str | None, name: str, errors: dict[str, str]) -> int | None:
     return value
 
 
-def _page(raw: str | None) -> int:
+def parse_page(raw: str | None) -> int:
+    """Any page number a URL carries, clamped to 1..MAX_PAGE; anything else is page 1."""
     if raw and raw.strip().isdigit():
         return min(max(int(raw.strip()), 1), MAX_PAGE)
     return 1
@@ -121,6 +122,6 @@ def parse_filter(params: Mapping[str, str]) -> tuple[ProductFilter, FilterErrors
         max_price=max_price,
         in_stock=params.get("in_stock", "") in {"1", "on", "true"},
         sort=sort,
-        page=_page(params.get("page")),
+        page=parse_page(params.get("page")),
     )
     return view, FilterErrors(errors)

@@ -26,12 +26,14 @@ class CategoryLink:
     name: str
 
 
-async def _filter_choices(catalog: CatalogService, cache: CatalogCache) -> tuple[list[CategoryLink], list[str]]:
+async def _filter_choices(
+    catalog: CatalogService, cache: CatalogCache, version: bytes | None = None
+) -> tuple[list[CategoryLink], list[str]]:
     async def load() -> tuple[list[CategoryLink], list[str]]:
         categories = [CategoryLink(c.slug, c.name) for c in await catalog.categories()]
         return categories, await catalog.size_labels()
 
-    return await cache.get_or_compute("filter-choices", load)
+    return await cache.get_or_compute("filter-choices", load, version)
 
 
 class ShopController(Controller):
@@ -48,7 +50,8 @@ class ShopController(Controller):
         self, request: Request, catalog: NamedDependency[CatalogService], catalog_cache: NamedDependency[CatalogCache]
     ) -> Template:
         view, errors = parse_filter(request.query_params)
-        categories, sizes = await _filter_choices(catalog, catalog_cache)
+        version = await catalog_cache.version()
+        categories, sizes = await _filter_choices(catalog, catalog_cache, version)
         if errors:
             return render(
                 request,
@@ -69,7 +72,7 @@ class ShopController(Controller):
 
         # Our own template's output, escaped when it was rendered.
         results = Markup(  # noqa: S704
-            await catalog_cache.get_or_compute("results?" + view.cache_key(), render_results)
+            await catalog_cache.get_or_compute("results?" + view.cache_key(), render_results, version)
         )
         if getattr(request, "htmx", None) and request.htmx.target == "results":  # type: ignore[attr-defined]
             return Template(template_str=results)

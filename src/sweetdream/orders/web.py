@@ -15,6 +15,7 @@ from sweetdream.accounts.forms import PHONE
 from sweetdream.accounts.models import User
 from sweetdream.accounts.web import requires_user
 from sweetdream.cart.web import cart_for
+from sweetdream.catalog.filters import parse_page
 from sweetdream.orders.models import OrderStatus, PaymentMethod
 from sweetdream.orders.services import CheckoutError, IllegalTransition, OrderService, Shipping, totals_for
 from sweetdream.platform.ratelimit import Limit, hit
@@ -162,7 +163,7 @@ class OrderController(Controller):
     async def history(
         self, request: Request, orders: NamedDependency[OrderService], page: FromQuery[str] = "1"
     ) -> Template:
-        number = min(max(int(page), 1), 10_000) if page.isdigit() else 1
+        number = parse_page(page)
         items, total = await orders.history(_user(request).id, number)
         pages = max(1, -(-total // 10))
         return render(request, "orders/history.html", orders=items, page=number, pages=pages, total=total)

