@@ -12,10 +12,12 @@ import signal
 import subprocess
 import sys
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 from litestar import Litestar
+from litestar.cli._utils import LitestarGroup
 from litestar.plugins import CLIPluginProtocol
 
 T = TypeVar("T")
@@ -211,6 +213,92 @@ def ensure_dev_admin(app: Litestar) -> None:
 DEV_HOOKS.append(ensure_dev_admin)
 
 
+def worker_process() -> list[str]:
+    """The worker as the Procfile runs it (the dev runner starts one beside the web server)."""
+    return [str(Path(sys.executable).parent / "sweetdream"), "worker"]
+
+
+DEV_PROCESSES.append(worker_process())
+
+
+@click.command(name="worker", help="Run the ARQ worker: order fulfilment, emails, the outbox sweep.")
+def worker_command(app: Litestar) -> None:
+    from arq.worker import run_worker
+
+    from workers.settings import WorkerSettings
+
+    run_worker(WorkerSettings)  # type: ignore[arg-type]
+
+
+def _with_redis(app: Litestar, work: Callable[[Any, Any], Awaitable[T]]) -> T:
+    from redis.asyncio import Redis
+
+    async def with_redis(session: Any) -> T:
+        redis = Redis.from_url(app.state.settings.redis_url)
+        try:
+            return await work(session, redis)
+        finally:
+            await redis.aclose()
+
+    return run_with_session(app, with_redis)
+
+
+# LitestarGroup hands `app` to the subcommands too.
+@click.group(
+    name="outbox", cls=LitestarGroup, invoke_without_command=True, help="Undelivered and failed events; retry them."
+)
+def outbox_group(app: Litestar) -> None:
+    if click.get_current_context().invoked_subcommand is None:
+        _print_outbox(app)
+
+
+@outbox_group.command(name="list", help="Show how many events wait for delivery and every failed one.")
+def outbox_list(app: Litestar) -> None:
+    _print_outbox(app)
+
+
+def _print_outbox(app: Litestar) -> None:
+    from sweetdream.orders import outbox
+
+    async def report(session: Any) -> tuple[int, list[outbox.FailedEvent]]:
+        return await outbox.undelivered_count(session), await outbox.failed(session)
+
+    waiting, failed = run_with_session(app, report)
+    click.echo(f"Waiting for delivery: {waiting}. Failed: {len(failed)}.")
+    for row in failed:
+        number = row.payload.get("number", "")
+        click.echo(f"{row.id}  {row.topic:<22} {number!s:<10} tries={row.attempts}  {row.failed_at:%Y-%m-%d %H:%M}Z")
+        click.echo(f"    {row.last_error}")
+
+
+@outbox_group.command(name="retry", help="Queue failed events again: the IDs given, or --all.")
+@click.argument("event_ids", nargs=-1)
+@click.option("--all", "retry_all", is_flag=True, help="Every failed event.")
+def outbox_retry(app: Litestar, event_ids: tuple[str, ...], retry_all: bool) -> None:
+    from uuid import UUID
+
+    from sweetdream.orders import outbox
+
+    if not event_ids and not retry_all:
+        raise click.UsageError("Give the IDs of failed events (see `sweetdream outbox`), or --all.")
+    try:
+        ids = None if retry_all else [UUID(value) for value in event_ids]
+    except ValueError as exc:
+        raise click.BadParameter(f"not an event id: {exc}") from exc
+    count = _with_redis(app, lambda session, redis: outbox.retry_failed(session, redis, ids))
+    click.echo(f"Queued {count} failed event(s) again.")
+
+
+@outbox_group.command(name="sweep", help="Queue every undelivered event now (the worker does this each minute).")
+def outbox_sweep(app: Litestar) -> None:
+    from datetime import timedelta
+
+    from sweetdream.orders import outbox
+
+    count = _with_redis(app, lambda session, redis: outbox.sweep(session, redis, grace=timedelta(0)))
+    click.echo(f"Queued {count} undelivered event(s).")
+
+
 class SweetDreamCLI(CLIPluginProtocol):
     """Registers our commands on Litestar's CLI group."""
 
@@ -219,4 +307,11 @@ class SweetDreamCLI(CLIPluginProtocol):
             cli.add_command(command)
 
 
-COMMANDS: list[click.Command] = [seed_command, dev_command, create_admin_command, set_role_command]
+COMMANDS: list[click.Command] = [
+    seed_command,
+    dev_command,
+    create_admin_command,
+    set_role_command,
+    worker_command,
+    outbox_group,
+]

@@ -3,6 +3,18 @@
 from sweetdream.accounts.models import User
 from sweetdream.cart.models import CartItem
 from sweetdream.catalog.models import Category, Product, Variant
+from sweetdream.fulfillment.models import SentMessage
 from sweetdream.orders.models import Order, OrderEvent, OrderLine, OutboxEvent
 
-__all__ = ["CartItem", "Category", "Order", "OrderEvent", "OrderLine", "OutboxEvent", "Product", "User", "Variant"]
+__all__ = [
+    "CartItem",
+    "Category",
+    "Order",
+    "OrderEvent",
+    "OrderLine",
+    "OutboxEvent",
+    "Product",
+    "SentMessage",
+    "User",
+    "Variant",
+]

@@ -32,6 +32,16 @@ def _int(name: str, default: int) -> int:
         raise SettingsError(f"{name} must be an integer, got {raw!r}") from exc
 
 
+def _float(name: str, default: float) -> float:
+    raw = _env(name)
+    if not raw:
+        return default
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise SettingsError(f"{name} must be a number, got {raw!r}") from exc
+
+
 def _bool(name: str, default: bool) -> bool:
     raw = _env(name).lower()
     if not raw:
@@ -63,6 +73,11 @@ class Settings:
     mail_backend: str = "file"
     mail_from: str = "SweetDream <shop@sweetdream.example>"
     smtp_url: str = ""
+    ses_endpoint_url: str = ""
+    public_url: str = "http://127.0.0.1:8000"
+    payment_gateway: str = "test"
+    job_retry_delay: float = 5.0
+    worker_shutdown_grace: int = 110
     trust_proxy: bool = False
 
     @property
@@ -98,6 +113,11 @@ class Settings:
             mail_backend=_env("MAIL_BACKEND", "file"),
             mail_from=_env("MAIL_FROM", "SweetDream <shop@sweetdream.example>"),
             smtp_url=_env("SMTP_URL"),
+            ses_endpoint_url=_env("SES_ENDPOINT_URL"),
+            public_url=_env("PUBLIC_URL", "http://127.0.0.1:8000"),
+            payment_gateway=_env("PAYMENT_GATEWAY", "test"),
+            job_retry_delay=_float("JOB_RETRY_DELAY_SECONDS", 5.0),
+            worker_shutdown_grace=_int("WORKER_SHUTDOWN_GRACE_SECONDS", 110),
             var_dir=var_dir,
             trust_proxy=_bool("TRUST_PROXY", False),
         )

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import secrets
+from pathlib import Path
 from typing import Any
+
+from click.testing import CliRunner
 
 
 async def csrf_token(client: Any) -> str:
@@ -35,3 +39,12 @@ async def register(client: Any, email: str | None = None, password: str = "corre
 
 async def sign_in(client: Any, email: str, password: str = "correct horse battery", next_url: str = "") -> Any:
     return await post_form(client, "/account/login", {"email": email, "password": password, "next": next_url})
+
+
+async def cli(app: Any, *args: str, **kwargs: Any) -> Any:
+    """Run `sweetdream <args>` through Litestar's real CLI group, with our app loaded."""
+    from litestar.cli._utils import LitestarEnv
+    from litestar.cli.main import litestar_group
+
+    env = LitestarEnv(app_path="sweetdream.app:create_app", app=app, cwd=Path.cwd())
+    return await asyncio.to_thread(CliRunner().invoke, litestar_group, list(args), obj=env, **kwargs)

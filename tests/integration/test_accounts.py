@@ -1,16 +1,13 @@
 """Accounts, sessions and roles through real HTTP, real PostgreSQL and real Redis."""
 
-import asyncio
 from html import unescape
-from pathlib import Path
 
 from argon2 import PasswordHasher
-from click.testing import CliRunner
 from sqlalchemy import select, update
 from sqlalchemy.orm import undefer
 
 from sweetdream.accounts.models import Role, User
-from tests.integration.helpers import csrf_token, post_form, register, sign_in, unique_email
+from tests.integration.helpers import cli, csrf_token, post_form, register, sign_in, unique_email
 
 
 async def fetch_user(db, email):
@@ -222,15 +219,6 @@ async def test_nothing_secret_reaches_the_logs(client, caplog):
     text = caplog.text
     assert "super secret words" not in text and "$argon2" not in text
     assert client.cookies.get("sd_session") not in text
-
-
-async def cli(app, *args, **kwargs):
-    """Run `sweetdream <args>` through Litestar's real CLI group, with our app loaded."""
-    from litestar.cli._utils import LitestarEnv
-    from litestar.cli.main import litestar_group
-
-    env = LitestarEnv(app_path="sweetdream.app:create_app", app=app, cwd=Path.cwd())
-    return await asyncio.to_thread(CliRunner().invoke, litestar_group, list(args), obj=env, **kwargs)
 
 
 async def test_a_visitor_with_an_empty_session_costs_no_session_write(client, settings):

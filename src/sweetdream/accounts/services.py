@@ -36,6 +36,10 @@ class UserService(SQLAlchemyAsyncRepositoryService[User]):
 
     repository_type = Repository
 
+    async def admin_emails(self) -> list[str]:
+        """Where shop alerts go (low stock): every admin, read fresh."""
+        return list(await self.repository.session.scalars(select(User.email).where(User.role == Role.ADMIN)))
+
     async def by_email(self, email: str, with_password: bool = False) -> User | None:
         stmt = select(User).where(User.email == normalise_email(email))
         if with_password:

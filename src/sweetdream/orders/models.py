@@ -47,6 +47,12 @@ class Order(UUIDAuditBase):
     status: Mapped[OrderStatus] = mapped_column(_enum(OrderStatus, "order_status"), default=OrderStatus.PENDING)
     payment_method: Mapped[PaymentMethod] = mapped_column(_enum(PaymentMethod, "payment_method"))
     payment_status: Mapped[str] = mapped_column(String(32), default="pending")
+    # Card orders: the gateway's token and the card's last four digits. The card number itself
+    # never reaches the database or the logs.
+    payment_token: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    card_last4: Mapped[str | None] = mapped_column(String(4), nullable=True)
+    payment_reference: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    payment_note: Mapped[str] = mapped_column(Text, default="")
     shipping_name: Mapped[str] = mapped_column(String(120))
     shipping_phone: Mapped[str] = mapped_column(String(32))
     shipping_address: Mapped[str] = mapped_column(Text)
@@ -100,7 +106,10 @@ class OutboxEvent(UUIDBase):
     """
 
     __tablename__ = "outbox"
-    __table_args__ = (Index("ix_outbox_undelivered", "created_at", postgresql_where=text("delivered_at IS NULL")),)
+    __table_args__ = (
+        Index("ix_outbox_undelivered", "created_at", postgresql_where=text("delivered_at IS NULL")),
+        Index("ix_outbox_failed", "failed_at", postgresql_where=text("failed_at IS NOT NULL")),
+    )
 
     topic: Mapped[str] = mapped_column(String(64))
     payload: Mapped[dict[str, Any]] = mapped_column(JSONB)

@@ -8,10 +8,11 @@ locking their user row, so a repeat finds the first order instead of making a se
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from redis.asyncio import Redis
 from sqlalchemy import func, select, text, update
@@ -23,6 +24,8 @@ from sweetdream.accounts.models import User
 from sweetdream.cart.services import CartLine, CartService, CartView
 from sweetdream.catalog.cache import invalidate_catalog
 from sweetdream.catalog.models import Variant
+from sweetdream.fulfillment.payments import CardToken
+from sweetdream.orders import live
 from sweetdream.orders.models import (
     Order,
     OrderEvent,
@@ -31,6 +34,9 @@ from sweetdream.orders.models import (
     OutboxEvent,
     PaymentMethod,
 )
+from sweetdream.orders.outbox import relay
+
+log = logging.getLogger("sweetdream.orders")
 
 IDEMPOTENCY_KEY = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
 
@@ -61,6 +67,7 @@ class Shipping:
     address: str
     note: str
     payment_method: PaymentMethod
+    card: CardToken | None = None  # card orders: the gateway's token, never the number
 
 
 @dataclass(frozen=True)
@@ -82,11 +89,27 @@ class OrderService:
     def __init__(self, db: AsyncSession, redis: Redis | None = None) -> None:
         self.db = db
         self.redis = redis
+        self._new_events: list[UUID] = []  # outbox rows written in the open transaction
 
-    async def _after_commit(self) -> None:
-        """Stock changed: cached catalog pages must not show the old figures."""
-        if self.redis is not None:
-            await invalidate_catalog(self.redis)
+    def _announce(self, topic: str, payload: dict[str, Any]) -> None:
+        """Write an outbox row in the open transaction; it is relayed to the queue after commit."""
+        event = OutboxEvent(id=uuid4(), topic=topic, payload=payload)
+        self.db.add(event)
+        self._new_events.append(event.id)
+
+    async def _after_commit(self, stock_changed: bool, moved: Order | None = None) -> None:
+        """Hand the new outbox rows to the queue; tell cached catalog pages and open order pages."""
+        events, self._new_events = self._new_events, []
+        if self.redis is None:
+            return
+        if stock_changed:  # cached catalog pages must not show the old figures
+            try:
+                await invalidate_catalog(self.redis)
+            except Exception:  # the change is committed; a 500 now would only hide that from the shopper
+                log.error("could not invalidate the catalog cache after a stock change", exc_info=True)
+        if moved is not None:
+            await live.publish(self.redis, moved.id)
+        await relay(self.db, self.redis, events)
 
     # --- placing -------------------------------------------------------------------------------
 
@@ -110,16 +133,18 @@ class OrderService:
                 order = await self._write_order(user, view, shipping, idempotency_key, fee, free_from)
                 await cart.store.clear()
         except CheckoutError:
+            self._new_events.clear()
             await self.db.commit()
             raise
         except IntegrityError:  # a concurrent submit of the same form won the unique key
+            self._new_events.clear()
             await self.db.commit()
             order_or_none = await self._by_key(idempotency_key, user.id)
             if order_or_none is None:
                 raise
             return order_or_none, False
         await self.db.commit()
-        await self._after_commit()
+        await self._after_commit(stock_changed=True)
         return order, True
 
     async def _write_order(
@@ -142,6 +167,8 @@ class OrderService:
             status=OrderStatus.PENDING,
             payment_method=shipping.payment_method,
             payment_status="due on delivery" if shipping.payment_method == PaymentMethod.COD else "pending",
+            payment_token=shipping.card.token if shipping.card else None,
+            card_last4=shipping.card.last4 if shipping.card else None,
             shipping_name=shipping.name,
             shipping_phone=shipping.phone,
             shipping_address=shipping.address,
@@ -177,17 +204,35 @@ class OrderService:
                 note="Order placed",
             )
         )
-        self.db.add(OutboxEvent(topic="order.placed", payload=_order_payload(order)))
+        self._announce("order.placed", _order_payload(order))
         await self.db.flush()
         return order
 
     async def _take_stock(self, line: CartLine) -> None:
-        taken = await self.db.scalar(
-            update(Variant)
-            .where(Variant.id == line.variant_id, Variant.stock >= line.quantity)
-            .values(stock=Variant.stock - line.quantity)
-            .returning(Variant.id)
-        )
+        taken = (
+            await self.db.execute(
+                update(Variant)
+                .where(Variant.id == line.variant_id, Variant.stock >= line.quantity)
+                .values(stock=Variant.stock - line.quantity)
+                .returning(Variant.stock, Variant.low_stock_threshold, Variant.sku)
+            )
+        ).first()
+        if taken is not None:
+            # Only the update that takes stock across the threshold announces it: one alert per
+            # crossing, however many orders follow (row updates on one size are serialised).
+            if taken.stock <= taken.low_stock_threshold < taken.stock + line.quantity:
+                self._announce(
+                    "stock.low",
+                    {
+                        "variant_id": str(line.variant_id),
+                        "sku": taken.sku,
+                        "product": line.product_name,
+                        "size": line.size_label,
+                        "stock": taken.stock,
+                        "threshold": taken.low_stock_threshold,
+                    },
+                )
+            return
         if taken is None:
             left = await self.db.scalar(select(Variant.stock).where(Variant.id == line.variant_id)) or 0
             what = f"{line.product_name} ({line.size_label})"
@@ -254,19 +299,57 @@ class OrderService:
 
     # --- moving --------------------------------------------------------------------------------
 
-    async def transition(self, order_id: UUID, to: OrderStatus, actor: str, note: str = "") -> Order:
+    async def transition(self, order_id: UUID, to: OrderStatus, actor: str, note: str = "", cause: str = "") -> Order:
         """The only way an order's status changes. Records who, when and why, writes an outbox
         event, returns stock on cancellation, and commits. Illegal moves raise IllegalTransition."""
+        order = await self._locked(order_id)
+        await self._move(order, to, actor, note, cause)
+        await self.db.commit()
+        await self._after_commit(stock_changed=to == OrderStatus.CANCELLED, moved=order)
+        return order
+
+    async def settle_payment(self, order_id: UUID, approved: bool, reference: str, reason: str, actor: str) -> Order:
+        """Record the gateway's answer for a PENDING card order and move it: approved ->
+        PROCESSING, declined -> CANCELLED (stock returns). A settled order is left as it is."""
+        order = await self._locked(order_id)
+        if order.status != OrderStatus.PENDING:
+            await self.db.commit()
+            return order
+        order.payment_reference = reference or None
+        order.payment_note = reason
+        if approved:
+            order.payment_status = "paid"
+            await self._move(order, OrderStatus.PROCESSING, actor, f"Card ending {order.card_last4} charged")
+        else:
+            order.payment_status = "declined"
+            await self._move(order, OrderStatus.CANCELLED, actor, f"Payment declined: {reason}", "payment_declined")
+        await self.db.commit()
+        await self._after_commit(stock_changed=not approved, moved=order)
+        return order
+
+    async def _locked(self, order_id: UUID) -> Order:
         order = await self.db.scalar(
-            select(Order).where(Order.id == order_id).with_for_update().options(selectinload(Order.lines))
+            select(Order)
+            .where(Order.id == order_id)
+            .with_for_update()
+            .options(selectinload(Order.lines))
+            .execution_options(populate_existing=True)  # a locked read must see the row as it is now
         )
         if order is None:
+            await self.db.commit()
             raise IllegalTransition("That order does not exist.")
+        return order
+
+    async def _check(self, order: Order, to: OrderStatus) -> None:
         if to not in ALLOWED[order.status]:
             await self.db.commit()  # nothing written; releases the row lock
             raise IllegalTransition(
                 f"Order {order.number} is {order.status.value.lower()} and can't become {to.value.lower()}."
             )
+
+    async def _move(self, order: Order, to: OrderStatus, actor: str, note: str, cause: str = "") -> None:
+        """Change the status inside the open transaction (the row is locked by the caller)."""
+        await self._check(order, to)
         if to == OrderStatus.CANCELLED:
             for line in sorted(order.lines, key=lambda item: item.variant_id):
                 await self.db.execute(
@@ -275,16 +358,15 @@ class OrderService:
         previous = order.status
         order.status = to
         self.db.add(OrderEvent(order_id=order.id, from_status=previous, to_status=to, actor=actor, note=note))
-        self.db.add(
-            OutboxEvent(
-                topic="order.status_changed",
-                payload={**_order_payload(order), "from": previous.value, "to": to.value, "note": note},
-            )
+        self._announce(
+            "order.status_changed",
+            {**_order_payload(order), "from": previous.value, "to": to.value, "note": note, "cause": cause},
         )
-        await self.db.commit()
-        if to == OrderStatus.CANCELLED:
-            await self._after_commit()
-        return order
+
+    async def by_id(self, order_id: UUID) -> Order | None:
+        return await self.db.scalar(
+            select(Order).where(Order.id == order_id).options(selectinload(Order.lines), selectinload(Order.events))
+        )
 
 
 def _order_payload(order: Order) -> dict[str, Any]:

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+import re
 import secrets
+import time
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from datetime import UTC, datetime
 
 from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency, Provide
 from litestar.exceptions import HTTPException, NotFoundException
 from litestar.params import FromPath, FromQuery
-from litestar.response import Redirect, Template
+from litestar.response import Redirect, ServerSentEvent, ServerSentEventMessage, Template
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sweetdream.accounts.forms import PHONE
@@ -16,10 +22,12 @@ from sweetdream.accounts.models import User
 from sweetdream.accounts.web import requires_user
 from sweetdream.cart.web import cart_for
 from sweetdream.catalog.filters import parse_page
-from sweetdream.orders.models import OrderStatus, PaymentMethod
+from sweetdream.fulfillment.payments import PaymentGateway, luhn_valid
+from sweetdream.orders import live
+from sweetdream.orders.models import Order, OrderStatus, PaymentMethod
 from sweetdream.orders.services import CheckoutError, IllegalTransition, OrderService, Shipping, totals_for
 from sweetdream.platform.ratelimit import Limit, hit
-from sweetdream.platform.web import flash, form_data, render
+from sweetdream.platform.web import flash, form_data, render, render_fragment
 
 # A real shopper places a handful of orders a day; 10 a minute stops scripted abuse of stock.
 CHECKOUT_PER_USER = Limit("checkout-user", attempts=10, window_seconds=60)
@@ -39,6 +47,32 @@ def _user(request: Request) -> User:
     return user
 
 
+CARD_FIELDS = ("card_number", "card_expiry", "card_cvc")
+EXPIRY = re.compile(r"^(0[1-9]|1[0-2])\s*/\s*(\d{2})$")
+# An open order page's live stream ends after this long and the browser reconnects: a deploy
+# never waits on a stream, and a reconnect is sent the current state first.
+LIVE_STREAM_SECONDS = 300
+KEEPALIVE_SECONDS = 15.0
+
+
+def parse_card(data: dict[str, str], today: datetime | None = None) -> tuple[str, dict[str, str]]:
+    """The card number, if the card fields are valid. The number is only ever handed to the
+    gateway; it is never stored, logged or sent back in a re-rendered form."""
+    errors: dict[str, str] = {}
+    number = re.sub(r"[\s-]", "", data.get("card_number", ""))
+    if not luhn_valid(number):
+        errors["card_number"] = "Enter the 16-digit number on the front of your card."
+    expiry = EXPIRY.match(data.get("card_expiry", "").strip())
+    now = today or datetime.now(UTC)
+    if expiry is None:
+        errors["card_expiry"] = "Enter the expiry date as MM/YY, for example 08/29."
+    elif (2000 + int(expiry.group(2)), int(expiry.group(1))) < (now.year, now.month):
+        errors["card_expiry"] = "This card has expired."
+    if not re.fullmatch(r"\d{3,4}", data.get("card_cvc", "").strip()):
+        errors["card_cvc"] = "Enter the 3 digits on the back of your card."
+    return number, errors
+
+
 def parse_shipping(data: dict[str, str]) -> tuple[Shipping, dict[str, str]]:
     def clean(name: str, limit: int) -> str:
         return " ".join(data.get(name, "").split())[:limit]
@@ -53,9 +87,10 @@ def parse_shipping(data: dict[str, str]) -> tuple[Shipping, dict[str, str]]:
     if len(address) < 8:
         errors["address"] = "Enter the full delivery address: street, ward, district, city."
     method = data.get("payment_method", PaymentMethod.COD.value)
-    if method != PaymentMethod.COD.value:
+    if method not in PaymentMethod.__members__:
         errors["payment_method"] = "Choose a payment method from the list."
-    return Shipping(shipping_name, phone, address, note, PaymentMethod.COD), errors
+        method = PaymentMethod.COD.value
+    return Shipping(shipping_name, phone, address, note, PaymentMethod(method)), errors
 
 
 class CheckoutController(Controller):
@@ -111,8 +146,16 @@ class CheckoutController(Controller):
         data = await form_data(request)
         key = data.get("idempotency_key", "")
         shipping, errors = parse_shipping(data)
+        card_number = ""
+        if shipping.payment_method == PaymentMethod.CARD:
+            card_number, card_errors = parse_card(data)
+            errors.update(card_errors)
+        values = {name: value for name, value in data.items() if name not in CARD_FIELDS}  # never echo a card
         if errors:
-            return await self._page(request, orders.db, data, errors, key or secrets.token_urlsafe(24), 400)
+            return await self._page(request, orders.db, values, errors, key or secrets.token_urlsafe(24), 400)
+        if card_number:
+            gateway: PaymentGateway = request.app.state.payment_gateway
+            shipping = replace(shipping, card=gateway.tokenize(card_number))
         settings = request.app.state.settings
         try:
             order, created = await orders.place(
@@ -124,10 +167,14 @@ class CheckoutController(Controller):
                 settings.free_shipping_threshold,
             )
         except CheckoutError as exc:
-            return await self._page(request, orders.db, data, {}, secrets.token_urlsafe(24), 409, exc.message)
+            return await self._page(request, orders.db, values, {}, secrets.token_urlsafe(24), 409, exc.message)
         if created:
             flash(request, f"Thank you! Your order {order.number} has been placed.")
         return Redirect(f"/orders/{order.number}", status_code=303)
+
+
+def _live_fragment(request: Request, order: Order) -> str:
+    return render_fragment(request, "orders/_live.html", order=order)
 
 
 class OrderController(Controller):
@@ -139,7 +186,36 @@ class OrderController(Controller):
         order = await orders.for_viewer(number[:20], _user(request))
         if order is None:  # someone else's or no such order: the same answer, so nothing is confirmed
             raise NotFoundException("We couldn't find that order.")
-        return render(request, "orders/order.html", order=order, OrderStatus=OrderStatus)
+        return render(request, "orders/order.html", order=order)
+
+    @get("/orders/{number:str}/events", name="order-events")
+    async def events(
+        self, request: Request, number: FromPath[str], orders: NamedDependency[OrderService]
+    ) -> ServerSentEvent:
+        """The order's live status as Server-Sent Events: the current state at once, then again
+        each time the order moves (any web process hears it through Redis pub/sub)."""
+        viewer = _user(request)
+        order = await orders.for_viewer(number[:20], viewer)
+        if order is None:
+            raise NotFoundException("We couldn't find that order.")
+        return ServerSentEvent(self._live_updates(request, order), headers={"Cache-Control": "no-cache"})
+
+    async def _live_updates(self, request: Request, order: Order) -> AsyncIterator[ServerSentEventMessage]:
+        yield ServerSentEventMessage(event="status", data=_live_fragment(request, order), retry=2000)
+        sessions = request.app.state.sqlalchemy_config
+        deadline = time.monotonic() + LIVE_STREAM_SECONDS
+        async with live.subscription(request.app.state.redis, order.id) as pubsub:
+            while time.monotonic() < deadline:
+                note = await pubsub.get_message(timeout=KEEPALIVE_SECONDS)
+                if note is None:
+                    yield ServerSentEventMessage(comment="keep-alive")
+                    continue
+                await asyncio.sleep(0.05)  # let a burst of moves settle, then read once
+                async with sessions.get_session() as db:
+                    fresh = await OrderService(db).for_viewer(order.number, _user(request))
+                    await db.commit()
+                if fresh is not None:
+                    yield ServerSentEventMessage(event="status", data=_live_fragment(request, fresh))
 
     @post("/orders/{number:str}/cancel", name="order-cancel")
     async def cancel(self, request: Request, number: FromPath[str], orders: NamedDependency[OrderService]) -> Redirect:

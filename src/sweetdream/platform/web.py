@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import html
 from typing import Any
 
 from litestar import Request
 from litestar.response import Template
+from litestar.utils.empty import value_or_default
+from litestar.utils.scope.state import ScopeState
 
 
 def render(request: Request, name: str, status_code: int = 200, **context: Any) -> Template:
@@ -17,10 +20,12 @@ def render(request: Request, name: str, status_code: int = 200, **context: Any) 
 
 
 def render_fragment(request: Request, name: str, **context: Any) -> str:
-    """Render a template to a string (for caching fragments)."""
+    """Render a template to a string (for caching fragments, and for server-sent events)."""
     engine = request.app.template_engine
     assert engine is not None
-    return engine.get_template(name).render(request=request, **context)
+    token = value_or_default(ScopeState.from_scope(request.scope).csrf_token, "")
+    csrf_input = f'<input type="hidden" name="_csrf_token" value="{html.escape(token)}">' if token else ""
+    return engine.get_template(name).render(request=request, csrf_input=csrf_input, **context)
 
 
 def flash(request: Request, text: str, kind: str = "success") -> None:

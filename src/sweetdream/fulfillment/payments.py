@@ -1,0 +1,84 @@
+"""Payment gateways: an interface, and a built-in test gateway that behaves like public gateways'
+test modes (one approving card number, one declining, one that fails transiently).
+
+A card number is handed to the gateway once, at checkout, and exchanged for a token and the last
+four digits; only those are stored. The worker later charges the token.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from typing import Protocol
+
+# The test gateway's cards (the same numbers Stripe's test mode uses).
+APPROVE_CARD = "4242424242424242"
+DECLINE_CARD = "4000000000000002"
+TRANSIENT_CARD = "4000000000000119"  # fails with a processing error on the first attempt, then approves
+
+
+class GatewayUnavailable(RuntimeError):
+    """A transient failure (timeout, processing error): the same charge may be retried later."""
+
+
+@dataclass(frozen=True)
+class CardToken:
+    token: str
+    last4: str
+
+
+@dataclass(frozen=True)
+class ChargeResult:
+    approved: bool
+    reference: str = ""
+    reason: str = ""
+
+
+class PaymentGateway(Protocol):
+    def tokenize(self, number: str) -> CardToken: ...
+
+    async def charge(self, token: str, amount: int, currency: str, idempotency_key: str, attempt: int) -> ChargeResult:
+        """Charge `amount` (minor units). The idempotency key makes a repeated charge a no-op
+        at the gateway; `attempt` counts from 1. Raises GatewayUnavailable on a transient failure."""
+        ...
+
+
+def luhn_valid(number: str) -> bool:
+    if not number.isdigit() or not 12 <= len(number) <= 19:
+        return False
+    total = 0
+    for index, char in enumerate(reversed(number)):
+        digit = int(char)
+        if index % 2:
+            digit = digit * 2 - 9 if digit > 4 else digit * 2
+        total += digit
+    return total % 10 == 0
+
+
+class TestGateway:
+    """Deterministic test mode. The token carries the card's behaviour, as test tokens such as
+    Stripe's `tok_chargeDeclined` do, so the gateway keeps no state."""
+
+    __test__ = False  # not a pytest class
+
+    _BEHAVIOUR = {DECLINE_CARD: "decline", TRANSIENT_CARD: "transient"}
+
+    def tokenize(self, number: str) -> CardToken:
+        behaviour = self._BEHAVIOUR.get(number, "approve")
+        return CardToken(token=f"tok_test_{behaviour}_{secrets.token_hex(8)}", last4=number[-4:])
+
+    async def charge(self, token: str, amount: int, currency: str, idempotency_key: str, attempt: int) -> ChargeResult:
+        if not token.startswith("tok_test_"):
+            return ChargeResult(approved=False, reason="The payment details could not be read.")
+        behaviour = token.split("_")[2]
+        if behaviour == "transient" and attempt < 2:
+            raise GatewayUnavailable("processing_error: the card network did not answer in time")
+        if behaviour == "decline":
+            return ChargeResult(approved=False, reason="Your card was declined by the bank.")
+        return ChargeResult(approved=True, reference=f"ch_test_{idempotency_key}")
+
+
+def gateway_for(name: str) -> PaymentGateway:
+    if name == "test":
+        return TestGateway()
+    raise ValueError(f"unknown PAYMENT_GATEWAY {name!r} (available: test)")

@@ -1,0 +1,39 @@
+"""Live order status: after a status change commits, a note goes out on Redis pub/sub; every web
+process holding that order's page open (Server-Sent Events) hears it and re-reads the order.
+
+The note carries no data, only "look again", so a missed note costs nothing: a page that
+(re)connects is sent the current state first.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from uuid import UUID
+
+from redis.asyncio import Redis
+from redis.asyncio.client import PubSub
+
+log = logging.getLogger("sweetdream.live")
+
+
+def channel(order_id: UUID) -> str:
+    return f"order-status:{order_id}"
+
+
+async def publish(redis: Redis, order_id: UUID) -> None:
+    try:
+        await redis.publish(channel(order_id), b"changed")
+    except Exception:  # a lost note only delays the page until its next (re)connect
+        log.warning("could not publish a status change for order %s", order_id, exc_info=True)
+
+
+@asynccontextmanager
+async def subscription(redis: Redis, order_id: UUID) -> AsyncIterator[PubSub]:
+    pubsub = redis.pubsub(ignore_subscribe_messages=True)
+    await pubsub.subscribe(channel(order_id))
+    try:
+        yield pubsub
+    finally:
+        await pubsub.aclose()

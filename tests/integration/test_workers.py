@@ -1,0 +1,313 @@
+"""Fulfilment by a real ARQ worker (burst mode) on the real Redis, against the real database:
+payments, emails, low-stock alerts, the outbox relay and sweep, retries and failures."""
+
+import asyncio
+import email
+import json
+import logging
+from datetime import timedelta
+from email.message import EmailMessage
+from email.policy import default as default_policy
+from uuid import uuid4
+
+import pytest
+from arq.worker import Worker
+from redis.asyncio import Redis
+from sqlalchemy import func, select, update
+
+from sweetdream.accounts.models import Role
+from sweetdream.cart.services import CartService, DbCartStore
+from sweetdream.fulfillment.models import SentMessage
+from sweetdream.fulfillment.payments import APPROVE_CARD, DECLINE_CARD, TRANSIENT_CARD
+from sweetdream.orders import outbox
+from sweetdream.orders.models import Order, OrderEvent, OrderStatus, OutboxEvent, PaymentMethod
+from sweetdream.orders.services import OrderService, Shipping
+from sweetdream.platform.queue import redis_settings
+from tests.integration.factories import make_product, make_user, put_in_cart, signed_in, stock_of
+from tests.integration.helpers import cli, post_form
+from tests.integration.test_checkout import NUMBER, checkout_form
+from workers import jobs
+
+
+@pytest.fixture(autouse=True)
+def quick_retries(monkeypatch):
+    """Retries back off 0.05 s, 0.1 s, ... instead of seconds, so a burst run finishes quickly."""
+    monkeypatch.setenv("JOB_RETRY_DELAY_SECONDS", "0.05")
+
+
+async def run_worker(settings) -> None:
+    """Run a real worker until the queue is empty (jobs that enqueue jobs included)."""
+    worker = Worker(
+        functions=[jobs.deliver_event],
+        on_startup=jobs.startup,
+        on_shutdown=jobs.shutdown,
+        redis_settings=redis_settings(settings.redis_url),
+        burst=True,
+        poll_delay=0.05,
+        handle_signals=False,
+        max_tries=jobs.MAX_TRIES,
+    )
+    try:
+        await worker.main()
+    finally:
+        await worker.close()
+
+
+def mails_to(settings, address: str) -> list[EmailMessage]:
+    found = []
+    for path in sorted((settings.var_dir / "mail").glob("*.eml")):
+        message = email.message_from_bytes(path.read_bytes(), policy=default_policy)
+        if message["To"] == address:
+            found.append(message)
+    return found
+
+
+def body(message: EmailMessage) -> str:
+    text = message.get_body(preferencelist=("plain",))
+    return text.get_content() if text else ""
+
+
+async def fresh(db, order_id) -> Order:
+    return await db.get(Order, order_id, populate_existing=True)
+
+
+async def place_by_http(client, settings, db, stock=5, quantity=1, **form):
+    """A signed-in shopper checks out through the real form; returns (user, variant, order)."""
+    _, (variant,) = await make_product(db, stock=stock)
+    user = await make_user(db)
+    await put_in_cart(db, user, variant, quantity)
+    await signed_in(client, settings, user)
+    r = await post_form(client, "/checkout/", checkout_form(**form))
+    assert r.status_code == 303, r.text
+    number = NUMBER.search(r.headers["location"]).group(1)
+    order = await db.scalar(select(Order).where(Order.number == number))
+    return user, variant, order
+
+
+async def test_cash_on_delivery_order_is_processed_and_confirmed_by_email(client, settings, db):
+    user, _, order = await place_by_http(client, settings, db)
+    assert order.status == OrderStatus.PENDING
+    await run_worker(settings)
+    order = await fresh(db, order.id)
+    assert order.status == OrderStatus.PROCESSING and order.payment_status == "due on delivery"
+    (mail,) = mails_to(settings, user.email)
+    assert mail["Subject"] == f"Your order {order.number} is confirmed"
+    assert order.number in body(mail) and "cash on delivery" in body(mail)
+    assert order.number in mail.get_body(preferencelist=("html",)).get_content()
+    placed = await db.scalar(
+        select(OutboxEvent).where(OutboxEvent.payload["order_id"].astext == str(order.id)).limit(1)
+    )
+    rows = (
+        await db.scalars(
+            select(OutboxEvent)
+            .where(OutboxEvent.payload["order_id"].astext == str(order.id))
+            .execution_options(populate_existing=True)
+        )
+    ).all()
+    assert placed is not None and all(r.delivered_at is not None and r.attempts == 1 for r in rows)
+    assert {r.topic for r in rows} == {"order.placed", "order.status_changed"}
+
+
+async def test_approved_card_is_charged_and_the_card_number_is_never_stored_or_logged(client, settings, db, caplog):
+    caplog.set_level(logging.DEBUG)
+    card = {"payment_method": "CARD", "card_number": "4242 4242 4242 4242", "card_expiry": "12/39", "card_cvc": "123"}
+    user, _, order = await place_by_http(client, settings, db, **card)
+    assert order.payment_method == PaymentMethod.CARD and order.card_last4 == "4242"
+    assert order.payment_token.startswith("tok_test_") and APPROVE_CARD not in order.payment_token
+    await run_worker(settings)
+    order = await fresh(db, order.id)
+    assert order.status == OrderStatus.PROCESSING and order.payment_status == "paid"
+    assert order.payment_reference == f"ch_test_{order.number}"
+    (mail,) = mails_to(settings, user.email)
+    assert "card ending 4242" in body(mail)
+    payloads = json.dumps(list(await db.scalars(select(OutboxEvent.payload))))
+    assert APPROVE_CARD not in payloads and APPROVE_CARD not in caplog.text
+
+
+async def test_declined_card_cancels_returns_stock_and_emails_the_reason(client, settings, db):
+    card = {"payment_method": "CARD", "card_number": DECLINE_CARD, "card_expiry": "12/39", "card_cvc": "123"}
+    user, variant, order = await place_by_http(client, settings, db, stock=5, quantity=2, **card)
+    assert await stock_of(db, variant) == 3
+    await run_worker(settings)
+    order = await fresh(db, order.id)
+    assert order.status == OrderStatus.CANCELLED and order.payment_status == "declined"
+    assert await stock_of(db, variant) == 5
+    (mail,) = mails_to(settings, user.email)  # the decline, and no confirmation or generic cancellation
+    assert mail["Subject"] == f"Payment declined for order {order.number}"
+    assert "declined by the bank" in body(mail)
+    page = await client.get(f"/orders/{order.number}")
+    assert "declined: Your card was declined by the bank." in page.text
+
+
+async def test_a_transient_gateway_failure_is_retried_then_succeeds(client, settings, db):
+    card = {"payment_method": "CARD", "card_number": TRANSIENT_CARD, "card_expiry": "12/39", "card_cvc": "123"}
+    user, _, order = await place_by_http(client, settings, db, **card)
+    await run_worker(settings)
+    order = await fresh(db, order.id)
+    assert order.status == OrderStatus.PROCESSING and order.payment_status == "paid"
+    placed = await db.scalar(
+        select(OutboxEvent)
+        .where(OutboxEvent.topic == "order.placed", OutboxEvent.payload["order_id"].astext == str(order.id))
+        .execution_options(populate_existing=True)
+    )
+    assert placed.attempts == 2 and "processing_error" in placed.last_error and placed.delivered_at is not None
+    assert len(mails_to(settings, user.email)) == 1
+
+
+async def test_the_same_event_handled_twice_moves_the_order_once_and_sends_one_email(client, settings, db):
+    user, _, order = await place_by_http(client, settings, db)
+    placed = await db.scalar(
+        select(OutboxEvent).where(
+            OutboxEvent.topic == "order.placed", OutboxEvent.payload["order_id"].astext == str(order.id)
+        )
+    )
+    ctx = {"redis": Redis.from_url(settings.redis_url), "job_try": 1}
+    await jobs.startup(ctx)
+    try:
+        # Two runs at once (a redelivery racing the first), then a third after a "crash" that lost
+        # the delivered mark: the order moves once and the customer gets one email.
+        await asyncio.gather(jobs.deliver_event(ctx, str(placed.id)), jobs.deliver_event(ctx, str(placed.id)))
+        await db.execute(update(OutboxEvent).where(OutboxEvent.id == placed.id).values(delivered_at=None))
+        await db.commit()
+        await jobs.deliver_event(ctx, str(placed.id))
+    finally:
+        await jobs.shutdown(ctx)
+        await ctx["redis"].aclose()
+    moves = await db.scalar(
+        select(func.count()).where(OrderEvent.order_id == order.id, OrderEvent.to_status == "PROCESSING")
+    )
+    assert moves == 1
+    assert len(mails_to(settings, user.email)) == 1
+    assert await db.scalar(select(func.count()).where(SentMessage.key == f"order:{order.id}:confirmation")) == 1
+
+
+async def test_an_order_committed_while_redis_is_down_is_delivered_by_the_sweep(settings, db):
+    _, (variant,) = await make_product(db, stock=5)
+    user = await make_user(db)
+    await put_in_cart(db, user, variant, 1)
+    unreachable = Redis.from_url("redis://127.0.0.1:9/0", socket_connect_timeout=0.2)
+    service = OrderService(db, unreachable)
+    order, _ = await service.place(
+        user,
+        CartService(db, DbCartStore(db, user.id)),
+        Shipping("Lan", "0901234567", "1 Lê Lợi, Quận 1", "", PaymentMethod.COD),
+        uuid4().hex,
+        30_000,
+        500_000,
+    )  # committed; the relay failed quietly
+    await unreachable.aclose()
+    await run_worker(settings)
+    assert (await fresh(db, order.id)).status == OrderStatus.PENDING  # nothing reached the queue
+    redis = Redis.from_url(settings.redis_url)
+    try:
+        assert await outbox.sweep(db, redis, grace=timedelta(0)) >= 1
+    finally:
+        await redis.aclose()
+    await run_worker(settings)
+    assert (await fresh(db, order.id)).status == OrderStatus.PROCESSING
+    assert len(mails_to(settings, user.email)) == 1
+
+
+async def test_the_worker_cron_sweep_leaves_young_rows_to_the_relay(settings, db):
+    """The sweep skips rows younger than its grace period (the writer's own relay is on them)."""
+    db.add(OutboxEvent(topic="order.placed", payload={"order_id": str(uuid4()), "number": "SD-YOUNG"}))
+    await db.commit()
+    redis = Redis.from_url(settings.redis_url)
+    try:
+        assert await outbox.sweep(db, redis) == 0
+    finally:
+        await redis.aclose()
+
+
+async def test_low_stock_alert_is_sent_once_per_crossing(settings, db):
+    admin = await make_user(db, Role.ADMIN)
+    _, (variant,) = await make_product(db, stock=5)  # threshold 2
+    user = await make_user(db)
+    service = OrderService(db, Redis.from_url(settings.redis_url))
+
+    async def buy(quantity):
+        await put_in_cart(db, user, variant, quantity)
+        cart = CartService(db, DbCartStore(db, user.id))
+        shipping = Shipping("Lan", "0901234567", "1 Lê Lợi, Quận 1", "", PaymentMethod.COD)
+        order, _ = await service.place(user, cart, shipping, uuid4().hex, 30_000, 500_000)
+        return order
+
+    first = await buy(2)  # 5 -> 3: above the threshold
+    second = await buy(1)  # 3 -> 2: crosses it
+    await buy(1)  # 2 -> 1: already below, no new alert
+    await run_worker(settings)
+    alerts = [m for m in mails_to(settings, admin.email) if m["Subject"].startswith("Low stock")]
+    assert len(alerts) == 1 and "has 2 left" in alerts[0]["Subject"]
+    await service.transition(first.id, OrderStatus.CANCELLED, "test")  # 1 -> 3: back above
+    await service.transition(second.id, OrderStatus.CANCELLED, "test")  # 3 -> 4
+    await buy(2)  # 4 -> 2: a new crossing
+    await run_worker(settings)
+    alerts = [m for m in mails_to(settings, admin.email) if m["Subject"].startswith("Low stock")]
+    assert len(alerts) == 2
+    await service.redis.aclose()
+
+
+async def test_shipped_and_delivered_emails_go_through_the_outbox(app, client, settings, db):
+    user, _, order = await place_by_http(client, settings, db)
+    await run_worker(settings)
+    service = OrderService(db, Redis.from_url(settings.redis_url))
+    await service.transition(order.id, OrderStatus.SHIPPED, "admin@example.com")
+    await service.transition(order.id, OrderStatus.DELIVERED, "admin@example.com")
+    await service.redis.aclose()
+    await run_worker(settings)
+    subjects = [m["Subject"] for m in mails_to(settings, user.email)]
+    assert subjects == [
+        f"Your order {order.number} is confirmed",
+        f"Your order {order.number} is on its way",
+        f"Your order {order.number} has been delivered",
+    ]
+
+
+async def test_a_failing_event_is_marked_failed_listed_and_retried_from_the_cli(app, settings, db):
+    ghost = OutboxEvent(topic="order.placed", payload={"order_id": str(uuid4()), "number": "SD-GHOST"})
+    db.add(ghost)
+    await db.commit()
+    redis = Redis.from_url(settings.redis_url)
+    try:
+        await outbox.relay(db, redis, [ghost.id])
+    finally:
+        await redis.aclose()
+    await run_worker(settings)
+    row = await db.get(OutboxEvent, ghost.id, populate_existing=True)
+    assert row.failed_at is not None and row.delivered_at is None
+    assert row.attempts == jobs.MAX_TRIES and "LookupError" in row.last_error
+    listed = await cli(app, "outbox")
+    assert listed.exit_code == 0 and str(ghost.id) in listed.output and "SD-GHOST" in listed.output
+    assert (await cli(app, "outbox", "retry")).exit_code != 0  # nothing named: a usage error
+    retried = await cli(app, "outbox", "retry", str(ghost.id))
+    assert retried.exit_code == 0 and "Queued 1" in retried.output
+    row = await db.get(OutboxEvent, ghost.id, populate_existing=True)
+    assert row.failed_at is None
+    await run_worker(settings)  # still failing: failed again, with its tries counted on
+    row = await db.get(OutboxEvent, ghost.id, populate_existing=True)
+    assert row.failed_at is not None and row.attempts == 2 * jobs.MAX_TRIES
+
+
+async def test_card_fields_are_checked_and_never_echoed(client, settings, db):
+    _, (variant,) = await make_product(db, stock=3)
+    user = await make_user(db)
+    await put_in_cart(db, user, variant, 1)
+    await signed_in(client, settings, user)
+    bad = {"payment_method": "CARD", "card_number": "4242 4242 4242 4241", "card_expiry": "13/20", "card_cvc": "1"}
+    r = await post_form(client, "/checkout/", checkout_form(**bad))
+    assert r.status_code == 400
+    assert "16-digit number" in r.text and "MM/YY" in r.text and "3 digits" in r.text
+    assert "4242 4242 4242 4241" not in r.text
+    expired = {"payment_method": "CARD", "card_number": APPROVE_CARD, "card_expiry": "01/20", "card_cvc": "123"}
+    r = await post_form(client, "/checkout/", checkout_form(**expired))
+    assert r.status_code == 400 and "expired" in r.text and APPROVE_CARD not in r.text
+    assert await db.scalar(select(func.count()).where(Order.user_id == user.id)) == 0
+    assert await stock_of(db, variant) == 3
+
+
+async def test_only_the_owner_or_an_admin_can_follow_an_order_live(app, client, settings, db):
+    _, _, order = await place_by_http(client, settings, db)
+    await signed_in(client, settings, await make_user(db))  # now someone else
+    r = await client.get(f"/orders/{order.number}/events")
+    assert r.status_code == 404 and "text/html" in r.headers["content-type"]
+    assert order.number not in r.text

@@ -1,0 +1,112 @@
+"""Job entry points: thin wrappers that call domain services. Each is safe to run twice."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+from arq import Retry
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+
+from sweetdream.cart.services import purge_stale_carts
+from sweetdream.fulfillment.notifications import Notifier
+from sweetdream.fulfillment.payments import gateway_for
+from sweetdream.fulfillment.services import Fulfillment
+from sweetdream.platform.logs import configure_logging
+from sweetdream.platform.mail import mailer_for
+from sweetdream.settings import Settings
+
+log = logging.getLogger("sweetdream.worker")
+
+# Tries per event before its outbox row is marked failed (`sweetdream outbox` lists and retries those).
+MAX_TRIES = 6
+MAX_BACKOFF_SECONDS = 300.0
+
+
+@dataclass
+class WorkerState:
+    """The typed view of arq's untyped ctx dict: everything a job needs, made once at startup."""
+
+    settings: Settings
+    engine: AsyncEngine
+    fulfillment: Fulfillment
+
+
+def state(ctx: dict[str, Any]) -> WorkerState:
+    worker_state: WorkerState = ctx["sweetdream"]
+    return worker_state
+
+
+def backoff(attempt: int, base: float) -> float:
+    """Seconds before try `attempt + 1`: base, 2×base, 4×base ... capped."""
+    return float(min(base * 2 ** (attempt - 1), MAX_BACKOFF_SECONDS))
+
+
+async def startup(ctx: dict[str, Any]) -> None:
+    settings = Settings.from_env()
+    configure_logging(settings.log_level, settings.log_json)
+    engine = create_async_engine(settings.database_url, pool_size=5, max_overflow=5)
+    notifier = Notifier(
+        mailer_for(
+            settings.mail_backend,
+            settings.var_dir,
+            smtp_url=settings.smtp_url,
+            region=settings.aws_region,
+            endpoint_url=settings.ses_endpoint_url,
+        ),
+        settings.mail_from,
+        settings.templates_dir,
+        settings.site_name,
+        settings.public_url,
+    )
+    fulfillment = Fulfillment(
+        session=async_sessionmaker(engine, expire_on_commit=False),
+        redis=ctx["redis"],
+        notifier=notifier,
+        gateway=gateway_for(settings.payment_gateway),
+    )
+    ctx["sweetdream"] = WorkerState(settings, engine, fulfillment)
+
+
+async def shutdown(ctx: dict[str, Any]) -> None:
+    if "sweetdream" in ctx:
+        await state(ctx).engine.dispose()
+
+
+async def deliver_event(ctx: dict[str, Any], event_id: str) -> str:
+    """Handle one outbox row. A failure is recorded on the row and retried with backoff; after
+    MAX_TRIES the row is marked failed."""
+    worker = state(ctx)
+    attempt = int(ctx.get("job_try", 1))
+    try:
+        return await worker.fulfillment.deliver(UUID(event_id), attempt)
+    except Exception as exc:
+        final = attempt >= MAX_TRIES
+        try:
+            await worker.fulfillment.record_failure(UUID(event_id), f"{type(exc).__name__}: {exc}", final)
+        except Exception:  # the database is down too: the sweep redelivers once the result expires
+            log.exception("could not record the failure of event %s", event_id)
+        if final:
+            log.error("event %s failed after %d tries: %s", event_id, attempt, exc)
+            raise
+        delay = backoff(attempt, worker.settings.job_retry_delay)
+        log.warning("event %s: try %d failed (%s); retrying in %.1f s", event_id, attempt, exc, delay)
+        raise Retry(defer=delay) from exc
+
+
+async def sweep_outbox(ctx: dict[str, Any]) -> int:
+    """Every minute: enqueue outbox rows that were committed but never reached the queue."""
+    offered = await state(ctx).fulfillment.sweep()
+    if offered:
+        log.info("outbox sweep enqueued %d undelivered event(s)", offered)
+    return offered
+
+
+async def purge_carts(ctx: dict[str, Any]) -> int:
+    """Daily: drop cart lines untouched for 30 days."""
+    async with state(ctx).fulfillment.session() as db:
+        removed = await purge_stale_carts(db)
+        await db.commit()
+    return removed

@@ -1,0 +1,31 @@
+"""The ARQ worker: `sweetdream worker` (or `arq workers.settings.WorkerSettings`) runs this.
+
+Graceful shutdown: on SIGTERM arq stops taking jobs and waits up to job_completion_wait for the
+running ones (ECS gives the task 120 s before SIGKILL); a job still running then is cancelled and
+queued again, and runs later with the same result (every job is idempotent).
+"""
+
+from __future__ import annotations
+
+from arq import cron
+
+from sweetdream.platform.queue import KEEP_RESULT_SECONDS, redis_settings
+from sweetdream.settings import Settings
+from workers import jobs
+
+_settings = Settings.from_env()
+
+
+class WorkerSettings:
+    functions = [jobs.deliver_event]
+    cron_jobs = [
+        cron(jobs.sweep_outbox, second=0, run_at_startup=True),  # every minute
+        cron(jobs.purge_carts, hour=20, minute=0, second=30),  # 03:00 in Asia/Ho_Chi_Minh
+    ]
+    on_startup = jobs.startup
+    on_shutdown = jobs.shutdown
+    redis_settings = redis_settings(_settings.redis_url or "redis://localhost:6379/0")
+    max_tries = jobs.MAX_TRIES
+    keep_result = KEEP_RESULT_SECONDS
+    job_completion_wait = _settings.worker_shutdown_grace
+    max_jobs = 10
