@@ -2,9 +2,11 @@
 payments, emails, low-stock alerts, the outbox relay and sweep, retries and failures."""
 
 import asyncio
+import contextlib
 import email
 import json
 import logging
+import signal
 from datetime import timedelta
 from email.message import EmailMessage
 from email.policy import default as default_policy
@@ -18,7 +20,7 @@ from sqlalchemy import func, select, update
 from sweetdream.accounts.models import Role
 from sweetdream.cart.services import CartService, DbCartStore
 from sweetdream.fulfillment.models import SentMessage
-from sweetdream.fulfillment.payments import APPROVE_CARD, DECLINE_CARD, TRANSIENT_CARD
+from sweetdream.fulfillment.payments import APPROVE_CARD, DECLINE_CARD, TRANSIENT_CARD, TestGateway
 from sweetdream.orders import outbox
 from sweetdream.orders.models import Order, OrderEvent, OrderStatus, OutboxEvent, PaymentMethod
 from sweetdream.orders.services import OrderService, Shipping
@@ -311,3 +313,79 @@ async def test_only_the_owner_or_an_admin_can_follow_an_order_live(app, client, 
     r = await client.get(f"/orders/{order.number}/events")
     assert r.status_code == 404 and "text/html" in r.headers["content-type"]
     assert order.number not in r.text
+
+
+class SlowGateway(TestGateway):
+    """The card network taking its time: the charge waits until the test lets it go."""
+
+    def __init__(self) -> None:
+        self.started = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def charge(self, *args, **kwargs):
+        self.started.set()
+        await self.release.wait()
+        return await super().charge(*args, **kwargs)
+
+
+def worker_with(settings, gateway, completion_wait: float) -> Worker:
+    async def startup(ctx):
+        await jobs.startup(ctx)
+        jobs.state(ctx).fulfillment.gateway = gateway
+
+    return Worker(
+        functions=[jobs.deliver_event],
+        on_startup=startup,
+        on_shutdown=jobs.shutdown,
+        redis_settings=redis_settings(settings.redis_url),
+        poll_delay=0.05,
+        handle_signals=False,
+        job_completion_wait=completion_wait,
+        max_tries=jobs.MAX_TRIES,
+    )
+
+
+async def sigterm(worker: Worker, running: asyncio.Task) -> None:
+    """What arq does on SIGTERM when job_completion_wait is set (WorkerSettings sets it)."""
+    worker.handle_sig_wait_for_completion(signal.SIGTERM)
+    with contextlib.suppress(asyncio.CancelledError):
+        await running
+    await worker.close()
+
+
+CARD = {"payment_method": "CARD", "card_number": APPROVE_CARD, "card_expiry": "12/39", "card_cvc": "123"}
+
+
+async def test_sigterm_lets_the_running_job_finish_and_takes_no_new_one(client, settings, db):
+    user, _, order = await place_by_http(client, settings, db, **CARD)
+    gateway = SlowGateway()
+    worker = worker_with(settings, gateway, completion_wait=10)
+    running = asyncio.create_task(worker.async_run())
+    await asyncio.wait_for(gateway.started.wait(), 10)
+    worker.handle_sig_wait_for_completion(signal.SIGTERM)
+    _, _, later = await place_by_http(client, settings, db)  # arrives while the worker drains
+    gateway.release.set()
+    with contextlib.suppress(asyncio.CancelledError):
+        await running
+    await worker.close()
+    assert (await fresh(db, order.id)).status == OrderStatus.PROCESSING
+    assert len(mails_to(settings, user.email)) == 1
+    assert (await fresh(db, later.id)).status == OrderStatus.PENDING  # left for the next worker
+    await run_worker(settings)
+    assert (await fresh(db, later.id)).status == OrderStatus.PROCESSING
+
+
+async def test_a_job_abandoned_at_shutdown_runs_again_with_the_same_result(client, settings, db):
+    user, variant, order = await place_by_http(client, settings, db, **CARD)
+    gateway = SlowGateway()  # never released: the job outlives the shutdown grace
+    worker = worker_with(settings, gateway, completion_wait=0.2)
+    running = asyncio.create_task(worker.async_run())
+    await asyncio.wait_for(gateway.started.wait(), 10)
+    await sigterm(worker, running)
+    assert (await fresh(db, order.id)).status == OrderStatus.PENDING
+    assert mails_to(settings, user.email) == []
+    await run_worker(settings)  # a new worker picks the abandoned job up again
+    order = await fresh(db, order.id)
+    assert order.status == OrderStatus.PROCESSING and order.payment_status == "paid"
+    assert len(mails_to(settings, user.email)) == 1
+    assert await stock_of(db, variant) == 4
