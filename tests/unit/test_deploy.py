@@ -247,7 +247,7 @@ def test_task_definition_takes_secrets_from_secrets_manager(kind: str):
 def test_worker_gets_time_to_finish_its_job():
     (worker,) = task_template("worker")["containerDefinitions"]
     assert worker["stopTimeout"] == 120
-    assert worker["command"] == ["arq", "workers.settings.WorkerSettings"]
+    assert worker["command"] == ["sweetdream", "worker"]
     assert "portMappings" not in worker
 
 
