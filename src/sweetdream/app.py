@@ -7,8 +7,8 @@ from collections.abc import AsyncGenerator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from advanced_alchemy.extensions.litestar import SQLAlchemyPlugin
-from litestar import Litestar, get
+from advanced_alchemy.extensions.litestar import SQLAlchemyAsyncConfig, SQLAlchemyPlugin
+from litestar import Litestar, Request, get
 from litestar.config.csrf import CSRFConfig
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
@@ -64,12 +64,10 @@ async def ready(db_session: NamedDependency[AsyncSession], state: State) -> Resp
     return Response(checks, status_code=200 if healthy else 503)
 
 
-def provide_catalog(db_session: NamedDependency[AsyncSession], state: State) -> CatalogService:
-    return CatalogService(db_session, page_size=state.settings.page_size)
-
-
-def provide_catalog_cache(state: State) -> CatalogCache:
-    return state.catalog_cache
+def provide_catalog(request: Request, state: State) -> CatalogService:
+    # The session opens on the first query: a page served from the catalog cache makes none.
+    config: SQLAlchemyAsyncConfig = state.sqlalchemy_config
+    return CatalogService(lambda: config.provide_session(state, request.scope), page_size=state.settings.page_size)
 
 
 class SweetDream(Litestar):
@@ -111,6 +109,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         engine.engine.filters["vnd"] = format_vnd
         engine.engine.globals["site_name"] = settings.site_name
         engine.engine.globals["static_version"] = "1"
+        engine.engine.auto_reload = settings.is_dev  # no stat() of every template on every render
 
     sqlalchemy_config = make_sqlalchemy_config(settings)
     session_config = SessionConfig(
@@ -143,7 +142,6 @@ def create_app(settings: Settings | None = None) -> Litestar:
         ],
         dependencies={
             "catalog": Provide(provide_catalog, sync_to_thread=False),
-            "catalog_cache": Provide(provide_catalog_cache, sync_to_thread=False),
         },
         plugins=[SQLAlchemyPlugin(config=sqlalchemy_config), HTMXPlugin(), SweetDreamCLI()],
         request_class=HTMXRequest,

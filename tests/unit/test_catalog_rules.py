@@ -37,10 +37,12 @@ def test_bad_page_numbers_are_normalised(raw):
     assert 1 <= view.page <= 10_000
 
 
-def test_unknown_sort_falls_back_to_default_and_relevance_needs_a_query():
-    assert parse_filter({"sort": "anything"})[0].sort == "newest"
-    assert parse_filter({"sort": "relevance"})[0].sort == "newest"
+def test_unknown_sort_falls_back_to_best_match_with_or_without_a_query():
+    assert parse_filter({"sort": "anything"})[0].sort == "relevance"
     assert parse_filter({"q": "kem", "sort": "anything"})[0].sort == "relevance"
+    assert parse_filter({"sort": "newest"})[0].sort == "newest"
+    assert ProductFilter(sort="relevance").url() == "/products"  # the default is left out of the URL
+    assert ProductFilter(sort="newest").url() == "/products?sort=newest"
 
 
 def test_price_that_is_not_a_number_is_an_error_for_that_field():

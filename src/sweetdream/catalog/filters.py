@@ -2,6 +2,10 @@
 
 Rule: anything a shopper can type into the URL gets either a normalised view (unknown sort,
 page out of range) or a clear 400 naming the field (a price that is not a whole number).
+
+The default sort is "Best match": relevance when there is a query, newest first without one. One
+default for both means the filter form's sort select needs no change when the shopper starts typing
+a query (search-as-you-type ranks like the header search unless they chose another order).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ SORTS = {
 MAX_QUERY_LENGTH = 100
 MAX_PRICE = 1_000_000_000
 MAX_PAGE = 10_000
+DEFAULT_SORT = "relevance"
 
 
 @dataclass(frozen=True)
@@ -30,7 +35,7 @@ class ProductFilter:
     min_price: int | None = None
     max_price: int | None = None
     in_stock: bool = False
-    sort: str = "newest"
+    sort: str = DEFAULT_SORT
     page: int = 1
 
     def cache_key(self) -> str:
@@ -51,7 +56,7 @@ class ProductFilter:
             out["max_price"] = str(self.max_price)
         if self.in_stock:
             out["in_stock"] = "1"
-        if self.sort != default_sort(self.q):
+        if self.sort != DEFAULT_SORT:
             out["sort"] = self.sort
         if include_page and self.page > 1:
             out["page"] = str(self.page)
@@ -69,10 +74,6 @@ class FilterErrors:
 
     def __bool__(self) -> bool:
         return bool(self.errors)
-
-
-def default_sort(q: str) -> str:
-    return "relevance" if q else "newest"
 
 
 def _clean_text(value: str | None, limit: int) -> str:
@@ -112,8 +113,8 @@ def parse_filter(params: Mapping[str, str]) -> tuple[ProductFilter, FilterErrors
     if min_price is not None and max_price is not None and min_price > max_price:
         errors["max_price"] = "The maximum price must be at least the minimum price."
     sort = params.get("sort", "")
-    if sort not in SORTS or (sort == "relevance" and not q):
-        sort = default_sort(q)
+    if sort not in SORTS:
+        sort = DEFAULT_SORT
     view = ProductFilter(
         q=q,
         category=_clean_text(params.get("category"), 120),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from uuid import UUID
 
@@ -44,9 +45,18 @@ def search_text_for(name: str, description: str, category_name: str) -> str:
 
 
 class CatalogService:
-    def __init__(self, session: AsyncSession, page_size: int = 24) -> None:
-        self.session = session
+    """Reads the catalog. Given a session factory, it opens a session only when it first queries,
+    so a page served whole from the catalog cache costs no database work at all."""
+
+    def __init__(self, session: AsyncSession | Callable[[], AsyncSession], page_size: int = 24) -> None:
+        self._session = session
         self.page_size = page_size
+
+    @property
+    def session(self) -> AsyncSession:
+        if not isinstance(self._session, AsyncSession):
+            self._session = self._session()
+        return self._session
 
     async def categories(self) -> list[Category]:
         result = await self.session.scalars(select(Category).order_by(Category.position, Category.name))
@@ -109,15 +119,19 @@ class CatalogService:
         )
         if count_only:
             return base.with_only_columns(func.count()).order_by(None)
+        newest = [Product.created_at.desc()]
         order = {
-            "newest": [Product.created_at.desc()],
+            "newest": newest,
             "price_asc": [prices.c.from_price.asc()],
             "price_desc": [prices.c.from_price.desc()],
             "name": [Product.name.asc()],
+            # Best match: the closest matches first for a query; with no query, the newest.
             "relevance": [
-                func.ts_rank(Product.search_vector, func.to_tsquery("simple", tsquery or "x")).desc(),
+                func.ts_rank(Product.search_vector, func.to_tsquery("simple", tsquery)).desc(),
                 Product.name.asc(),
-            ],
+            ]
+            if tsquery
+            else newest,
         }[view.sort]
         return (
             base.with_only_columns(

@@ -3,18 +3,30 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
-from litestar import Controller, Request, get
+from litestar import Controller, Request, Response, get
+from litestar.datastructures import State
 from litestar.di import NamedDependency
 from litestar.exceptions import NotFoundException
 from litestar.params import FromPath
+from litestar.plugins.htmx import HTMXTemplate
 from litestar.response import Template
 from markupsafe import Markup
 
 from sweetdream.catalog.cache import CatalogCache
-from sweetdream.catalog.filters import SORTS, parse_filter
+from sweetdream.catalog.filters import SORTS, ProductFilter, parse_filter
 from sweetdream.catalog.services import CatalogService
+from sweetdream.platform.pages import (
+    VARY,
+    for_visitor,
+    html_response,
+    is_plain_visitor,
+    layout_for,
+    render_for_any_visitor,
+)
 from sweetdream.platform.web import render, render_fragment
 
 SLUG = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
@@ -37,62 +49,151 @@ async def _filter_choices(
 
 
 class ShopController(Controller):
+    """Catalog pages. For a plain visitor (see `platform.pages`) the whole page comes from the
+    catalog cache; everyone else gets the page rendered around the cached grid. Either way a cached
+    part is reused only at the catalog version it was rendered at, so no one sees a stale price or
+    stock. The cache comes from `state` rather than as a second dependency: Litestar resolves two
+    independent dependencies in a task group, a cost on every request."""
+
     @get("/", name="home")
     async def home(
-        self, request: Request, catalog: NamedDependency[CatalogService], catalog_cache: NamedDependency[CatalogCache]
-    ) -> Template:
-        categories, _ = await _filter_choices(catalog, catalog_cache)
-        featured = await catalog_cache.get_or_compute("featured", catalog.featured)
-        return render(request, "catalog/home.html", categories=categories, featured=featured)
+        self, request: Request, state: State, catalog: NamedDependency[CatalogService]
+    ) -> Response[str] | Template:
+        catalog_cache: CatalogCache = state.catalog_cache
+        version = await catalog_cache.version()
+
+        async def context() -> dict[str, Any]:
+            categories, _ = await _filter_choices(catalog, catalog_cache, version)
+            featured = await catalog_cache.get_or_compute("featured", catalog.featured, version)
+            return {"categories": categories, "featured": featured}
+
+        if is_plain_visitor(request):
+            return await _cached_page(request, catalog_cache, version, "catalog/home.html", context)
+        return render(request, "catalog/home.html", **await context())
 
     @get("/products", name="products")
     async def products(
-        self, request: Request, catalog: NamedDependency[CatalogService], catalog_cache: NamedDependency[CatalogCache]
-    ) -> Template:
+        self, request: Request, state: State, catalog: NamedDependency[CatalogService]
+    ) -> Response[str] | Template:
+        catalog_cache: CatalogCache = state.catalog_cache
         view, errors = parse_filter(request.query_params)
         version = await catalog_cache.version()
-        categories, sizes = await _filter_choices(catalog, catalog_cache, version)
+        htmx = getattr(request, "htmx", None)
+        grid_only = bool(htmx) and htmx.target == "results" and not htmx.history_restore_request  # type: ignore[union-attr]
         if errors:
-            return render(
-                request,
-                "catalog/products.html",
-                status_code=400,
-                view=view,
-                errors=errors.errors,
-                categories=categories,
-                sizes=sizes,
-                sorts=SORTS,
-                results=Markup(""),
+            return await _bad_filter(request, catalog, catalog_cache, version, view, errors.errors, grid_only)
+
+        async def results() -> str:
+            async def render_results() -> str:
+                page = await catalog.list_products(view)
+                categories, _ = await _filter_choices(catalog, catalog_cache, version)
+                category = next((c for c in categories if c.slug == view.category), None)
+                return render_fragment(request, "catalog/_results.html", page=page, view=view, category=category)
+
+            return await catalog_cache.get_or_compute("results?" + view.cache_key(), render_results, version)
+
+        if grid_only:
+            # The grid, and the price fields out of band: clears an error a previous request showed.
+            price_range = render_fragment(request, "catalog/_price_range.html", view=view, errors={}, oob=True)
+            return html_response(await results() + price_range)
+
+        async def context() -> dict[str, Any]:
+            categories, sizes = await _filter_choices(catalog, catalog_cache, version)
+            # Our own template's output, escaped when it was rendered.
+            grid = Markup(await results())  # noqa: S704
+            return {
+                "view": view,
+                "errors": {},
+                "categories": categories,
+                "sizes": sizes,
+                "sorts": SORTS,
+                "results": grid,
+            }
+
+        if is_plain_visitor(request):
+            return await _cached_page(
+                request, catalog_cache, version, "catalog/products.html", context, view.cache_key()
             )
-
-        async def render_results() -> str:
-            page = await catalog.list_products(view)
-            category = next((c for c in categories if c.slug == view.category), None)
-            return render_fragment(request, "catalog/_results.html", page=page, view=view, category=category)
-
-        # Our own template's output, escaped when it was rendered.
-        results = Markup(  # noqa: S704
-            await catalog_cache.get_or_compute("results?" + view.cache_key(), render_results, version)
-        )
-        if getattr(request, "htmx", None) and request.htmx.target == "results":  # type: ignore[attr-defined]
-            return Template(template_str=results)
-        return render(
-            request,
-            "catalog/products.html",
-            view=view,
-            errors={},
-            categories=categories,
-            sizes=sizes,
-            sorts=SORTS,
-            results=results,
-        )
+        return render(request, "catalog/products.html", **await context())
 
     @get("/products/{slug:str}", name="product")
     async def product(
-        self, request: Request, slug: FromPath[str], catalog: NamedDependency[CatalogService]
-    ) -> Template:
+        self,
+        request: Request,
+        slug: FromPath[str],
+        state: State,
+        catalog: NamedDependency[CatalogService],
+    ) -> Response[str] | Template:
+        catalog_cache: CatalogCache = state.catalog_cache
         # A slug is lowercase ASCII words and hyphens; anything else (NUL bytes, paths) can't exist.
-        product = await catalog.get_by_slug(slug) if SLUG.fullmatch(slug) else None
-        if product is None:
-            raise NotFoundException("We could not find that product. It may have been removed.")
-        return render(request, "catalog/product.html", product=product)
+        if not SLUG.fullmatch(slug):
+            raise NotFoundException(NOT_FOUND)
+        version = await catalog_cache.version()
+
+        async def context() -> dict[str, Any]:
+            product = await catalog.get_by_slug(slug)
+            if product is None:
+                raise NotFoundException(NOT_FOUND)
+            return {"product": product}
+
+        if is_plain_visitor(request):
+            return await _cached_page(request, catalog_cache, version, "catalog/product.html", context, slug)
+        return render(request, "catalog/product.html", **await context())
+
+
+NOT_FOUND = "We could not find that product. It may have been removed."
+
+
+async def _cached_page(
+    request: Request,
+    cache: CatalogCache,
+    version: bytes,
+    name: str,
+    context: Callable[[], Awaitable[dict[str, Any]]],
+    key: str = "",
+) -> Response[str]:
+    """The whole page for a plain visitor, from the cache at this catalog version when it is there."""
+    layout = layout_for(request)
+
+    async def compute() -> str:
+        return render_for_any_visitor(request, name, layout=layout, **await context())
+
+    page = await cache.get_or_compute(f"page:{name}:{layout}:{key}", compute, version)
+    return for_visitor(request, page)
+
+
+async def _bad_filter(
+    request: Request,
+    catalog: CatalogService,
+    cache: CatalogCache,
+    version: bytes,
+    view: ProductFilter,
+    errors: dict[str, str],
+    grid_only: bool,
+) -> Response[str] | Template:
+    """A 400 with the message beside the field: the whole page, or for HTMX the price fields alone
+    (the grid keeps the last good answer and the address bar keeps its URL)."""
+    raw = {name: request.query_params.get(name, "") for name in errors}
+    if grid_only:
+        return HTMXTemplate(
+            template_name="catalog/_price_range.html",
+            context={"view": view, "errors": errors, "raw": raw, "oob": False},
+            status_code=400,
+            re_target="#price-range",
+            re_swap="outerHTML",
+            push_url=False,
+            headers=VARY,
+        )
+    categories, sizes = await _filter_choices(catalog, cache, version)
+    return render(
+        request,
+        "catalog/products.html",
+        status_code=400,
+        view=view,
+        errors=errors,
+        raw=raw,
+        categories=categories,
+        sizes=sizes,
+        sorts=SORTS,
+        results=Markup(""),
+    )
