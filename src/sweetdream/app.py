@@ -32,6 +32,7 @@ from sweetdream.catalog.services import CatalogService
 from sweetdream.catalog.web import ShopController
 from sweetdream.cli import SweetDreamCLI
 from sweetdream.db import make_sqlalchemy_config
+from sweetdream.fulfillment.payments import gateway_for
 from sweetdream.orders.web import CheckoutController, OrderController
 from sweetdream.platform.errors import exception_handlers
 from sweetdream.platform.http import http_middleware
@@ -127,6 +128,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         "session_config": session_config,
         "redis": redis,
         "catalog_cache": CatalogCache(redis),
+        "payment_gateway": gateway_for(settings.payment_gateway),
     }
     return SweetDream(
         route_handlers=[
