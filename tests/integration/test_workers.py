@@ -14,6 +14,7 @@ from uuid import uuid4
 
 import pytest
 from arq.worker import Worker
+from litestar.testing import AsyncTestClient
 from redis.asyncio import Redis
 from sqlalchemy import func, select, update
 
@@ -278,6 +279,10 @@ async def test_a_failing_event_is_marked_failed_listed_and_retried_from_the_cli(
     row = await db.get(OutboxEvent, ghost.id, populate_existing=True)
     assert row.failed_at is not None and row.delivered_at is None
     assert row.attempts == jobs.MAX_TRIES and "LookupError" in row.last_error
+    async with AsyncTestClient(app=app, base_url="http://127.0.0.1") as admin:
+        await signed_in(admin, settings, await make_user(db, Role.ADMIN))
+        dashboard = (await admin.get("/admin")).text
+        assert "Failed events" in dashboard and "SD-GHOST" in dashboard and "LookupError" in dashboard
     listed = await cli(app, "outbox")
     assert listed.exit_code == 0 and str(ghost.id) in listed.output and "SD-GHOST" in listed.output
     assert (await cli(app, "outbox", "retry")).exit_code != 0  # nothing named: a usage error

@@ -14,6 +14,7 @@ from sweetdream.accounts.models import Role, User
 from sweetdream.accounts.web import requires_admin
 from sweetdream.catalog.filters import parse_page
 from sweetdream.catalog.models import Product
+from sweetdream.orders import outbox
 from sweetdream.orders.models import Order, OrderStatus
 from sweetdream.orders.services import ALLOWED, IllegalTransition, OrderService
 from sweetdream.orders.web import Conflict, provide_orders
@@ -34,7 +35,11 @@ class AdminController(Controller):
         orders = await db_session.scalar(select(func.count()).select_from(Order)) or 0
         pending = await db_session.scalar(select(func.count()).where(Order.status == OrderStatus.PENDING)) or 0
         figures = {"Products": products, "Customers": customers, "Orders": orders, "Pending orders": pending}
-        return render(request, "admin/dashboard.html", figures=figures)
+        # Fulfilment health: events the workers have not delivered yet, and those that gave up.
+        failed = await outbox.failed(db_session, limit=20)
+        figures["Events waiting"] = await outbox.undelivered_count(db_session)
+        figures["Failed events"] = len(failed)
+        return render(request, "admin/dashboard.html", figures=figures, failed=failed)
 
     @get("/orders", name="admin-orders")
     async def orders(
