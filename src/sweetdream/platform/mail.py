@@ -81,12 +81,8 @@ class SESMailer:
         self.client: Any = boto3.client("ses", region_name=region, endpoint_url=endpoint_url or None)
 
     async def send(self, message: EmailMessage) -> None:
-        await asyncio.to_thread(
-            self.client.send_raw_email,
-            Source=str(message["From"]),
-            Destinations=[str(message["To"])],
-            RawMessage={"Data": message.as_bytes()},
-        )
+        # Sender and recipients are read from the message's own headers.
+        await asyncio.to_thread(self.client.send_raw_email, RawMessage={"Data": message.as_bytes()})
 
 
 def mailer_for(backend: str, var_dir: Path, smtp_url: str = "", region: str = "", endpoint_url: str = "") -> Mailer:
