@@ -29,7 +29,7 @@ from sweetdream.cart.web import CartController, cart_count_middleware
 from sweetdream.catalog.cache import CatalogCache
 from sweetdream.catalog.money import format_vnd
 from sweetdream.catalog.services import CatalogService
-from sweetdream.catalog.web import ShopController
+from sweetdream.catalog.web import ShopController, cached_plain_page
 from sweetdream.cli import SweetDreamCLI
 from sweetdream.db import make_sqlalchemy_config
 from sweetdream.fulfillment.payments import gateway_for
@@ -37,6 +37,7 @@ from sweetdream.orders.web import CheckoutController, OrderController
 from sweetdream.platform.errors import exception_handlers
 from sweetdream.platform.http import http_middleware
 from sweetdream.platform.logs import configure_logging
+from sweetdream.platform.pages import plain_visitor_pages
 from sweetdream.platform.sessions import SessionConfig
 from sweetdream.settings import Settings
 
@@ -80,7 +81,8 @@ class SweetDream(Litestar):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._outer = http_middleware(super().__call__)
+        # A plain visitor's cached catalog page goes out before Litestar's stack (see platform.pages).
+        self._outer = http_middleware(plain_visitor_pages(super().__call__, self, cached_plain_page))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:  # type: ignore[override]
         if scope["type"] == "http":

@@ -5,12 +5,14 @@ from contextlib import contextmanager
 
 import pytest
 from advanced_alchemy.extensions.litestar import SQLAlchemyPlugin
+from litestar.testing import AsyncTestClient
 from redis.asyncio import Redis
-from sqlalchemy import event, update
+from sqlalchemy import event, select, update
 
 from sweetdream.catalog import demo
 from sweetdream.catalog.cache import invalidate_catalog
-from sweetdream.catalog.models import Product
+from sweetdream.catalog.models import Product, Variant
+from tests.integration.helpers import post_form, register
 
 CARD_NAME = re.compile(r'<span class="card-name">([^<]+)</span>')
 CARD_PRICE = re.compile(r'<span class="card-price">(?:from )?([\d.]+) đ</span>')
@@ -190,25 +192,127 @@ async def test_page_query_count_is_bounded(client, app, url):
     assert len(statements) <= 3, statements
 
 
-async def test_cached_grid_never_shows_a_stale_price_or_stock(client, db, settings):
-    product = next(p for p in demo.PRODUCTS if all(v.price_override is None for v in p.variants))
-    url = f"/products?category={product.category_slug}&sort=name&page=1"
-    assert "123.456 đ" not in (await client.get(url)).text  # warms the cache
+def on_first_page_by_name(product: demo.DemoProduct) -> bool:
+    same_category = sorted(p.name for p in demo.PRODUCTS if p.category_slug == product.category_slug)
+    return same_category.index(product.name) < 24
 
-    async def set_price(price: int) -> None:
-        await db.execute(update(Product).where(Product.slug == product.slug).values(price=price))
+
+# Every way a catalog view is served from the cache: the whole page for a plain visitor, the page
+# around the cached grid for a signed-in shopper, the HTMX grid fragment, the product page.
+STALE_VIEWS = {
+    "grid page": lambda p: f"/products?category={p.category_slug}&sort=name&page=1",
+    "grid fragment": lambda p: f"/products?category={p.category_slug}&sort=name",
+    "product page": lambda p: f"/products/{p.slug}",
+}
+
+
+@pytest.mark.parametrize("visitor", ["plain visitor", "signed-in shopper"])
+@pytest.mark.parametrize("view", list(STALE_VIEWS))
+async def test_cached_pages_never_show_a_stale_price_or_stock(client, db, settings, view, visitor):
+    product = next(p for p in demo.PRODUCTS if on_first_page_by_name(p) and len(p.variants) == 1)
+    assert product.variants[0].price_override is None and product.variants[0].stock > 0
+    url = STALE_VIEWS[view](product)
+    headers = {"HX-Request": "true", "HX-Target": "results"} if view == "grid fragment" else {}
+    if visitor == "signed-in shopper":
+        assert (await register(client)).status_code == 303
+        assert "Sign out" in (await client.get("/products")).text
+
+    async def get() -> str:
+        """The part of the page that shows this product: its card in a grid, or its product page."""
+        r = await client.get(url, headers=headers)
+        assert r.status_code == 200
+        if view == "product page":
+            return r.text
+        card = re.search(rf'<li class="card">(?:(?!</li>).)*>{re.escape(product.name)}<.*?</li>', r.text, re.S)
+        assert card, r.text
+        return card.group(0)
+
+    assert "123.456 đ" not in await get() and "Sold out" not in await get()  # warms the cache
+
+    async def change(**values: int) -> None:
+        if "price" in values:
+            await db.execute(update(Product).where(Product.slug == product.slug).values(price=values["price"]))
+        if "stock" in values:
+            await db.execute(
+                update(Variant)
+                .where(Variant.product_id == select(Product.id).where(Product.slug == product.slug).scalar_subquery())
+                .values(stock=values["stock"])
+            )
         await db.commit()
         redis = Redis.from_url(settings.redis_url)
         await invalidate_catalog(redis)  # what every catalog write does after its commit
         await redis.aclose()
 
-    await set_price(123456)
+    await change(price=123456)
     try:
-        page = (await client.get(url)).text
-        assert "123.456 đ" in page
+        assert "123.456 đ" in await get()
+        await change(stock=0)
+        assert "Sold out" in await get()
     finally:
-        await set_price(product.price)
-    assert "123.456 đ" not in (await client.get(url)).text
+        await change(price=product.price, stock=product.variants[0].stock)
+    page = await get()
+    assert "123.456 đ" not in page and "Sold out" not in page
+
+
+async def test_a_cached_page_carries_each_visitors_own_csrf_token(app):
+    """The whole page is shared by plain visitors; the CSRF token in it must be each one's own."""
+    pages: list[tuple[str, str]] = []
+    set_cookie: list[str] = []
+    for _ in range(2):  # the first visitor's pages are rendered, the second's come from the cache
+        async with AsyncTestClient(app=app, base_url="http://127.0.0.1") as visitor:
+            for url in ["/products", "/products/" + demo.PRODUCTS[0].slug]:
+                response = await visitor.get(url)
+                page = response.text
+                if url == "/products":  # a new visitor: the token's cookie comes with the page
+                    set_cookie.append(re.sub(r"sd_csrf=\w+", "sd_csrf=…", response.headers["set-cookie"]))
+                token = visitor.cookies["sd_csrf"]
+                assert f'"x-csrftoken": "{token}"' in page, url  # HTMX's header
+                if url != "/products":
+                    assert f'name="_csrf_token" value="{token}"' in page  # the add-to-cart form
+                pages.append((token, page))
+            # the token is a real one: a form posted with it passes the CSRF check
+            signing_in = await post_form(visitor, "/account/login", {"email": "nobody@example.com", "password": "x"})
+            assert signing_in.status_code != 403
+    (first, first_page), (second, second_page) = pages[0], pages[-1]
+    assert first != second and first not in second_page and second not in first_page
+    assert set_cookie[0] == set_cookie[1]  # the same cookie attributes either way
+
+
+async def test_a_signed_in_shopper_never_gets_the_plain_visitors_page(client):
+    assert "Sign in" in (await client.get("/products")).text  # the plain visitors' page is now cached
+    assert (await register(client, name="Mai Tran")).status_code == 303
+    page = (await client.get("/products")).text
+    assert "Mai Tran" in page and "Sign in" not in page
+
+
+async def test_pages_vary_on_htmx_headers(client):
+    """A browser keeps one cached answer per URL: the fragment must not be replayed as the page."""
+    full = await client.get("/products?category=banh-kem")
+    fragment = await client.get("/products?category=banh-kem", headers={"HX-Request": "true", "HX-Target": "results"})
+    assert "<html" in full.text and "<html" not in fragment.text
+    for r in (full, fragment):
+        assert "hx-request" in r.headers["vary"].lower()
+    # htmx restoring history after a cache miss asks for the page, not a fragment
+    restore = await client.get(
+        "/products?category=banh-kem", headers={"HX-Request": "true", "HX-History-Restore-Request": "true"}
+    )
+    assert "<html" in restore.text
+
+
+async def test_a_bad_price_while_filtering_with_htmx_answers_the_price_fields_beside_the_grid(client):
+    r = await client.get(
+        "/products", params={"min_price": "abc"}, headers={"HX-Request": "true", "HX-Target": "results"}
+    )
+    assert r.status_code == 400
+    assert r.headers["hx-retarget"] == "#price-range" and r.headers["hx-reswap"] == "outerHTML"
+    assert r.headers["hx-push-url"] == "false"  # the address bar keeps the last good view
+    assert 'id="min_price-error"' in r.text and "whole number" in r.text
+    assert 'value="abc"' in r.text  # what the shopper typed stays in the field
+    assert "<form" not in r.text and 'class="grid"' not in r.text
+    # the next good answer clears the error out of band
+    htmx = {"HX-Request": "true", "HX-Target": "results"}
+    ok = await client.get("/products", params={"min_price": "1"}, headers=htmx)
+    assert ok.status_code == 200 and 'hx-swap-oob="true"' in ok.text and "min_price-error" not in ok.text
 
 
 async def test_responses_carry_security_headers_and_a_request_id(client):

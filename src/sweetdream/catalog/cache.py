@@ -45,6 +45,14 @@ class CatalogCache:
             self._entries.popitem(last=False)
         return value
 
+    def peek(self, key: str, version: bytes) -> Any:
+        """The value cached for key at this catalog version, or None."""
+        hit = self._entries.get(key)
+        if hit is None or hit[0] != version:
+            return None
+        self._entries.move_to_end(key)
+        return hit[1]
+
 
 async def invalidate_catalog(redis: Redis) -> None:
     """Call after committing any change to products, prices or stock."""

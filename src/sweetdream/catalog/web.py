@@ -7,7 +7,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from litestar import Controller, Request, Response, get
+from litestar import Controller, Litestar, Request, Response, get
+from litestar.connection import ASGIConnection
 from litestar.datastructures import State
 from litestar.di import NamedDependency
 from litestar.exceptions import NotFoundException
@@ -20,11 +21,13 @@ from sweetdream.catalog.cache import CatalogCache
 from sweetdream.catalog.filters import SORTS, ProductFilter, parse_filter
 from sweetdream.catalog.services import CatalogService
 from sweetdream.platform.pages import (
+    FULL_LAYOUT,
     VARY,
     for_visitor,
     html_response,
     is_plain_visitor,
     layout_for,
+    page_key,
     render_for_any_visitor,
 )
 from sweetdream.platform.web import render, render_fragment
@@ -68,7 +71,7 @@ class ShopController(Controller):
             return {"categories": categories, "featured": featured}
 
         if is_plain_visitor(request):
-            return await _cached_page(request, catalog_cache, version, "catalog/home.html", context)
+            return await _cached_page(request, catalog_cache, version, "catalog/home.html", context, "/")
         return render(request, "catalog/home.html", **await context())
 
     @get("/products", name="products")
@@ -111,9 +114,7 @@ class ShopController(Controller):
             }
 
         if is_plain_visitor(request):
-            return await _cached_page(
-                request, catalog_cache, version, "catalog/products.html", context, view.cache_key()
-            )
+            return await _cached_page(request, catalog_cache, version, "catalog/products.html", context, view.url())
         return render(request, "catalog/products.html", **await context())
 
     @get("/products/{slug:str}", name="product")
@@ -137,11 +138,35 @@ class ShopController(Controller):
             return {"product": product}
 
         if is_plain_visitor(request):
-            return await _cached_page(request, catalog_cache, version, "catalog/product.html", context, slug)
+            return await _cached_page(
+                request, catalog_cache, version, "catalog/product.html", context, f"/products/{slug}"
+            )
         return render(request, "catalog/product.html", **await context())
 
 
 NOT_FOUND = "We could not find that product. It may have been removed."
+
+
+def plain_page_url(connection: ASGIConnection, path: str) -> str | None:
+    """The canonical URL (the page cache key) of the catalog page a request asks for, if any."""
+    if path == "/":
+        return "/"
+    if path == "/products":
+        view, errors = parse_filter(connection.query_params)
+        return None if errors else view.url()
+    if path.startswith("/products/") and SLUG.fullmatch(path.removeprefix("/products/")):
+        return path
+    return None
+
+
+async def cached_plain_page(app: Litestar, connection: ASGIConnection, path: str) -> str | None:
+    """A plain visitor's cached catalog page at the current catalog version (for `plain_visitor_pages`)."""
+    url = plain_page_url(connection, path)
+    if url is None:
+        return None
+    cache: CatalogCache = app.state.catalog_cache
+    page: str | None = cache.peek(page_key(FULL_LAYOUT, url), await cache.version())
+    return page
 
 
 async def _cached_page(
@@ -150,15 +175,16 @@ async def _cached_page(
     version: bytes,
     name: str,
     context: Callable[[], Awaitable[dict[str, Any]]],
-    key: str = "",
+    url: str,
 ) -> Response[str]:
-    """The whole page for a plain visitor, from the cache at this catalog version when it is there."""
+    """The whole page for a plain visitor, from the cache at this catalog version when it is there.
+    `url` is the page's canonical URL: `plain_page_url` finds the same entry before Litestar runs."""
     layout = layout_for(request)
 
     async def compute() -> str:
         return render_for_any_visitor(request, name, layout=layout, **await context())
 
-    page = await cache.get_or_compute(f"page:{name}:{layout}:{key}", compute, version)
+    page = await cache.get_or_compute(page_key(layout, url), compute, version)
     return for_visitor(request, page)
 
 

@@ -15,14 +15,20 @@ from __future__ import annotations
 
 import html
 import secrets
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-from litestar import Request, Response
+from litestar import Litestar, Request, Response
+from litestar.connection import ASGIConnection
+from litestar.datastructures import Cookie
 from litestar.enums import MediaType
+from litestar.middleware.csrf import generate_csrf_token
+from litestar.types import ASGIApp, Receive, Scope, Send
 from litestar.utils.empty import value_or_default
 from litestar.utils.scope.state import ScopeState
 
 VARY = {"Vary": "HX-Request, HX-Target"}
+FULL_LAYOUT = "layouts/full.html"
 # Random per process: no product name or query a shopper types can contain it by chance.
 _TOKEN = "csrf-" + secrets.token_hex(16)
 
@@ -34,7 +40,7 @@ def layout_for(request: Request) -> str:
     """
     htmx = getattr(request, "htmx", None)
     partial = bool(htmx) and not (htmx.boosted or htmx.history_restore_request)  # type: ignore[union-attr]
-    return "layouts/bare.html" if partial else "layouts/full.html"
+    return "layouts/bare.html" if partial else FULL_LAYOUT
 
 
 def is_plain_visitor(request: Request) -> bool:
@@ -63,3 +69,66 @@ def for_visitor(request: Request, page: str, status_code: int = 200) -> Response
 
 def html_response(body: str, status_code: int = 200, headers: dict[str, str] | None = None) -> Response[str]:
     return Response(body, media_type=MediaType.HTML, status_code=status_code, headers={**VARY, **(headers or {})})
+
+
+def page_key(layout: str, url: str) -> str:
+    """Where a plain visitor's page is cached: by layout and canonical URL."""
+    return f"page:{layout}:{url}"
+
+
+PageLookup = Callable[[Litestar, ASGIConnection, str], Awaitable[str | None]]
+
+
+def plain_visitor_pages(app: ASGIApp, litestar: Litestar, lookup: PageLookup) -> ASGIApp:
+    """Serve a plain visitor's cached page without entering Litestar's middleware and routing.
+
+    A GET with no session cookie and no HTMX header is a plain visitor by construction (no user, an
+    empty session); if `lookup(app, connection, path)` has their page cached at the current catalog version,
+    it goes out with their CSRF token in it and, as Litestar's CSRF middleware would, a new token in a
+    cookie when they have none. Anything else (a miss, another page, an error) goes to Litestar, which
+    renders and caches the page: what a visitor sees is the same either way, only faster.
+    """
+    csrf = litestar.csrf_config
+    assert csrf is not None
+    session_cookie = litestar.state.session_config.key
+    cookie_header = Cookie(
+        key=csrf.cookie_name,
+        value=_TOKEN,
+        path=csrf.cookie_path,
+        secure=csrf.cookie_secure,
+        httponly=csrf.cookie_httponly,
+        samesite=csrf.cookie_samesite,
+        domain=csrf.cookie_domain,
+    ).to_header(header="")
+    vary = VARY["Vary"].encode()
+
+    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] != "http"
+            or scope.get("method") != "GET"
+            or any(k == b"hx-request" for k, _ in scope["headers"])
+        ):
+            await app(scope, receive, send)
+            return
+        connection: ASGIConnection = ASGIConnection(scope)
+        cookies = connection.cookies
+        page = None
+        if not cookies.get(session_cookie):
+            try:
+                page = await lookup(litestar, connection, scope["path"])
+            except Exception:  # Litestar answers instead, with its error handling
+                page = None
+        if page is None:
+            await app(scope, receive, send)
+            return
+        headers = [(b"content-type", b"text/html; charset=utf-8"), (b"vary", vary)]
+        token = cookies.get(csrf.cookie_name)
+        if not token:
+            token = generate_csrf_token(csrf.secret)
+            headers.append((b"set-cookie", cookie_header.replace(_TOKEN, token).encode("latin-1")))
+        body = page.replace(_TOKEN, html.escape(token)).encode()
+        headers.append((b"content-length", str(len(body)).encode()))
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": body, "more_body": False})
+
+    return middleware
