@@ -7,7 +7,7 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := .venv
 RUN := $(UV) run --frozen --python $(PYTHON)
 
-.PHONY: run test install browser lint bench unit integration e2e clean
+.PHONY: run test install browser wrk lint bench unit integration e2e clean
 
 run: install  ## install, start embedded PostgreSQL/Redis (unless DATABASE_URL/REDIS_URL), migrate, seed, serve + worker
 	$(RUN) sweetdream dev
@@ -30,7 +30,7 @@ lint: install
 	$(RUN) ruff format --check src tests workers scripts
 	$(RUN) mypy
 
-bench: install browser
+bench: install browser wrk
 	$(RUN) python scripts/bench.py
 
 $(UV):
@@ -46,6 +46,13 @@ browser: install
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null && echo "browser: installed Debian chromium"; \
 	else $(RUN) playwright install chromium; fi
+
+# The load generator for `make bench`: Debian's wrk when running as root on a machine without one.
+wrk:
+	@if command -v wrk >/dev/null; then echo "wrk: $$(command -v wrk)"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null && echo "wrk: installed Debian wrk"; \
+	else echo "make bench needs wrk: install it with your package manager (apt-get install wrk, brew install wrk)" >&2; exit 1; fi
 
 clean:
 	rm -rf var/test .pytest_cache .mypy_cache .ruff_cache
