@@ -1,0 +1,389 @@
+"""Live order status (issue #5): an open order page follows the order without a reload.
+
+The shopper works in the browser; the order moves the way the shop moves it: through
+OrderService on a real session against the test database and the real Redis (whose pub/sub
+note the page's Server-Sent Events stream hears), or by a real ARQ worker run in burst mode.
+
+The async side runs on a thread of its own: the sync Playwright API keeps an event loop running
+on the test's thread, where asyncio.run() refuses to start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+from uuid import UUID
+
+import pytest
+import redis
+from arq.worker import Worker
+from playwright.sync_api import Browser, BrowserContext, Locator, Page, expect
+from redis.asyncio import Redis
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
+from sqlalchemy.pool import NullPool
+
+from sweetdream.catalog.demo import PRODUCTS, DemoProduct, DemoVariant
+from sweetdream.catalog.money import format_vnd
+from sweetdream.fulfillment.payments import APPROVE_CARD, DECLINE_CARD
+from sweetdream.orders import live
+from sweetdream.orders.models import Order, OrderStatus
+from sweetdream.orders.services import OrderService
+from sweetdream.platform.queue import redis_settings
+from tests.e2e.browser import BrowserProblems
+from workers import jobs
+
+T = TypeVar("T")
+NewContext = Callable[..., BrowserContext]
+
+PASSWORD = "correct horse battery"
+ADMIN = "admin@sweetdream.test"
+PHONE = {"width": 375, "height": 740}
+WAIT_SECONDS = 10.0  # as long as an expect() waits (conftest)
+EXPIRY = f"12/{(datetime.now(UTC).year + 3) % 100:02d}"
+ORDER_URL = re.compile(r"/orders/(SD-\d{6})$")
+
+
+def roomy_variant() -> tuple[DemoProduct, DemoVariant]:
+    """The size with the most stock above its low-stock threshold: a few orders of one never
+    change what the catalogue journeys see."""
+    return max(
+        ((p, v) for p in PRODUCTS if not p.max_per_customer for v in p.variants),
+        key=lambda pv: pv[1].stock - pv[1].low_stock_threshold,
+    )
+
+
+PRODUCT, VARIANT = roomy_variant()
+
+
+def spaced(card: str) -> str:
+    return " ".join(card[i : i + 4] for i in range(0, len(card), 4))
+
+
+# --- the shop's side, from the test ------------------------------------------------------------
+
+
+def run_async(coro: Coroutine[Any, Any, T]) -> T:
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coro).result(timeout=60)
+
+
+@asynccontextmanager
+async def shop_services() -> AsyncIterator[tuple[AsyncSession, Redis]]:
+    engine = create_async_engine(os.environ["DATABASE_URL"], poolclass=NullPool)
+    client = Redis.from_url(os.environ["REDIS_URL"])
+    try:
+        async with AsyncSession(engine, expire_on_commit=False) as db:
+            yield db, client
+    finally:
+        await client.aclose()
+        await engine.dispose()
+
+
+def order_id(number: str) -> UUID:
+    async def find() -> UUID:
+        async with shop_services() as (db, _):
+            found = await db.scalar(select(Order.id).where(Order.number == number))
+            assert found is not None, number
+            return found
+
+    return run_async(find())
+
+
+def move(order: UUID, to: OrderStatus, note: str) -> None:
+    """An admin moves the order through the one function that owns transitions."""
+
+    async def go() -> None:
+        async with shop_services() as (db, client):
+            await OrderService(db, client).transition(order, to, ADMIN, note)
+
+    run_async(go())
+
+
+def run_worker() -> None:
+    """A real ARQ worker until the queue is empty (every test's queued events included: each
+    job is idempotent and acts only on orders still waiting for it)."""
+
+    async def work() -> None:
+        worker = Worker(
+            functions=[jobs.deliver_event],
+            on_startup=jobs.startup,
+            on_shutdown=jobs.shutdown,
+            redis_settings=redis_settings(os.environ["REDIS_URL"]),
+            burst=True,
+            poll_delay=0.05,
+            handle_signals=False,
+            max_tries=jobs.MAX_TRIES,
+        )
+        try:
+            await worker.main()
+        finally:
+            await worker.close()
+
+    run_async(work())
+
+
+def drop_live_streams() -> None:
+    """Cut every open order page's live stream on the server side, as a network blip would."""
+    client = redis.Redis.from_url(os.environ["REDIS_URL"])
+    try:
+        assert client.client_kill_filter(_type="pubsub") >= 1
+    finally:
+        client.close()
+
+
+def wait_for_watchers(order: UUID, watchers: int) -> None:
+    """Until `watchers` open pages listen for this order's moves (their SSE streams have
+    subscribed). A move made before a page listens reaches it only on its next connect."""
+    client = redis.Redis.from_url(os.environ["REDIS_URL"])
+    try:
+        deadline = time.monotonic() + WAIT_SECONDS
+        while True:
+            ((_, count),) = client.pubsub_numsub(live.channel(order))
+            if count == watchers:
+                return
+            assert time.monotonic() < deadline, f"{count} page(s) listening for {order}, expected {watchers}"
+            time.sleep(0.05)
+    finally:
+        client.close()
+
+
+# --- the shopper's side ------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def shopper(browser: Browser, base_url: str) -> Any:
+    """One registered shopper for the module (registering is rate-limited per address): the
+    signed-in browser state each test starts from."""
+    problems = BrowserProblems()
+    context = problems.watch_context(browser.new_context(base_url=base_url))
+    try:
+        page = context.new_page()
+        page.goto("/account/register")
+        page.get_by_label("Email").fill(f"live-{uuid.uuid4().hex[:12]}@example.com")
+        page.get_by_label("Password").fill(PASSWORD)
+        page.get_by_label("Full name").fill("Trần Văn Bình")
+        page.get_by_label("Phone").fill("0912345678")
+        page.get_by_label("Delivery address").fill("34 Hai Bà Trưng, Quận 1")
+        page.get_by_role("button", name="Create account").click()
+        expect(page).not_to_have_url(re.compile(r"/account/register"))
+        assert not problems.problems, problems.problems
+        return context.storage_state()
+    finally:
+        context.close()
+
+
+@pytest.fixture
+def signed_in(new_context: NewContext, console_errors: BrowserProblems, shopper: Any) -> BrowserContext:
+    return console_errors.watch_context(new_context(storage_state=shopper))
+
+
+def add_to_cart(page: Page) -> None:
+    page.goto(f"/products/{PRODUCT.slug}")
+    price = VARIANT.price_override if VARIANT.price_override is not None else PRODUCT.price
+    page.locator("#variant_id").select_option(label=f"{VARIANT.label} — {format_vnd(price)}")
+    page.locator("#quantity").fill("1")
+    page.get_by_role("button", name="Add to cart").click()
+    expect(page.locator("#add-result")).to_contain_text("Added")
+
+
+def place_order(page: Page, card: str | None = None) -> str:
+    """Checks out whatever is in the cart plus one item; returns the order number, its page open."""
+    add_to_cart(page)
+    page.goto("/checkout")
+    if card is not None:
+        page.get_by_label("Card", exact=True).check()
+        page.get_by_label("Card number").fill(spaced(card))
+        page.get_by_label("Expiry (MM/YY)").fill(EXPIRY)
+        page.get_by_label("CVC").fill("123")
+    page.locator("#place-order").click()
+    expect(page).to_have_url(ORDER_URL)
+    match = ORDER_URL.search(page.url)
+    assert match is not None
+    return match.group(1)
+
+
+def mark_page(page: Page) -> None:
+    """A marker that a reload (or any new document) would drop."""
+    page.evaluate("window.__noReload = 1")
+
+
+def assert_not_reloaded(page: Page) -> None:
+    assert page.evaluate("window.__noReload") == 1, "the page was reloaded"
+
+
+def timeline(page: Page) -> Locator:
+    return page.locator("#timeline li")
+
+
+# --- journeys ----------------------------------------------------------------------------------
+
+
+def test_open_order_page_follows_the_order_to_shipped_without_a_reload(signed_in: BrowserContext) -> None:
+    page = signed_in.new_page()
+    number = place_order(page)
+    expect(page.locator("#order-status")).to_have_text("Pending")
+    expect(timeline(page)).to_have_count(1)
+    expect(page.locator("#cancel-order")).to_be_visible()
+    order = order_id(number)
+    wait_for_watchers(order, 1)
+    mark_page(page)
+
+    move(order, OrderStatus.PROCESSING, "Baking your order")
+    expect(page.locator("#order-status")).to_have_text("Processing")
+    expect(timeline(page)).to_have_count(2)
+    expect(timeline(page).nth(1)).to_contain_text("Processing")
+    expect(timeline(page).nth(1)).to_contain_text("Baking your order")
+    expect(page.locator("#cancel-order")).to_have_count(0)  # only a pending order can be cancelled online
+
+    move(order, OrderStatus.SHIPPED, "Handed to the courier")
+    expect(page.locator("#order-status")).to_have_text("Shipped")
+    expect(page.locator("#order-status")).to_have_class(re.compile(r"\bstatus-shipped\b"))
+    expect(timeline(page)).to_have_count(3)
+    expect(timeline(page).nth(2)).to_contain_text("Handed to the courier")
+    expect(page.locator("#order-payment")).to_contain_text("Cash on delivery")
+    assert_not_reloaded(page)
+    expect(page.get_by_role("region", name="Status")).to_contain_text("Shipped")  # still named after swaps
+    expect(page.locator("h1")).to_have_text(f"Order {number}")  # the rest of the page is untouched
+    expect(page.locator("#order-total")).to_be_visible()
+
+
+# A stream cut mid-way: the browser logs it (htmx's sseError, the unfinished response) and reconnects.
+@pytest.mark.allow_console_errors(r"console error: \[object Event\]", r"ERR_INCOMPLETE_CHUNKED_ENCODING")
+def test_a_dropped_stream_resumes_and_a_page_opened_later_shows_the_current_state(
+    signed_in: BrowserContext,
+) -> None:
+    page = signed_in.new_page()
+    number = place_order(page)
+    order = order_id(number)
+    wait_for_watchers(order, 1)
+    mark_page(page)
+
+    # The live connection drops (here: Redis drops the web process's subscription, which ends the
+    # stream); the order moves while nobody listens. The page reconnects and is sent the state.
+    drop_live_streams()
+    wait_for_watchers(order, 0)
+    move(order, OrderStatus.PROCESSING, "Baking your order")
+    expect(page.locator("#order-status")).to_have_text("Processing")
+    expect(timeline(page)).to_have_count(2)
+    assert_not_reloaded(page)
+    wait_for_watchers(order, 1)  # and it keeps following
+    move(order, OrderStatus.SHIPPED, "Handed to the courier")
+    expect(page.locator("#order-status")).to_have_text("Shipped")
+    assert_not_reloaded(page)
+
+    # A second page opened after the moves is served the current state in its own HTML.
+    later = signed_in.new_page()
+    response = later.goto(f"/orders/{number}")
+    assert response is not None and response.ok
+    assert re.search(r'id="order-status">Shipped<', response.text()), "the page's HTML shows an old state"
+    expect(timeline(later)).to_have_count(3)
+    wait_for_watchers(order, 2)
+    mark_page(later)
+    move(order, OrderStatus.DELIVERED, "Delivered to Trần Văn Bình")
+    for each in (page, later):  # one move reaches every open page
+        expect(each.locator("#order-status")).to_have_text("Delivered")
+        expect(timeline(each)).to_have_count(4)
+        assert_not_reloaded(each)
+
+
+def test_leaving_the_order_page_and_coming_back_shows_what_happened_meanwhile(signed_in: BrowserContext) -> None:
+    page = signed_in.new_page()
+    number = place_order(page)
+    order = order_id(number)
+    wait_for_watchers(order, 1)
+
+    page.get_by_role("link", name="All your orders").click()
+    expect(page).to_have_url(re.compile(r"/account/orders$"))
+    wait_for_watchers(order, 0)  # leaving closed the stream
+    move(order, OrderStatus.CANCELLED, "Out of strawberries, sorry")
+
+    page.go_back()  # from the back/forward cache or not, the page must not show the old state
+    expect(page).to_have_url(re.compile(rf"/orders/{number}$"))
+    expect(page.locator("#order-status")).to_have_text("Cancelled")
+    expect(timeline(page).nth(1)).to_contain_text("Out of strawberries, sorry")
+    expect(page.locator("#cancel-order")).to_have_count(0)
+
+
+def test_card_payments_settle_live_declined_cancels_with_the_reason_approved_is_paid(
+    signed_in: BrowserContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("JOB_RETRY_DELAY_SECONDS", "0.05")
+    declined = signed_in.new_page()
+    declined_number = place_order(declined, card=DECLINE_CARD)
+    approved = signed_in.new_page()
+    approved_number = place_order(approved, card=APPROVE_CARD)
+    for page, card in ((declined, DECLINE_CARD), (approved, APPROVE_CARD)):
+        expect(page.locator("#order-status")).to_have_text("Pending")
+        expect(page.locator("#order-payment")).to_contain_text(f"Card ending {card[-4:]}")
+        expect(page.locator("#order-payment")).to_contain_text("being authorised")
+        mark_page(page)
+    wait_for_watchers(order_id(declined_number), 1)
+    wait_for_watchers(order_id(approved_number), 1)
+
+    run_worker()
+
+    expect(declined.locator("#order-status")).to_have_text("Cancelled")
+    expect(declined.locator("#order-payment")).to_contain_text("declined: Your card was declined by the bank.")
+    expect(timeline(declined)).to_have_count(2)
+    expect(timeline(declined).nth(1)).to_contain_text("Payment declined: Your card was declined by the bank.")
+    expect(declined.locator("#cancel-order")).to_have_count(0)
+
+    expect(approved.locator("#order-status")).to_have_text("Processing")
+    expect(approved.locator("#order-payment")).to_have_text(re.compile(r"Card ending 4242 · paid\s*$"))
+    expect(timeline(approved).nth(1)).to_contain_text("Card ending 4242 charged")
+
+    for page, card in ((declined, DECLINE_CARD), (approved, APPROVE_CARD)):
+        assert_not_reloaded(page)
+        html = page.content()
+        assert card not in html and spaced(card) not in html, "the card number reached the page"
+
+
+@pytest.mark.allow_console_errors(r"status of 400 .*\(at .*/checkout/?\)")
+def test_phone_checkout_shows_card_fields_only_for_card_and_never_echoes_the_number(
+    new_context: NewContext, console_errors: BrowserProblems, shopper: Any
+) -> None:
+    context = console_errors.watch_context(
+        new_context(storage_state=shopper, viewport=PHONE, has_touch=True, is_mobile=True)
+    )
+    page = context.new_page()
+    add_to_cart(page)
+    page.goto("/checkout")
+    card_fields = page.locator(".card-fields")
+    expect(page.get_by_label("Cash on delivery")).to_be_checked()
+    expect(card_fields).to_be_hidden()
+
+    page.get_by_label("Card", exact=True).tap()
+    expect(card_fields).to_be_visible()
+    for label in ("Card number", "Expiry (MM/YY)", "CVC"):
+        field = page.get_by_label(label)
+        expect(field).to_be_visible()
+        box = field.bounding_box()
+        assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"], (label, box)
+    scroll_width = page.evaluate("document.documentElement.scrollWidth")
+    assert scroll_width <= PHONE["width"] + 1, scroll_width
+
+    page.get_by_label("Cash on delivery").tap()
+    expect(card_fields).to_be_hidden()
+
+    # A card number that fails its check digit: the form comes back with the error beside the
+    # field, Card still chosen, and the number not echoed.
+    page.get_by_label("Card", exact=True).tap()
+    wrong = "4242 4242 4242 4241"
+    page.get_by_label("Card number").fill(wrong)
+    page.get_by_label("Expiry (MM/YY)").fill(EXPIRY)
+    page.get_by_label("CVC").fill("123")
+    page.locator("#place-order").tap()
+    expect(page.get_by_text("Enter the 16-digit number on the front of your card.")).to_be_visible()
+    expect(page.get_by_label("Card", exact=True)).to_be_checked()
+    expect(card_fields).to_be_visible()
+    expect(page.get_by_label("Card number")).to_have_value("")
+    assert wrong.replace(" ", "") not in page.content() and wrong not in page.content()
