@@ -10,13 +10,13 @@ from litestar.response import Template
 from litestar.utils.empty import value_or_default
 from litestar.utils.scope.state import ScopeState
 
+from sweetdream.platform.pages import VARY, layout_for
+
 
 def render(request: Request, name: str, status_code: int = 200, **context: Any) -> Template:
-    """Render a page; an HTMX request that is not a boosted navigation gets the bare layout."""
-    htmx = getattr(request, "htmx", None)
-    partial = bool(htmx) and not htmx.boosted  # type: ignore[union-attr]
-    context.setdefault("layout", "layouts/bare.html" if partial else "layouts/full.html")
-    return Template(template_name=name, context=context, status_code=status_code)
+    """Render a page; an HTMX request that swaps part of a page gets the bare layout (`layout_for`)."""
+    context.setdefault("layout", layout_for(request))
+    return Template(template_name=name, context=context, status_code=status_code, headers=VARY)
 
 
 def render_fragment(request: Request, name: str, **context: Any) -> str:
