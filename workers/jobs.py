@@ -47,7 +47,8 @@ def backoff(attempt: int, base: float) -> float:
 async def startup(ctx: dict[str, Any]) -> None:
     settings = Settings.from_env()
     configure_logging(settings.log_level, settings.log_json)
-    engine = create_async_engine(settings.database_url, pool_size=5, max_overflow=5)
+    # One connection per running job at most (WorkerSettings.max_jobs = 20).
+    engine = create_async_engine(settings.database_url, pool_size=10, max_overflow=10)
     notifier = Notifier(
         mailer_for(
             settings.mail_backend,

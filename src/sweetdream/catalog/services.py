@@ -8,7 +8,7 @@ from uuid import UUID
 
 from sqlalchemy import ColumnElement, Select, and_, exists, false, func, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import joinedload
 
 from sweetdream.catalog.filters import ProductFilter
 from sweetdream.catalog.models import Category, Product, Variant
@@ -150,11 +150,13 @@ class CatalogService:
         )
 
     async def get_by_slug(self, slug: str) -> Product | None:
-        return await self.session.scalar(
+        """The product with its category and sizes, in one query."""
+        result = await self.session.execute(
             select(Product)
             .where(Product.slug == slug, Product.is_active.is_(True))
-            .options(selectinload(Product.variants), selectinload(Product.category))
+            .options(joinedload(Product.variants), joinedload(Product.category))
         )
+        return result.unique().scalar_one_or_none()
 
     async def featured(self, limit: int = 8) -> list[ProductCard]:
         rows = (await self.session.execute(self._listing(ProductFilter(), featured_only=True).limit(limit))).all()

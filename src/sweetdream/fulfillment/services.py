@@ -2,10 +2,11 @@
 
 `deliver` handles one outbox row: it dispatches on the topic, then marks the row delivered.
 Every step is idempotent on its own, so a job that runs twice (a retry, a redelivery by the
-sweep, a worker killed mid-job) ends in the same state as one that ran once:
-- the payment step acts only on a PENDING order (the row lock serialises two runs);
+sweep, a worker killed mid-job, two runs at once) ends in the same state as one that ran once:
+- the payment step acts only on a PENDING order (the order row lock serialises two runs);
 - each email is sent at most once per (order, kind) (notifications.send_once);
 - the row is marked delivered last, in the transaction of the final step.
+A job holds one database connection at a time, so the pool bounds nothing but throughput.
 """
 
 from __future__ import annotations
@@ -45,21 +46,19 @@ class Fulfillment:
     async def deliver(self, event_id: UUID, attempt: int = 1) -> str:
         """Handle one outbox row. Returns what was done; raises to ask for a retry.
 
-        The row stays locked on its own connection while the work runs on another: a second run
-        of the same event waits, then finds it delivered. The work commits as it goes (an order
-        moves, then its email is sent), so the lock cannot live in the work's transactions.
+        No lock is held across the work (it commits as it goes: an order moves, then its email
+        is sent); each step guards itself instead, so a second run of the same event at the same
+        time changes nothing: the order row lock and status check, the unique key of each email.
         """
-        async with self.session() as lock_db:
-            event = await outbox.claim(lock_db, event_id)
+        async with self.session() as db:
+            event = await outbox.pending(db, event_id)
             if event is None:
-                await lock_db.commit()
+                await db.commit()
                 return "already delivered"
             handler = HANDLERS.get(event.topic)
-            async with self.session() as db:
-                outcome = await handler(self, db, event, attempt) if handler else f"no handler for {event.topic}"
-                await db.commit()
-            await outbox.mark_delivered(lock_db, event)
-            await lock_db.commit()
+            outcome = await handler(self, db, event, attempt) if handler else f"no handler for {event.topic}"
+            await outbox.mark_delivered(db, event_id)
+            await db.commit()
             return outcome
 
     async def record_failure(self, event_id: UUID, error: str, final: bool) -> None:
@@ -87,7 +86,11 @@ class Fulfillment:
     async def _take_payment(self, orders: OrderService, order: Order, attempt: int) -> Order:
         if order.payment_method == PaymentMethod.COD:
             return await orders.transition(
-                order.id, OrderStatus.PROCESSING, PAYMENTS_ACTOR, "Cash on delivery: payment due on delivery"
+                order.id,
+                OrderStatus.PROCESSING,
+                PAYMENTS_ACTOR,
+                "Cash on delivery: payment due on delivery",
+                only_from=OrderStatus.PENDING,
             )
         # GatewayUnavailable propagates: the job is retried with backoff, the order stays PENDING.
         result = await self.gateway.charge(

@@ -63,19 +63,22 @@ async def sweep(db: AsyncSession, redis: Redis, grace: timedelta = SWEEP_GRACE) 
     return len(ids)
 
 
-async def claim(db: AsyncSession, event_id: UUID) -> OutboxEvent | None:
-    """The row to work on, locked until the job's transaction ends (a concurrent run of the same
-    event waits, then sees it delivered). None when it is already delivered or does not exist."""
-    event = await db.scalar(select(OutboxEvent).where(OutboxEvent.id == event_id).with_for_update())
+async def pending(db: AsyncSession, event_id: UUID) -> OutboxEvent | None:
+    """The row to work on; None when it is already delivered or does not exist."""
+    event = await db.scalar(select(OutboxEvent).where(OutboxEvent.id == event_id))
     if event is None or event.delivered_at is not None:
         return None
     return event
 
 
-async def mark_delivered(db: AsyncSession, event: OutboxEvent) -> None:
-    event.attempts += 1
-    event.delivered_at = datetime.now(UTC)
-    event.failed_at = None
+async def mark_delivered(db: AsyncSession, event_id: UUID) -> None:
+    """Count the attempt and mark the row delivered (in the caller's last transaction). A second
+    run that finishes later finds it delivered and changes nothing."""
+    await db.execute(
+        update(OutboxEvent)
+        .where(OutboxEvent.id == event_id, OutboxEvent.delivered_at.is_(None))
+        .values(attempts=OutboxEvent.attempts + 1, delivered_at=func.now(), failed_at=None)
+    )
 
 
 async def record_failure(db: AsyncSession, event_id: UUID, error: str, final: bool) -> None:

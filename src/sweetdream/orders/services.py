@@ -299,10 +299,24 @@ class OrderService:
 
     # --- moving --------------------------------------------------------------------------------
 
-    async def transition(self, order_id: UUID, to: OrderStatus, actor: str, note: str = "", cause: str = "") -> Order:
+    async def transition(
+        self,
+        order_id: UUID,
+        to: OrderStatus,
+        actor: str,
+        note: str = "",
+        cause: str = "",
+        only_from: OrderStatus | None = None,
+    ) -> Order:
         """The only way an order's status changes. Records who, when and why, writes an outbox
-        event, returns stock on cancellation, and commits. Illegal moves raise IllegalTransition."""
+        event, returns stock on cancellation, and commits. Illegal moves raise IllegalTransition.
+
+        With `only_from`, an order no longer in that status is returned unchanged: a job that
+        runs twice moves the order once, and its second run is not an error."""
         order = await self._locked(order_id)
+        if only_from is not None and order.status != only_from:
+            await self.db.commit()  # nothing written; releases the row lock
+            return order
         await self._move(order, to, actor, note, cause)
         await self.db.commit()
         await self._after_commit(stock_changed=to == OrderStatus.CANCELLED, moved=order)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import secrets
 import time
@@ -15,6 +16,7 @@ from litestar.di import NamedDependency, Provide
 from litestar.exceptions import HTTPException, NotFoundException
 from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, ServerSentEvent, ServerSentEventMessage, Template
+from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sweetdream.accounts.forms import PHONE
@@ -28,6 +30,8 @@ from sweetdream.orders.models import Order, OrderStatus, PaymentMethod
 from sweetdream.orders.services import CheckoutError, IllegalTransition, OrderService, Shipping, totals_for
 from sweetdream.platform.ratelimit import Limit, hit
 from sweetdream.platform.web import flash, form_data, render, render_fragment
+
+log = logging.getLogger("sweetdream.orders")
 
 # A real shopper places a handful of orders a day; 10 a minute stops scripted abuse of stock.
 CHECKOUT_PER_USER = Limit("checkout-user", attempts=10, window_seconds=60)
@@ -201,21 +205,36 @@ class OrderController(Controller):
         return ServerSentEvent(self._live_updates(request, order), headers={"Cache-Control": "no-cache"})
 
     async def _live_updates(self, request: Request, order: Order) -> AsyncIterator[ServerSentEventMessage]:
-        yield ServerSentEventMessage(event="status", data=_live_fragment(request, order), retry=2000)
         sessions = request.app.state.sqlalchemy_config
+        viewer = _user(request)
+
+        async def current() -> ServerSentEventMessage | None:
+            async with sessions.get_session() as db:
+                fresh = await OrderService(db).for_viewer(order.number, viewer)
+                await db.commit()
+            return ServerSentEventMessage(event="status", data=_live_fragment(request, fresh)) if fresh else None
+
         deadline = time.monotonic() + LIVE_STREAM_SECONDS
-        async with live.subscription(request.app.state.redis, order.id) as pubsub:
-            while time.monotonic() < deadline:
-                note = await pubsub.get_message(timeout=KEEPALIVE_SECONDS)
-                if note is None:
-                    yield ServerSentEventMessage(comment="keep-alive")
-                    continue
-                await asyncio.sleep(0.05)  # let a burst of moves settle, then read once
-                async with sessions.get_session() as db:
-                    fresh = await OrderService(db).for_viewer(order.number, _user(request))
-                    await db.commit()
-                if fresh is not None:
-                    yield ServerSentEventMessage(event="status", data=_live_fragment(request, fresh))
+        try:
+            # Subscribe first, then read: a move committed in between is then both in the state
+            # sent and announced, never lost between the two.
+            async with live.subscription(request.app.state.redis, order.id) as pubsub:
+                first = await current()
+                if first is not None:
+                    first.retry = 2000  # reconnect after 2 s if the stream drops
+                    yield first
+                while time.monotonic() < deadline:
+                    note = await pubsub.get_message(timeout=KEEPALIVE_SECONDS)
+                    if note is None:
+                        yield ServerSentEventMessage(comment="keep-alive")
+                        continue
+                    await asyncio.sleep(0.05)  # let a burst of moves settle, then read once
+                    update = await current()
+                    if update is not None:
+                        yield update
+        except RedisError:
+            # Redis went away: end the stream; the browser reconnects and is sent the state afresh.
+            log.warning("live status stream for %s ended: Redis unavailable", order.number)
 
     @post("/orders/{number:str}/cancel", name="order-cancel")
     async def cancel(self, request: Request, number: FromPath[str], orders: NamedDependency[OrderService]) -> Redirect:
