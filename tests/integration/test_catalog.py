@@ -192,6 +192,17 @@ async def test_page_query_count_is_bounded(client, app, url):
     assert len(statements) <= 3, statements
 
 
+@pytest.mark.parametrize("url", ["/products", "/", "/products/" + demo.PRODUCTS[0].slug])
+async def test_a_signed_in_shoppers_page_adds_only_their_own_queries(client, app, url):
+    """Their user and cart badge (two queries) around the cached catalog parts; a product page in one."""
+    assert (await register(client)).status_code == 303
+    assert (await client.get(url)).status_code == 200  # the catalog parts are cached now
+    with count_queries(app) as statements:
+        page = await client.get(url)
+    assert page.status_code == 200 and "Sign out" in page.text
+    assert len(statements) <= 3, statements
+
+
 def on_first_page_by_name(product: demo.DemoProduct) -> bool:
     same_category = sorted(p.name for p in demo.PRODUCTS if p.category_slug == product.category_slug)
     return same_category.index(product.name) < 24
