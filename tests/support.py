@@ -97,4 +97,27 @@ def flush_redis_except_sessions(settings: Settings) -> None:
     client.close()
 
 
-__all__ = ["Path", "TestStack", "flush_redis_except_sessions", "start_test_stack"]
+async def drain_queue(redis_url: str) -> None:
+    """Run a real ARQ worker (burst mode) until the queue is empty, jobs that enqueue jobs included."""
+    from arq.worker import Worker
+
+    from sweetdream.platform.queue import redis_settings
+    from workers import jobs
+
+    worker = Worker(
+        functions=[jobs.deliver_event],
+        on_startup=jobs.startup,
+        on_shutdown=jobs.shutdown,
+        redis_settings=redis_settings(redis_url),
+        burst=True,
+        poll_delay=0.05,
+        handle_signals=False,
+        max_tries=jobs.MAX_TRIES,
+    )
+    try:
+        await worker.main()
+    finally:
+        await worker.close()
+
+
+__all__ = ["Path", "TestStack", "drain_queue", "flush_redis_except_sessions", "start_test_stack"]

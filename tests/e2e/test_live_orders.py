@@ -24,7 +24,6 @@ from uuid import UUID
 
 import pytest
 import redis
-from arq.worker import Worker
 from playwright.sync_api import Browser, BrowserContext, Locator, Page, expect
 from redis.asyncio import Redis
 from sqlalchemy import select
@@ -37,9 +36,8 @@ from sweetdream.fulfillment.payments import APPROVE_CARD, DECLINE_CARD
 from sweetdream.orders import live
 from sweetdream.orders.models import Order, OrderStatus
 from sweetdream.orders.services import OrderService
-from sweetdream.platform.queue import redis_settings
 from tests.e2e.browser import BrowserProblems
-from workers import jobs
+from tests.support import drain_queue
 
 T = TypeVar("T")
 NewContext = Callable[..., BrowserContext]
@@ -111,24 +109,7 @@ def move(order: UUID, to: OrderStatus, note: str) -> None:
 def run_worker() -> None:
     """A real ARQ worker until the queue is empty (every test's queued events included: each
     job is idempotent and acts only on orders still waiting for it)."""
-
-    async def work() -> None:
-        worker = Worker(
-            functions=[jobs.deliver_event],
-            on_startup=jobs.startup,
-            on_shutdown=jobs.shutdown,
-            redis_settings=redis_settings(os.environ["REDIS_URL"]),
-            burst=True,
-            poll_delay=0.05,
-            handle_signals=False,
-            max_tries=jobs.MAX_TRIES,
-        )
-        try:
-            await worker.main()
-        finally:
-            await worker.close()
-
-    run_async(work())
+    run_async(drain_queue(os.environ["REDIS_URL"]))
 
 
 def drop_live_streams() -> None:

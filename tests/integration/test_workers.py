@@ -29,6 +29,7 @@ from sweetdream.platform.queue import redis_settings
 from tests.integration.factories import make_product, make_user, put_in_cart, signed_in, stock_of
 from tests.integration.helpers import cli, post_form
 from tests.integration.test_checkout import NUMBER, checkout_form
+from tests.support import drain_queue
 from workers import jobs
 
 
@@ -39,21 +40,7 @@ def quick_retries(monkeypatch):
 
 
 async def run_worker(settings) -> None:
-    """Run a real worker until the queue is empty (jobs that enqueue jobs included)."""
-    worker = Worker(
-        functions=[jobs.deliver_event],
-        on_startup=jobs.startup,
-        on_shutdown=jobs.shutdown,
-        redis_settings=redis_settings(settings.redis_url),
-        burst=True,
-        poll_delay=0.05,
-        handle_signals=False,
-        max_tries=jobs.MAX_TRIES,
-    )
-    try:
-        await worker.main()
-    finally:
-        await worker.close()
+    await drain_queue(settings.redis_url)
 
 
 def mails_to(settings, address: str) -> list[EmailMessage]:
