@@ -183,6 +183,16 @@ async def test_htmx_request_for_the_grid_gets_only_the_results_fragment(client):
     assert "<html" not in r.text and 'class="grid"' in r.text
 
 
+@pytest.mark.parametrize("htmx", [False, True])
+async def test_what_a_shopper_types_is_shown_as_text_never_run_as_a_template(client, htmx):
+    """The grid is cached as rendered HTML; it must be sent as it is, not rendered again."""
+    headers = {"HX-Request": "true", "HX-Target": "results"} if htmx else {}
+    typed = '{{ "SSTI" ~ "-RAN" }} {{ request.app.state.settings.secret_key }}'
+    r = await client.get("/products", params={"q": typed}, headers=headers)
+    assert r.status_code == 200
+    assert "SSTI-RAN" not in r.text and "{{ request.app.state.settings.secret_key }}" in r.text
+
+
 @pytest.mark.parametrize(
     "url", ["/products", "/products?q=banh&size=M&sort=price_asc", "/", "/products/" + demo.PRODUCTS[0].slug]
 )
