@@ -327,6 +327,7 @@ async def test_a_bad_price_while_filtering_with_htmx_answers_the_price_fields_be
     assert r.status_code == 400
     assert r.headers["hx-retarget"] == "#price-range" and r.headers["hx-reswap"] == "outerHTML"
     assert r.headers["hx-push-url"] == "false"  # the address bar keeps the last good view
+    assert "hx-request" in r.headers["vary"].lower()
     assert 'id="min_price-error"' in r.text and "whole number" in r.text
     assert 'value="abc"' in r.text  # what the shopper typed stays in the field
     assert "<form" not in r.text and 'class="grid"' not in r.text
