@@ -79,8 +79,7 @@ class Fulfillment:
             order = await self._take_payment(orders, order, attempt)
         if order.status == OrderStatus.CANCELLED:
             return f"{order.number}: cancelled, no confirmation"
-        order = await _order(orders, payload)
-        await self._email_customer(db, order, "confirmation")
+        await self._email_customer(db, order, "confirmation")  # the moved order, its lines loaded
         return f"{order.number}: {order.status.value}, confirmed"
 
     async def _take_payment(self, orders: OrderService, order: Order, attempt: int) -> Order:

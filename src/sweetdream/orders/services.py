@@ -378,9 +378,8 @@ class OrderService:
         )
 
     async def by_id(self, order_id: UUID) -> Order | None:
-        return await self.db.scalar(
-            select(Order).where(Order.id == order_id).options(selectinload(Order.lines), selectinload(Order.events))
-        )
+        """The order with its lines (what the emails show)."""
+        return await self.db.scalar(select(Order).where(Order.id == order_id).options(selectinload(Order.lines)))
 
 
 def _order_payload(order: Order) -> dict[str, Any]:
