@@ -77,6 +77,9 @@ class Shopper:
     cookies: dict[str, str] = field(default_factory=dict)
     checkouts: deque[float] = field(default_factory=deque)  # when their recent checkouts were posted
     broken: bool = False
+    # Their own keep-alive connection, as a browser has: with one shared pool of connections the
+    # server's two workers got very unequal shares (one worker did 83 % of the work at c=64).
+    browser: httpx.AsyncClient | None = None
 
     @property
     def address(self) -> str:
@@ -238,7 +241,7 @@ async def load(
             shopper = await pool.take()
             variant_id, path = contested or (shopper.variant_id, shopper.product_path)
             try:
-                more = await cycle(client, shopper, variant_id, path, tally)
+                more = await cycle(shopper.browser or client, shopper, variant_id, path, tally)
             except httpx.HTTPError as exc:
                 tally.transport_errors += 1
                 tally.note(f"{type(exc).__name__}: {exc}")
@@ -475,6 +478,7 @@ async def run_all(bench: Bench) -> list[Run]:
     client = httpx.AsyncClient(
         base_url=bench.base_url, cookies=CookieJar(policy=_NoCookies()), limits=limits, timeout=TIMEOUT
     )
+    shoppers: list[Shopper] = []
     try:
         print(f"  arranging {SHOPPERS} shoppers, their sizes and the contested cake", flush=True)
         shoppers = await shop.create_shoppers(SHOPPERS)
@@ -495,8 +499,14 @@ async def run_all(bench: Bench) -> list[Run]:
         semaphore = asyncio.Semaphore(SIGN_IN_CONCURRENCY)
 
         async def signed_in(shopper: Shopper) -> None:
+            shopper.browser = httpx.AsyncClient(
+                base_url=bench.base_url,
+                cookies=CookieJar(policy=_NoCookies()),
+                limits=httpx.Limits(max_connections=1),
+                timeout=TIMEOUT,
+            )
             async with semaphore:
-                await sign_in(client, shopper)
+                await sign_in(shopper.browser, shopper)
 
         await asyncio.gather(*(signed_in(s) for s in shoppers))
         print(
@@ -535,6 +545,9 @@ async def run_all(bench: Bench) -> list[Run]:
         return runs
     finally:
         await client.aclose()
+        for shopper in shoppers:
+            if shopper.browser is not None:
+                await shopper.browser.aclose()
         await shop.close()
 
 

@@ -156,8 +156,6 @@ class OrderService:
         if blocked is not None:
             raise CheckoutError(f"{blocked.product_name} ({blocked.size_label}): {blocked.problems[0]}")
         await self._check_seat_limits(user.id, view.lines)
-        for line in sorted(view.lines, key=lambda item: item.variant_id):
-            await self._take_stock(line)
         totals = totals_for(view, fee, free_from)
         number = await self.db.scalar(text("SELECT nextval('order_number_seq')"))
         order = Order(
@@ -206,6 +204,10 @@ class OrderService:
         )
         self._announce("order.placed", _order_payload(order))
         await self.db.flush()
+        # Stock last: its row locks are then held only from here to the commit, which is what
+        # limits a rush on the last units of one size. A refusal rolls back the rows above too.
+        for line in sorted(view.lines, key=lambda item: item.variant_id):
+            await self._take_stock(line)
         return order
 
     async def _take_stock(self, line: CartLine) -> None:
