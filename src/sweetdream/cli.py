@@ -141,6 +141,9 @@ def _wait_for_children(children: list[subprocess.Popen[bytes]]) -> None:
     except KeyboardInterrupt:
         pass
     finally:
+        # Ctrl-C reaches us twice (from the terminal and forwarded by `uv run`): a second one
+        # must not interrupt the clean-up, or a child could be left running.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         stop()
         for child in children:
             try:
