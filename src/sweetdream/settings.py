@@ -7,9 +7,12 @@ start without a real SECRET_KEY.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
+N = TypeVar("N", int, float)
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEV_SECRET = "dev-only-secret-key-not-for-production-use"  # noqa: S105 (refused in production)
 
@@ -22,24 +25,22 @@ def _env(name: str, default: str = "") -> str:
     return os.environ.get(name, default).strip()
 
 
-def _int(name: str, default: int) -> int:
+def _number(name: str, default: N, kind: Callable[[str], N], what: str) -> N:
     raw = _env(name)
     if not raw:
         return default
     try:
-        return int(raw)
+        return kind(raw)
     except ValueError as exc:
-        raise SettingsError(f"{name} must be an integer, got {raw!r}") from exc
+        raise SettingsError(f"{name} must be {what}, got {raw!r}") from exc
+
+
+def _int(name: str, default: int) -> int:
+    return _number(name, default, int, "an integer")
 
 
 def _float(name: str, default: float) -> float:
-    raw = _env(name)
-    if not raw:
-        return default
-    try:
-        return float(raw)
-    except ValueError as exc:
-        raise SettingsError(f"{name} must be a number, got {raw!r}") from exc
+    return _number(name, default, float, "a number")
 
 
 def _bool(name: str, default: bool) -> bool:

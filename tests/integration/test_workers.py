@@ -261,7 +261,7 @@ async def test_a_failing_event_is_marked_failed_listed_and_retried_from_the_cli(
     await db.commit()
     redis = Redis.from_url(settings.redis_url)
     try:
-        await outbox.relay(db, redis, [ghost.id])
+        await outbox.relay(redis, [ghost.id])
     finally:
         await redis.aclose()
     await run_worker(settings)

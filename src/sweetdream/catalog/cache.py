@@ -35,10 +35,9 @@ class CatalogCache:
         """
         if version is None:  # a page with several cached parts reads the version once and passes it
             version = await self.version()
-        hit = self._entries.get(key)
-        if hit is not None and hit[0] == version:
-            self._entries.move_to_end(key)
-            return hit[1]  # type: ignore[no-any-return,unused-ignore]
+        hit = self.peek(key, version)
+        if hit is not None:
+            return hit  # type: ignore[no-any-return,unused-ignore]
         value = await compute()
         self._entries[key] = (version, value)
         if len(self._entries) > self.max_entries:

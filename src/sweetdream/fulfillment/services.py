@@ -11,7 +11,6 @@ A job holds one database connection at a time, so the pool bounds nothing but th
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
@@ -27,8 +26,6 @@ from sweetdream.fulfillment.payments import PaymentGateway
 from sweetdream.orders import outbox
 from sweetdream.orders.models import Order, OrderStatus, OutboxEvent, PaymentMethod
 from sweetdream.orders.services import OrderService
-
-log = logging.getLogger("sweetdream.fulfillment")
 
 PAYMENTS_ACTOR = "system:payments"
 STATUS_EMAILS = {OrderStatus.SHIPPED: "shipped", OrderStatus.DELIVERED: "delivered", OrderStatus.CANCELLED: "cancelled"}

@@ -114,6 +114,8 @@ class OutboxEvent(UUIDBase):
     topic: Mapped[str] = mapped_column(String(64))
     payload: Mapped[dict[str, Any]] = mapped_column(JSONB)
     created_at: Mapped[datetime] = mapped_column(DateTimeUTC(timezone=True), server_default=text("now()"))
+    # When the sweep (or `outbox retry`) last offered the row again; the writer's own relay right
+    # after commit leaves it empty, so a value here means the row needed a second chance.
     enqueued_at: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True), nullable=True)
     delivered_at: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True), nullable=True)
     failed_at: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True), nullable=True)

@@ -28,16 +28,19 @@ SWEEP_GRACE = timedelta(seconds=30)
 SWEEP_BATCH = 500
 
 
-async def relay(db: AsyncSession, redis: Redis | None, event_ids: Sequence[UUID]) -> int:
-    """Enqueue these committed rows now. Never raises: a failure here is the sweep's to repair."""
+async def _offer(redis: Redis, event_ids: Sequence[UUID]) -> None:
+    for event_id in event_ids:
+        await enqueue(redis, DELIVER_EVENT, str(event_id), str(event_id))
+
+
+async def relay(redis: Redis | None, event_ids: Sequence[UUID]) -> int:
+    """Enqueue these committed rows now (Redis only: no database work on the checkout's path).
+    Never raises: a failure here is the sweep's to repair."""
     if redis is None or not event_ids:
         return 0
     try:
-        for event_id in event_ids:
-            await enqueue(redis, DELIVER_EVENT, str(event_id), str(event_id))
-        await db.execute(update(OutboxEvent).where(OutboxEvent.id.in_(event_ids)).values(enqueued_at=func.now()))
-        await db.commit()
-    except Exception:  # Redis or the database is unreachable: the order stands, the sweep delivers later
+        await _offer(redis, event_ids)
+    except Exception:  # Redis is unreachable: the order stands, the sweep delivers later
         log.warning("outbox relay failed for %d event(s); the sweep will retry", len(event_ids), exc_info=True)
         return 0
     return len(event_ids)
@@ -55,8 +58,7 @@ async def sweep(db: AsyncSession, redis: Redis, grace: timedelta = SWEEP_GRACE) 
             .limit(SWEEP_BATCH)
         )
     )
-    for event_id in ids:
-        await enqueue(redis, DELIVER_EVENT, str(event_id), str(event_id))
+    await _offer(redis, ids)
     if ids:
         await db.execute(update(OutboxEvent).where(OutboxEvent.id.in_(ids)).values(enqueued_at=func.now()))
     await db.commit()

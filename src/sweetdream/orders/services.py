@@ -15,7 +15,7 @@ from typing import Any
 from uuid import UUID, uuid4
 
 from redis.asyncio import Redis
-from sqlalchemy import func, select, text, update
+from sqlalchemy import Select, func, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
@@ -109,7 +109,7 @@ class OrderService:
                 log.error("could not invalidate the catalog cache after a stock change", exc_info=True)
         if moved is not None:
             await live.publish(self.redis, moved.id)
-        await relay(self.db, self.redis, events)
+        await relay(self.redis, events)
 
     # --- placing -------------------------------------------------------------------------------
 
@@ -219,27 +219,25 @@ class OrderService:
                 .returning(Variant.stock, Variant.low_stock_threshold, Variant.sku)
             )
         ).first()
-        if taken is not None:
-            # Only the update that takes stock across the threshold announces it: one alert per
-            # crossing, however many orders follow (row updates on one size are serialised).
-            if taken.stock <= taken.low_stock_threshold < taken.stock + line.quantity:
-                self._announce(
-                    "stock.low",
-                    {
-                        "variant_id": str(line.variant_id),
-                        "sku": taken.sku,
-                        "product": line.product_name,
-                        "size": line.size_label,
-                        "stock": taken.stock,
-                        "threshold": taken.low_stock_threshold,
-                    },
-                )
-            return
         if taken is None:
             left = await self.db.scalar(select(Variant.stock).where(Variant.id == line.variant_id)) or 0
             what = f"{line.product_name} ({line.size_label})"
             raise CheckoutError(
                 f"{what}: sold out while you were checking out." if left == 0 else f"{what}: only {left} left."
+            )
+        # Only the update that takes stock across the threshold announces it: one alert per
+        # crossing, however many orders follow (row updates on one size are serialised).
+        if taken.stock <= taken.low_stock_threshold < taken.stock + line.quantity:
+            self._announce(
+                "stock.low",
+                {
+                    "variant_id": str(line.variant_id),
+                    "sku": taken.sku,
+                    "product": line.product_name,
+                    "size": line.size_label,
+                    "stock": taken.stock,
+                    "threshold": taken.low_stock_threshold,
+                },
             )
 
     async def _check_seat_limits(self, user_id: UUID, lines: list[CartLine]) -> None:
@@ -281,12 +279,13 @@ class OrderService:
 
     async def for_viewer(self, number: str, viewer: User) -> Order | None:
         """The order if this viewer may see it (its owner or an admin); None otherwise, exists or not."""
-        stmt = (
-            select(Order).where(Order.number == number).options(selectinload(Order.lines), selectinload(Order.events))
+        return await self.db.scalar(
+            _viewable(number, viewer).options(selectinload(Order.lines), selectinload(Order.events))
         )
-        if not viewer.is_admin:
-            stmt = stmt.where(Order.user_id == viewer.id)
-        return await self.db.scalar(stmt)
+
+    async def viewable_id(self, number: str, viewer: User) -> UUID | None:
+        """The id of the order if this viewer may see it (one small query, nothing loaded)."""
+        return await self.db.scalar(_viewable(number, viewer).with_only_columns(Order.id))
 
     async def history(self, user_id: UUID, page: int, page_size: int = 10) -> tuple[list[Order], int]:
         total = await self.db.scalar(select(func.count()).select_from(Order).where(Order.user_id == user_id)) or 0
@@ -382,6 +381,12 @@ class OrderService:
     async def by_id(self, order_id: UUID) -> Order | None:
         """The order with its lines (what the emails show)."""
         return await self.db.scalar(select(Order).where(Order.id == order_id).options(selectinload(Order.lines)))
+
+
+def _viewable(number: str, viewer: User) -> Select[Order]:
+    """The order numbered `number` if its owner or an admin is looking."""
+    stmt = select(Order).where(Order.number == number)
+    return stmt if viewer.is_admin else stmt.where(Order.user_id == viewer.id)
 
 
 def _order_payload(order: Order) -> dict[str, Any]:

@@ -10,6 +10,7 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime
+from uuid import UUID
 
 from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency, Provide
@@ -198,19 +199,22 @@ class OrderController(Controller):
     ) -> ServerSentEvent:
         """The order's live status as Server-Sent Events: the current state at once, then again
         each time the order moves (any web process hears it through Redis pub/sub)."""
-        viewer = _user(request)
-        order = await orders.for_viewer(number[:20], viewer)
-        if order is None:
+        order_id = await orders.viewable_id(number[:20], _user(request))
+        if order_id is None:
             raise NotFoundException("We couldn't find that order.")
-        return ServerSentEvent(self._live_updates(request, order), headers={"Cache-Control": "no-cache"})
+        return ServerSentEvent(
+            self._live_updates(request, order_id, number[:20]), headers={"Cache-Control": "no-cache"}
+        )
 
-    async def _live_updates(self, request: Request, order: Order) -> AsyncIterator[ServerSentEventMessage]:
+    async def _live_updates(
+        self, request: Request, order_id: UUID, number: str
+    ) -> AsyncIterator[ServerSentEventMessage]:
         sessions = request.app.state.sqlalchemy_config
         viewer = _user(request)
 
         async def current() -> ServerSentEventMessage | None:
             async with sessions.get_session() as db:
-                fresh = await OrderService(db).for_viewer(order.number, viewer)
+                fresh = await OrderService(db).for_viewer(number, viewer)
                 await db.commit()
             return ServerSentEventMessage(event="status", data=_live_fragment(request, fresh)) if fresh else None
 
@@ -218,7 +222,7 @@ class OrderController(Controller):
         try:
             # Subscribe first, then read: a move committed in between is then both in the state
             # sent and announced, never lost between the two.
-            async with live.subscription(request.app.state.redis, order.id) as pubsub:
+            async with live.subscription(request.app.state.redis, order_id) as pubsub:
                 first = await current()
                 if first is not None:
                     first.retry = 2000  # reconnect after 2 s if the stream drops
@@ -234,7 +238,7 @@ class OrderController(Controller):
                         yield update
         except RedisError:
             # Redis went away: end the stream; the browser reconnects and is sent the state afresh.
-            log.warning("live status stream for %s ended: Redis unavailable", order.number)
+            log.warning("live status stream for %s ended: Redis unavailable", number)
 
     @post("/orders/{number:str}/cancel", name="order-cancel")
     async def cancel(self, request: Request, number: FromPath[str], orders: NamedDependency[OrderService]) -> Redirect:

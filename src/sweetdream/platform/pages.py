@@ -48,6 +48,16 @@ def is_plain_visitor(request: Request) -> bool:
     return request.state.get("user") is None and not request.scope.get("session")
 
 
+def csrf_input(token: str) -> str:
+    """The hidden form field Litestar's templates call `csrf_input`."""
+    return f'<input type="hidden" name="_csrf_token" value="{html.escape(token)}" />'
+
+
+def with_token(page: str, token: str) -> str:
+    """A page from `render_for_any_visitor` with this visitor's CSRF token in it."""
+    return page.replace(_TOKEN, html.escape(token))
+
+
 def render_for_any_visitor(request: Request, name: str, **context: Any) -> str:
     """A page for any plain visitor, with a placeholder for the CSRF token (see `for_visitor`)."""
     engine = request.app.template_engine
@@ -56,7 +66,7 @@ def render_for_any_visitor(request: Request, name: str, **context: Any) -> str:
     return engine.get_template(name).render(
         request=request,
         csrf_token=lambda: _TOKEN,
-        csrf_input=f'<input type="hidden" name="_csrf_token" value="{_TOKEN}" />',
+        csrf_input=csrf_input(_TOKEN),
         **context,
     )
 
@@ -64,7 +74,7 @@ def render_for_any_visitor(request: Request, name: str, **context: Any) -> str:
 def for_visitor(request: Request, page: str, status_code: int = 200) -> Response[str]:
     """The page from `render_for_any_visitor` with this visitor's CSRF token in it."""
     token = value_or_default(ScopeState.from_scope(request.scope).csrf_token, "")
-    return html_response(page.replace(_TOKEN, html.escape(token)), status_code)
+    return html_response(with_token(page, token), status_code)
 
 
 def html_response(body: str, status_code: int = 200, headers: dict[str, str] | None = None) -> Response[str]:
@@ -126,7 +136,7 @@ def plain_visitor_pages(app: ASGIApp, litestar: Litestar, lookup: PageLookup) ->
         if not token:
             token = generate_csrf_token(csrf.secret)
             headers.append((b"set-cookie", cookie_header.replace(_TOKEN, token).encode("latin-1")))
-        body = page.replace(_TOKEN, html.escape(token)).encode()
+        body = with_token(page, token).encode()
         headers.append((b"content-length", str(len(body)).encode()))
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": body, "more_body": False})

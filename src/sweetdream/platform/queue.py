@@ -21,12 +21,8 @@ def redis_settings(url: str) -> RedisSettings:
     return RedisSettings.from_dsn(url)
 
 
-def queue_client(redis: Redis) -> ArqRedis:
-    """An arq client sharing the app's Redis connection pool."""
-    return ArqRedis(connection_pool=redis.connection_pool)
-
-
 async def enqueue(redis: Redis, function: str, job_id: str, *args: object) -> bool:
-    """Enqueue `function(*args)` as job `job_id`. False when that job already exists."""
-    job = await queue_client(redis).enqueue_job(function, *args, _job_id=job_id)
+    """Enqueue `function(*args)` as job `job_id` (through the caller's Redis connection pool).
+    False when that job already exists."""
+    job = await ArqRedis(connection_pool=redis.connection_pool).enqueue_job(function, *args, _job_id=job_id)
     return job is not None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import html
 from typing import Any
 
 from litestar import Request
@@ -10,7 +9,7 @@ from litestar.response import Template
 from litestar.utils.empty import value_or_default
 from litestar.utils.scope.state import ScopeState
 
-from sweetdream.platform.pages import VARY, layout_for
+from sweetdream.platform.pages import VARY, csrf_input, layout_for
 
 
 def render(request: Request, name: str, status_code: int = 200, **context: Any) -> Template:
@@ -24,8 +23,7 @@ def render_fragment(request: Request, name: str, **context: Any) -> str:
     engine = request.app.template_engine
     assert engine is not None
     token = value_or_default(ScopeState.from_scope(request.scope).csrf_token, "")
-    csrf_input = f'<input type="hidden" name="_csrf_token" value="{html.escape(token)}">' if token else ""
-    return engine.get_template(name).render(request=request, csrf_input=csrf_input, **context)
+    return engine.get_template(name).render(request=request, csrf_input=csrf_input(token) if token else "", **context)
 
 
 def flash(request: Request, text: str, kind: str = "success") -> None:
