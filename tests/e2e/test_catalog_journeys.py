@@ -352,10 +352,16 @@ def test_next_page_by_keyboard_takes_focus_and_the_view_to_the_results(page: Pag
     expect(page.locator("[aria-live] .card")).to_have_count(0)
     status = page.locator("#results-status")
     expect(status).to_have_attribute("aria-live", "polite")
+    page.locator("#category").focus()
     with page.expect_response(is_fragment_request):
         page.locator("#category").select_option("banh-kem")
     expect(status).to_have_text(count_text(len(products_in("banh-kem")), "banh-kem"))
     expect(page.locator("#category")).to_be_focused()  # a filter leaves the shopper where they are
+
+    page.locator("#filters").get_by_role("button", name="Apply").focus()
+    with page.expect_response(is_fragment_request):
+        page.keyboard.press("Enter")  # submitting the form is asking for the results: focus goes there
+    expect(heading).to_be_focused()
 
 
 def test_filters_work_without_javascript(browser: Browser, base_url: str, console_errors: BrowserProblems) -> None:

@@ -320,21 +320,23 @@ async def test_pages_vary_on_htmx_headers(client):
     assert "<html" in restore.text
 
 
-async def test_a_bad_price_while_filtering_with_htmx_answers_the_price_fields_beside_the_grid(client):
+async def test_a_bad_price_while_filtering_with_htmx_answers_the_message_beside_the_field(client):
     r = await client.get(
         "/products", params={"min_price": "abc"}, headers={"HX-Request": "true", "HX-Target": "results"}
     )
     assert r.status_code == 400
-    assert r.headers["hx-retarget"] == "#price-range" and r.headers["hx-reswap"] == "outerHTML"
+    assert r.headers["hx-retarget"] == "#price-errors" and r.headers["hx-reswap"] == "innerHTML"
     assert r.headers["hx-push-url"] == "false"  # the address bar keeps the last good view
     assert "hx-request" in r.headers["vary"].lower()
     assert 'id="min_price-error"' in r.text and "whole number" in r.text
-    assert 'value="abc"' in r.text  # what the shopper typed stays in the field
-    assert "<form" not in r.text and 'class="grid"' not in r.text
-    # the next good answer clears the error out of band
+    # never the inputs: the shopper may be typing in one (what they typed stays where it is)
+    assert "<input" not in r.text and "<form" not in r.text and 'class="grid"' not in r.text
+    # the next good answer empties the messages out of band, and again leaves the inputs alone
     htmx = {"HX-Request": "true", "HX-Target": "results"}
     ok = await client.get("/products", params={"min_price": "1"}, headers=htmx)
-    assert ok.status_code == 200 and 'hx-swap-oob="true"' in ok.text and "min_price-error" not in ok.text
+    assert ok.status_code == 200 and "min_price-error" not in ok.text
+    assert '<div id="price-errors" hx-swap-oob="innerHTML"></div>' in ok.text
+    assert "<input" not in ok.text
 
 
 async def test_responses_carry_security_headers_and_a_request_id(client):
