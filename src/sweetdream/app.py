@@ -39,6 +39,7 @@ from sweetdream.platform.http import http_middleware
 from sweetdream.platform.logs import configure_logging
 from sweetdream.platform.pages import plain_visitor_pages
 from sweetdream.platform.sessions import SessionConfig
+from sweetdream.platform.shop_time import time_filters
 from sweetdream.settings import Settings
 
 log = logging.getLogger("sweetdream")
@@ -110,8 +111,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
     def template_engine(engine: JinjaTemplateEngine) -> None:
         engine.engine.filters["vnd"] = format_vnd
+        engine.engine.filters.update(time_filters(settings.shop_timezone))  # shop_time, shop_date
         engine.engine.globals["site_name"] = settings.site_name
-        engine.engine.globals["static_version"] = "1"
+        engine.engine.globals["static_version"] = "2"  # bump when static/ changes: browsers fetch it anew
         engine.engine.auto_reload = settings.is_dev  # no stat() of every template on every render
 
     sqlalchemy_config = make_sqlalchemy_config(settings)

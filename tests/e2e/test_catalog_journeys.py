@@ -7,10 +7,11 @@ page itself, so a wrong count or a missing product fails the journey.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Locator, Page, Response, expect
+from playwright.sync_api import Browser, BrowserContext, Locator, Page, Response, Route, expect
 
 from sweetdream.catalog.demo import CATEGORIES, PRODUCTS, DemoProduct, DemoVariant
 from sweetdream.catalog.money import format_vnd
@@ -21,6 +22,7 @@ from tests.e2e.browser import BrowserProblems
 PAGE_SIZE = 24  # Settings.page_size
 CATEGORY_NAMES = {c.slug: c.name for c in CATEGORIES}
 PHONE = {"width": 375, "height": 740}
+TALL_PHONE = {"width": 390, "height": 844}
 
 NewContext = Callable[..., BrowserContext]
 
@@ -48,6 +50,11 @@ def matching(query: str) -> list[DemoProduct]:
 def sorted_newest(products: list[DemoProduct]) -> list[str]:
     """Names in the grid's default order (newest first), first page only."""
     return [p.name for p in sorted(products, key=lambda p: p.created_days_ago)][:PAGE_SIZE]
+
+
+def from_price(product: DemoProduct) -> int:
+    """What a card shows and the price filter compares: the cheapest size."""
+    return min(v.price_override if v.price_override is not None else product.price for v in product.variants)
 
 
 def first_with(predicate: Callable[[DemoVariant], bool]) -> tuple[DemoProduct, DemoVariant]:
@@ -106,6 +113,60 @@ def test_back_from_a_product_to_a_filtered_list_shows_the_whole_page(page: Page)
     expect(page.locator("header .brand")).to_be_visible(timeout=2_000)
     expect(page.locator("#filters")).to_be_visible(timeout=2_000)
     expect(results_count(page)).to_have_text(count_text(len(cookies), "banh-quy"))
+
+
+def hold_first_fragment_answer(page: Page) -> list[Route]:
+    """The first HTMX request for the grid waits (as on a slow phone network) until the test
+    lets it through with ``.continue_()``; later ones go straight to the server."""
+    held: list[Route] = []
+    seen: list[str] = []
+
+    def handle(route: Route) -> None:
+        if route.request.headers.get("hx-request") == "true" and not seen:
+            seen.append(route.request.url)
+            held.append(route)
+        else:
+            route.continue_()
+
+    page.route(re.compile(r"/products(\?|$)"), handle)
+    return held
+
+
+def wait_for(page: Page, held: list[Route], timeout: float = 10.0) -> Route:
+    deadline = time.monotonic() + timeout
+    while not held:
+        assert time.monotonic() < deadline, "the filter sent no request"
+        page.wait_for_timeout(20)  # lets Playwright deliver the request to the route handler
+    return held.pop()
+
+
+def test_typing_a_price_while_the_last_filter_is_answered_keeps_every_digit(page: Page) -> None:
+    """The answer to one filter lands while the shopper types the next price: nothing typed is lost."""
+    at_least_100k = [p for p in PRODUCTS if from_price(p) >= 100_000]
+    in_range = [p for p in PRODUCTS if 100_000 <= from_price(p) <= 500_000]
+    assert 0 < len(in_range) < len(at_least_100k) < len(PRODUCTS)  # the demo data this test relies on
+    page.goto("/products")
+    held = hold_first_fragment_answer(page)
+
+    page.locator("#min_price").press_sequentially("100000", delay=20)
+    page.locator("#min_price").press("Tab")  # change: the form asks for min_price=100000 ...
+    answer = wait_for(page, held)
+    assert "min_price=100000" in answer.request.url
+    expect(page.locator("#max_price")).to_be_focused()
+    page.keyboard.type("500", delay=60)  # ... and the shopper types on
+    answer.continue_()  # the answer arrives mid-typing
+    expect(results_count(page)).to_have_text(count_text(len(at_least_100k)))
+    page.keyboard.type("000", delay=60)
+
+    assert page.locator("#max_price").input_value() == "500000"
+    assert page.locator("#min_price").input_value() == "100000"
+    expect(page.locator("#max_price")).to_be_focused()
+    page.keyboard.press("Tab")
+    expect(page).to_have_url(re.compile(r"[?&]max_price=500000(&|$)"))
+    expect(results_count(page)).to_have_text(count_text(len(in_range)))
+    shown = [int(re.sub(r"\D", "", text)) for text in page.locator("#results .card-price").all_text_contents()]
+    assert len(shown) == min(PAGE_SIZE, len(in_range)), shown
+    assert all(100_000 <= price <= 500_000 for price in shown), shown
 
 
 # --- search as you type ----------------------------------------------------------------------------
@@ -205,7 +266,7 @@ def test_phone_catalog_fits_the_screen_and_a_product_opens_by_tapping(
     context = console_errors.watch_context(new_context(viewport=PHONE, has_touch=True, is_mobile=True))
     page = context.new_page()
     page.goto("/products")
-    expect(page.locator("#filters")).to_be_visible()
+    expect(page.locator("#filters-panel > summary")).to_be_visible()
     expect(page.locator("#results .grid")).to_be_visible()
     expect(page.locator("#results .card")).to_have_count(PAGE_SIZE)
     scroll_width, inner_width = page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
@@ -217,6 +278,35 @@ def test_phone_catalog_fits_the_screen_and_a_product_opens_by_tapping(
     expect(page.locator("h1")).to_have_text(name)
     scroll_width = page.evaluate("document.documentElement.scrollWidth")
     assert scroll_width <= PHONE["width"] + 1, scroll_width
+
+
+def test_phone_shows_products_on_the_first_screen_and_filters_behind_a_button(
+    new_context: NewContext, console_errors: BrowserProblems
+) -> None:
+    context = console_errors.watch_context(new_context(viewport=TALL_PHONE, has_touch=True, is_mobile=True))
+    page = context.new_page()
+    page.goto("/products")
+    first_card = page.locator("#results .card").first
+    expect(first_card).to_be_visible()
+    box = first_card.bounding_box()
+    assert box is not None and box["y"] >= 0 and box["y"] + box["height"] <= TALL_PHONE["height"], box
+    expect(page.locator("#category")).to_be_hidden()
+
+    page.locator("#filters-panel > summary").filter(has_text="Filters").tap()
+    expect(page.locator("#category")).to_be_visible()
+    cakes = products_in("banh-kem")
+    with page.expect_response(is_fragment_request):
+        page.locator("#category").select_option("banh-kem")
+    expect(results_count(page)).to_have_text(count_text(len(cakes), "banh-kem"))
+    scroll_width = page.evaluate("document.documentElement.scrollWidth")
+    assert scroll_width <= TALL_PHONE["width"], scroll_width
+
+
+def test_wide_screens_show_the_filters_without_a_button(page: Page) -> None:
+    page.set_viewport_size({"width": 1280, "height": 800})
+    page.goto("/products")
+    expect(page.locator("#category")).to_be_visible()
+    expect(page.locator("#filters-panel > summary")).to_be_hidden()
 
 
 # --- pagination and no-JS --------------------------------------------------------------------------
@@ -236,6 +326,42 @@ def test_next_page_with_htmx(page: Page) -> None:
     assert len(second_page) == min(PAGE_SIZE, len(PRODUCTS) - PAGE_SIZE)
     assert not set(first_page) & set(second_page)
     expect(page.locator(".pagination a[rel=prev]")).to_be_visible()
+
+
+def test_next_page_by_keyboard_takes_focus_and_the_view_to_the_results(page: Page) -> None:
+    page.set_viewport_size({"width": 1280, "height": 720})
+    page.goto("/products")
+    next_link = page.locator(".pagination a[rel=next]")
+    next_link.focus()  # the keyboard reaches "Next" at the bottom of the grid
+    assert page.evaluate("window.scrollY") > 400
+
+    with page.expect_response(is_fragment_request):
+        page.keyboard.press("Enter")
+    expect(page.locator(".pagination")).to_contain_text("Page 2 of")
+    heading = page.locator("#results-heading")
+    expect(heading).to_be_focused()
+    expect(heading).to_have_text(count_text(len(PRODUCTS)))
+    expect(heading).to_be_in_viewport()
+    header = page.locator(".site-header").bounding_box()
+    box = heading.bounding_box()
+    assert header is not None and box is not None
+    assert box["y"] >= header["y"] + header["height"], (box, header)  # not hidden under the sticky header
+
+    # Only the count is announced: the grid is not a live region, a small status line is.
+    expect(page.locator("#results")).not_to_have_attribute("aria-live", re.compile(".*"))
+    expect(page.locator("[aria-live] .card")).to_have_count(0)
+    status = page.locator("#results-status")
+    expect(status).to_have_attribute("aria-live", "polite")
+    page.locator("#category").focus()
+    with page.expect_response(is_fragment_request):
+        page.locator("#category").select_option("banh-kem")
+    expect(status).to_have_text(count_text(len(products_in("banh-kem")), "banh-kem"))
+    expect(page.locator("#category")).to_be_focused()  # a filter leaves the shopper where they are
+
+    page.locator("#filters").get_by_role("button", name="Apply").focus()
+    with page.expect_response(is_fragment_request):
+        page.keyboard.press("Enter")  # submitting the form is asking for the results: focus goes there
+    expect(heading).to_be_focused()
 
 
 def test_filters_work_without_javascript(browser: Browser, base_url: str, console_errors: BrowserProblems) -> None:

@@ -15,7 +15,7 @@ from sweetdream.catalog.models import Product, Variant
 from tests.integration.helpers import post_form, register
 
 CARD_NAME = re.compile(r'<span class="card-name">([^<]+)</span>')
-CARD_PRICE = re.compile(r'<span class="card-price">(?:from )?([\d.]+) đ</span>')
+CARD_PRICE = re.compile(r'<span class="card-price">(?:from )?([\d.]+)\u00a0đ</span>')
 TOTAL = re.compile(r"(\d+) (?:product|result)s?")
 
 
@@ -248,7 +248,7 @@ async def test_cached_pages_never_show_a_stale_price_or_stock(client, db, settin
         assert card, r.text
         return card.group(0)
 
-    assert "123.456 đ" not in await get() and "Sold out" not in await get()  # warms the cache
+    assert "123.456\u00a0đ" not in await get() and "Sold out" not in await get()  # warms the cache
 
     async def change(**values: int) -> None:
         if "price" in values:
@@ -266,13 +266,13 @@ async def test_cached_pages_never_show_a_stale_price_or_stock(client, db, settin
 
     await change(price=123456)
     try:
-        assert "123.456 đ" in await get()
+        assert "123.456\u00a0đ" in await get()
         await change(stock=0)
         assert "Sold out" in await get()
     finally:
         await change(price=product.price, stock=product.variants[0].stock)
     page = await get()
-    assert "123.456 đ" not in page and "Sold out" not in page
+    assert "123.456\u00a0đ" not in page and "Sold out" not in page
 
 
 async def test_a_cached_page_carries_each_visitors_own_csrf_token(app):
@@ -320,21 +320,23 @@ async def test_pages_vary_on_htmx_headers(client):
     assert "<html" in restore.text
 
 
-async def test_a_bad_price_while_filtering_with_htmx_answers_the_price_fields_beside_the_grid(client):
+async def test_a_bad_price_while_filtering_with_htmx_answers_the_message_beside_the_field(client):
     r = await client.get(
         "/products", params={"min_price": "abc"}, headers={"HX-Request": "true", "HX-Target": "results"}
     )
     assert r.status_code == 400
-    assert r.headers["hx-retarget"] == "#price-range" and r.headers["hx-reswap"] == "outerHTML"
+    assert r.headers["hx-retarget"] == "#price-errors" and r.headers["hx-reswap"] == "innerHTML"
     assert r.headers["hx-push-url"] == "false"  # the address bar keeps the last good view
     assert "hx-request" in r.headers["vary"].lower()
     assert 'id="min_price-error"' in r.text and "whole number" in r.text
-    assert 'value="abc"' in r.text  # what the shopper typed stays in the field
-    assert "<form" not in r.text and 'class="grid"' not in r.text
-    # the next good answer clears the error out of band
+    # never the inputs: the shopper may be typing in one (what they typed stays where it is)
+    assert "<input" not in r.text and "<form" not in r.text and 'class="grid"' not in r.text
+    # the next good answer empties the messages out of band, and again leaves the inputs alone
     htmx = {"HX-Request": "true", "HX-Target": "results"}
     ok = await client.get("/products", params={"min_price": "1"}, headers=htmx)
-    assert ok.status_code == 200 and 'hx-swap-oob="true"' in ok.text and "min_price-error" not in ok.text
+    assert ok.status_code == 200 and "min_price-error" not in ok.text
+    assert '<div id="price-errors" hx-swap-oob="innerHTML"></div>' in ok.text
+    assert "<input" not in ok.text
 
 
 async def test_responses_carry_security_headers_and_a_request_id(client):

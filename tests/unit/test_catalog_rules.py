@@ -25,9 +25,11 @@ def test_slugify():
 
 
 def test_vnd_has_no_minor_unit_and_uses_dot_grouping():
-    assert format_vnd(299000) == "299.000 đ"
-    assert format_vnd(0) == "0 đ"
-    assert format_vnd(-1500) == "-1.500 đ"
+    # A non-breaking space (U+00A0) keeps "đ" on the line of its number in narrow table cells.
+    assert format_vnd(299000) == "299.000\u00a0đ"
+    assert format_vnd(0) == "0\u00a0đ"
+    assert format_vnd(-1500) == "-1.500\u00a0đ"
+    assert " " not in format_vnd(1_250_000)  # no ordinary space a line could break at
 
 
 @pytest.mark.parametrize("raw", ["-1", "abc", "0", "", "1e9", "99999999999"])

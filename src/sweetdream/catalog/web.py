@@ -96,9 +96,10 @@ class ShopController(Controller):
             return await catalog_cache.get_or_compute("results?" + view.cache_key(), render_results, version)
 
         if grid_only:
-            # The grid, and the price fields out of band: clears an error a previous request showed.
-            price_range = render_fragment(request, "catalog/_price_range.html", view=view, errors={}, oob=True)
-            return html_response(await results() + price_range)
+            # The grid, and out of band an empty #price-errors: clears a message a bad price showed.
+            # Never the price inputs themselves: the shopper may be typing in one as this lands.
+            cleared = render_fragment(request, "catalog/_price_errors_cleared.html")
+            return html_response(await results() + cleared)
 
         async def context() -> dict[str, Any]:
             categories, sizes = await _filter_choices(catalog, catalog_cache, version)
@@ -197,16 +198,17 @@ async def _bad_filter(
     errors: dict[str, str],
     grid_only: bool,
 ) -> Response[str] | Template:
-    """A 400 with the message beside the field: the whole page, or for HTMX the price fields alone
-    (the grid keeps the last good answer and the address bar keeps its URL)."""
+    """A 400 with the message beside the field: the whole page, or for HTMX the messages alone, into
+    #price-errors (the inputs keep what is typed in them, the grid keeps the last good answer and the
+    address bar keeps its URL)."""
     raw = {name: request.query_params.get(name, "") for name in errors}
     if grid_only:
         return HTMXTemplate(
-            template_name="catalog/_price_range.html",
-            context={"view": view, "errors": errors, "raw": raw, "oob": False},
+            template_name="catalog/_price_errors.html",
+            context={"errors": errors},
             status_code=400,
-            re_target="#price-range",
-            re_swap="outerHTML",
+            re_target="#price-errors",
+            re_swap="innerHTML",
             push_url=False,
             headers=VARY,
         )

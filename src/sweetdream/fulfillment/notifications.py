@@ -18,6 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sweetdream.catalog.money import format_vnd
 from sweetdream.fulfillment.models import SentMessage
 from sweetdream.platform.mail import Mailer, build_message
+from sweetdream.platform.shop_time import time_filters
+from sweetdream.settings import Settings
 
 SUBJECTS = {
     "confirmation": "Your order {number} is confirmed",
@@ -49,6 +51,7 @@ class Notifier:
             lstrip_blocks=True,
         )
         self.env.filters["vnd"] = format_vnd
+        self.env.filters.update(time_filters(Settings.shop_timezone))  # a time in an email is shop time too
         self.env.globals.update(site_name=site_name, public_url=public_url.rstrip("/"))
 
     def render(self, kind: str, to: str, **context: Any) -> Email:
