@@ -5,6 +5,8 @@ Also: HSTS in production only."""
 from __future__ import annotations
 
 import logging
+import socket
+import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
 
@@ -14,7 +16,7 @@ from litestar.testing import AsyncTestClient
 from sqlalchemy import select
 
 from sweetdream.app import create_app
-from sweetdream.catalog.models import Product
+from sweetdream.catalog.models import Product, Variant
 from sweetdream.platform import devstack
 
 HSTS = "max-age=31536000; includeSubDomains"
@@ -45,10 +47,15 @@ def assert_right_back_page(r) -> None:
 
 
 async def test_pages_say_we_will_be_right_back_when_redis_is_down(outage_client, db, caplog):
-    slug = await db.scalar(select(Product.slug).where(Product.is_active).limit(1))
+    slug, variant_id = (await db.execute(select(Product.slug, Variant.id).join(Product.variants).limit(1))).one()
+    variant_id = str(variant_id)
     with caplog.at_level(logging.INFO):
-        for url in ("/", "/products", "/products?q=banh", f"/products/{slug}", "/cart"):
+        for url in ("/", "/products", "/products?q=banh", f"/products/{slug}"):
             assert_right_back_page(await outage_client.get(url))
+        # Putting a cake in a visitor's cart writes their session.
+        form = {"variant_id": variant_id, "quantity": "1", "_csrf_token": outage_client.cookies.get("sd_csrf")}
+        r = await outage_client.post("/cart/items", data=form)
+        assert_right_back_page(r)
         outage_client.cookies.set("sd_session", "a-signed-in-shoppers-session-id", domain="127.0.0.1")
         assert_right_back_page(await outage_client.get("/account"))
     problems = [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
@@ -67,6 +74,16 @@ async def test_sign_in_is_right_back_too(outage_client):
     assert_right_back_page(r)
 
 
+async def test_a_redis_that_answers_nothing_gets_the_same_page_within_seconds(settings):
+    with socket.create_server(("127.0.0.1", 0), backlog=8) as silent:  # connects, never answers
+        port = silent.getsockname()[1]
+        app = create_app(replace(settings, redis_url=f"redis://127.0.0.1:{port}/0"))
+        async with AsyncTestClient(app=app, base_url="http://127.0.0.1") as client:
+            started = time.monotonic()
+            assert_right_back_page(await client.get("/products"))
+            assert time.monotonic() - started < 10
+
+
 async def test_json_clients_get_a_json_503(outage_client):
     r = await outage_client.get("/products", headers={"Accept": "application/json"})
     assert r.status_code == 503 and int(r.headers["retry-after"]) > 0
@@ -79,9 +96,9 @@ async def test_health_stays_up_and_ready_names_redis(outage_client):
     assert r.status_code == 503 and r.json()["database"] == "ok" and r.json()["redis"].startswith("unavailable")
 
 
-async def test_a_database_outage_gets_the_same_page(settings):
-    gone = settings.database_url.replace("/test_", "/no_such_database_")
-    app = create_app(replace(settings, database_url=gone))
+async def test_a_database_outage_gets_the_same_page(settings, tmp_path):
+    stopped = f"postgresql+asyncpg://postgres@/sweetdream?host={tmp_path}"  # no server listens there
+    app = create_app(replace(settings, database_url=stopped))
     async with AsyncTestClient(app=app, base_url="http://127.0.0.1") as client:
         assert_right_back_page(await client.get("/products/anything"))
 
