@@ -75,7 +75,8 @@ async def hit(redis: Redis, limit: Limit, key: str) -> None:
 
 async def take(redis: Redis, limit: Limit, key: str) -> None:
     """Count one attempt for `key`, or raise 429 (counting nothing) when the window is full."""
-    allowed, ttl = await redis.eval(_TAKE, 1, _redis_key(limit, key), limit.window_seconds, limit.attempts)  # type: ignore[misc]
+    window, attempts = str(limit.window_seconds), str(limit.attempts)
+    allowed, ttl = await redis.eval(_TAKE, 1, _redis_key(limit, key), window, attempts)  # type: ignore[misc]
     if not allowed:
         raise _refuse(int(ttl))
 
