@@ -261,3 +261,14 @@ async def test_changing_the_password_signs_every_other_session_out(client, db):
         client.cookies.delete("sd_session")
         client.cookies.set("sd_session", before, domain="127.0.0.1")
         assert (await client.get("/account")).status_code == 303
+
+
+async def test_a_password_set_by_create_admin_ends_the_accounts_sessions(client, app):
+    email = unique_email()
+    await register(client, email=email)
+    assert (await client.get("/account")).status_code == 200
+    result = await cli(app, "create-admin", "--email", email, env={"SWEETDREAM_ADMIN_PASSWORD": "a new admin password"})
+    assert result.exit_code == 0, result.output
+    assert (await client.get("/account")).status_code == 303
+    assert (await sign_in(client, email, "a new admin password")).status_code == 303
+    assert (await client.get("/admin")).status_code == 200
