@@ -17,6 +17,7 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from redis.asyncio import Redis
 
+from sweetdream.accounts import devices
 from sweetdream.app import create_app
 from sweetdream.platform import ratelimit
 from sweetdream.platform.ratelimit import Limit
@@ -134,16 +135,24 @@ async def test_concurrent_guesses_get_no_more_than_the_limit(owner, attacker):
 
 
 async def test_many_addresses_guessing_one_account_are_slowed_down_together(owner, attacker):
-    email = await new_account(owner, OWNER_ADDRESS)
-    assert await attempt(owner, email, PASSWORD, OWNER_ADDRESS) == 303  # this browser is now known
-    await sign_out(owner, OWNER_ADDRESS)
+    email = await new_account(owner, OWNER_ADDRESS)  # the browser that registered is known to the account
     for n in range(5):  # 5 addresses x 10 guesses: the account's hourly allowance of failures
         for _ in range(10):
             assert await attempt(attacker, email, WRONG, f"203.0.113.{n + 1}") == 400
     assert await attempt(attacker, email, WRONG, "203.0.113.99") == 429  # a fresh address waits too
     assert await attempt(attacker, email, PASSWORD, "203.0.113.98") == 429  # even with the password
-    # The owner's own browser, which signed in here before, is not held back by strangers.
+    # The owner's own browser is not held back by strangers, from wherever it is now.
     assert await attempt(owner, email, PASSWORD, "192.0.2.200") == 303
+
+
+async def test_signing_in_makes_the_browser_known_to_that_account_only(owner, attacker):
+    email = await new_account(owner, OWNER_ADDRESS)
+    r = await post_form(attacker, "/account/login", {"email": email, "password": PASSWORD}, headers=via("192.0.2.9"))
+    assert r.status_code == 303
+    cookie = next(c for c in attacker.cookies.jar if c.name == "sd_device")
+    assert cookie.path == "/account/login" and email.split("@")[0] not in cookie.value
+    assert devices.is_known(owner.app.state.settings.secret_key, cookie.value, email)
+    assert not devices.is_known(owner.app.state.settings.secret_key, cookie.value, unique_email())
 
 
 async def test_the_registration_limit_is_per_real_address_not_per_claimed_one(proxied_app):

@@ -211,7 +211,7 @@ class AccountController(Controller):
                 await users.repository.session.commit()
                 await sign_in(request, user)
                 flash(request, f"Welcome to SweetDream, {user.name}!")
-                return Redirect(next_url, status_code=303)
+                return Redirect(next_url, status_code=303, cookies=[known_device_cookie(request, user.email)])
         form.password = ""  # never echoed back
         return render(request, "accounts/register.html", status_code=400, form=form, next=next_url, errors=form.errors)
 
