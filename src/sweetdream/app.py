@@ -83,7 +83,8 @@ class SweetDream(Litestar):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         # A plain visitor's cached catalog page goes out before Litestar's stack (see platform.pages).
-        self._outer = http_middleware(plain_visitor_pages(super().__call__, self, cached_plain_page))
+        hsts = self.state.settings.environment == "production"
+        self._outer = http_middleware(plain_visitor_pages(super().__call__, self, cached_plain_page), hsts=hsts)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:  # type: ignore[override]
         if scope["type"] == "http":
@@ -100,7 +101,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
         ensure_environment(settings.var_dir)
         settings = Settings.from_env()
     configure_logging(settings.log_level, settings.log_json)
-    redis = Redis.from_url(settings.redis_url)
+    # A Redis that stops answering must fail a request in seconds (the shopper gets "we'll be
+    # right back"), not hold it until the load balancer gives up.
+    redis = Redis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=2)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncGenerator[None, None]:

@@ -79,7 +79,8 @@ class Settings:
     payment_gateway: str = "test"
     job_retry_delay: float = 5.0
     worker_shutdown_grace: int = 110
-    trust_proxy: bool = False
+    # How many proxies in front of us append to X-Forwarded-For (the ALB: 1); 0 trusts none.
+    trust_proxy_hops: int = 0
 
     @property
     def is_dev(self) -> bool:
@@ -120,8 +121,21 @@ class Settings:
             job_retry_delay=_float("JOB_RETRY_DELAY_SECONDS", 5.0),
             worker_shutdown_grace=_int("WORKER_SHUTDOWN_GRACE_SECONDS", 110),
             var_dir=var_dir,
-            trust_proxy=_bool("TRUST_PROXY", False),
+            trust_proxy_hops=_trusted_proxy_hops(),
         )
+
+
+MAX_PROXY_HOPS = 10
+
+
+def _trusted_proxy_hops() -> int:
+    """TRUST_PROXY_HOPS, or the older TRUST_PROXY=true meaning one proxy (the load balancer)."""
+    if not _env("TRUST_PROXY_HOPS"):
+        return 1 if _bool("TRUST_PROXY", False) else 0
+    hops = _int("TRUST_PROXY_HOPS", 0)
+    if not 0 <= hops <= MAX_PROXY_HOPS:
+        raise SettingsError(f"TRUST_PROXY_HOPS must be between 0 and {MAX_PROXY_HOPS}, got {hops}")
+    return hops
 
 
 def _normalise_db_url(url: str) -> str:

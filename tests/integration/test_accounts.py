@@ -228,3 +228,47 @@ async def test_a_visitor_with_an_empty_session_costs_no_session_write(client, se
     assert "sd_session" not in r.headers.get("set-cookie", "")
     keys = redis.Redis.from_url(settings.redis_url).keys("session:*")
     assert keys == []
+
+
+async def test_changing_the_password_signs_every_other_session_out(client, db):
+    from tests.integration.test_sign_in_limits import another_browser
+
+    email = unique_email()
+    await register(client, email=email)
+    async with another_browser(client) as phone:
+        assert (await sign_in(phone, email)).status_code == 303
+        assert (await phone.get("/account")).status_code == 200
+        before = client.cookies.get("sd_session")
+        r = await post_form(
+            client,
+            "/account/password",
+            {
+                "current_password": "correct horse battery",
+                "new_password": "another long pass",
+                "confirm_password": "another long pass",
+            },
+        )
+        assert r.status_code == 303
+        after = client.cookies.get("sd_session")
+        assert after and after != before  # this session goes on, under a new id
+        assert (await client.get("/account")).status_code == 200
+        r = await phone.get("/account")  # the other one ends on its next request
+        assert r.status_code == 303 and r.headers["location"].startswith("/account/login")
+        page = await phone.get("/products")
+        assert "Sign in" in page.text and "/account/logout" not in page.text
+        assert "password was changed" in page.text
+        # The old session id is no more: presenting it again is a visitor, not the shopper.
+        client.cookies.delete("sd_session")
+        client.cookies.set("sd_session", before, domain="127.0.0.1")
+        assert (await client.get("/account")).status_code == 303
+
+
+async def test_a_password_set_by_create_admin_ends_the_accounts_sessions(client, app):
+    email = unique_email()
+    await register(client, email=email)
+    assert (await client.get("/account")).status_code == 200
+    result = await cli(app, "create-admin", "--email", email, env={"SWEETDREAM_ADMIN_PASSWORD": "a new admin password"})
+    assert result.exit_code == 0, result.output
+    assert (await client.get("/account")).status_code == 303
+    assert (await sign_in(client, email, "a new admin password")).status_code == 303
+    assert (await client.get("/admin")).status_code == 200

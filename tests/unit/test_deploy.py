@@ -269,6 +269,28 @@ def test_render_taskdef_fills_every_placeholder(kind: str):
     assert td["containerDefinitions"][0]["image"].endswith(":abc123")
 
 
+def test_web_trusts_exactly_the_load_balancers_hop():
+    """Behind the ALB every request comes from the ALB's address: without TRUST_PROXY_HOPS the
+    rate limits would be one bucket for the whole shop. The ALB appends the address it saw to
+    X-Forwarded-For (never replaces it), so one hop is believed and nothing a client sends."""
+    (web,) = task_template("web")["containerDefinitions"]
+    env = {e["name"]: e["value"] for e in web["environment"]}
+    assert "TRUST_PROXY_HOPS" in env, "the web task definition must say how many proxies to trust"
+    assert "TRUST_PROXY" not in env, "one setting, TRUST_PROXY_HOPS, says it"
+    service = read(TF / "modules/service/main.tf")
+    web_vars = service[service.index("    web = {") : service.index("    worker = {")]
+    placeholder = PLACEHOLDER.fullmatch(env["TRUST_PROXY_HOPS"])
+    value = (
+        re.search(rf'{placeholder.group(1)}\s*=\s*"(\d+)"', web_vars).group(1)
+        if placeholder
+        else env["TRUST_PROXY_HOPS"]
+    )
+    assert value == "1"
+    alb = service[service.index('resource "aws_lb" "web"') :]
+    alb = alb[: alb.index("\n}")]
+    assert re.search(r'xff_header_processing_mode\s*=\s*"append"', alb)
+
+
 # ---------------------------------------------------------------- Dockerfile
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 
-from sqlalchemy import Enum, String, Text
+from sqlalchemy import Enum, Integer, String, Text
 from sqlalchemy.orm import Mapped, deferred, mapped_column
 
 from sweetdream.db import UUIDAuditBase
@@ -28,6 +28,9 @@ class User(UUIDAuditBase):
     role: Mapped[Role] = mapped_column(
         Enum(Role, name="user_role", native_enum=False, length=16), default=Role.CUSTOMER
     )
+    # Every session remembers the epoch it was signed in at; raising it (a password change) ends
+    # every session signed in before, on its next request.
+    session_epoch: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     @property
     def is_admin(self) -> bool:

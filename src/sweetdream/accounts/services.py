@@ -82,7 +82,8 @@ class UserService(SQLAlchemyAsyncRepositoryService[User]):
             update(User).where(User.id == user_id).values(name=form.name, phone=form.phone, address=form.address)
         )
 
-    async def change_password(self, user_id: UUID, current: str, new: str) -> None:
+    async def change_password(self, user_id: UUID, current: str, new: str) -> User:
+        """Set a new password and end every session signed in before (they carry the old epoch)."""
         user = await self.repository.session.scalar(
             select(User).where(User.id == user_id).options(undefer(User.password_hash))
         )
@@ -92,7 +93,15 @@ class UserService(SQLAlchemyAsyncRepositoryService[User]):
         if problem:
             raise AccountError("new_password", problem)
         user.password_hash = await hash_password(new)
+        user.session_epoch += 1
         await self.repository.session.flush()
+        return user
+
+    async def signed_in_user(self, user_id: UUID, epoch: int) -> User | None:
+        """The user, read afresh, if a session signed in at `epoch` is still theirs (not removed,
+        no password change since)."""
+        user = await self.repository.session.get(User, user_id, populate_existing=True)
+        return user if user is not None and user.session_epoch == epoch else None
 
     async def create_admin(self, email: str, password: str, name: str = "Admin") -> User:
         email = normalise_email(email)
@@ -103,6 +112,7 @@ class UserService(SQLAlchemyAsyncRepositoryService[User]):
         if existing:
             existing.role = Role.ADMIN
             existing.password_hash = await hash_password(password)
+            existing.session_epoch += 1  # a new password: sessions signed in with the old one end
             await self.repository.session.flush()
             return existing
         user = User(email=email, password_hash=await hash_password(password), name=name, role=Role.ADMIN)

@@ -8,6 +8,7 @@ from uuid import UUID
 from advanced_alchemy.extensions.litestar import SQLAlchemyAsyncConfig
 from litestar import Controller, Request, get, post
 from litestar.connection import ASGIConnection
+from litestar.datastructures import Cookie
 from litestar.di import NamedDependency, Provide
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
 from litestar.handlers.base import BaseRouteHandler
@@ -16,17 +17,24 @@ from litestar.response import Redirect, Template
 from litestar.types import ASGIApp, Receive, Scope, Send
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from sweetdream.accounts import devices
 from sweetdream.accounts.forms import ProfileForm, RegistrationForm, password_problem, safe_next
 from sweetdream.accounts.models import User
 from sweetdream.accounts.services import AccountError, UserService
-from sweetdream.platform.ratelimit import Limit, hit
+from sweetdream.platform import ratelimit
+from sweetdream.platform.ratelimit import Limit, TooManyRequests, hit
 from sweetdream.platform.sessions import SessionConfig, rotate_session_id
 from sweetdream.platform.web import client_ip, flash, form_data, render
 
-# Sign-in: 10 tries per email in 15 minutes stops guessing one account's password while a shopper who
-# mistypes a few times is never blocked; 30 per client address in 10 minutes stops spraying many
-# accounts from one place yet leaves room for a household or office behind one address.
-LOGIN_PER_EMAIL = Limit("login-email", attempts=10, window_seconds=15 * 60)
+# Sign-in limits count failed sign-ins only (a success gives its attempt back):
+# - 10 per (email, client address) in 15 minutes stops one place guessing one account's password,
+#   while a stranger's guesses from elsewhere never lock the owner out;
+# - 50 per email an hour slows down guessing one account from many addresses; a browser that has
+#   signed in to that account before (`devices`) is exempt, so the owner still gets in;
+# - 30 per client address in 10 minutes stops spraying many accounts from one place yet leaves room
+#   for a household or office behind one address.
+LOGIN_PER_EMAIL_AND_CLIENT = Limit("login-email-client", attempts=10, window_seconds=15 * 60)
+LOGIN_PER_EMAIL = Limit("login-email", attempts=50, window_seconds=60 * 60)
 LOGIN_PER_CLIENT = Limit("login-client", attempts=30, window_seconds=10 * 60)
 # Registration: 5 accounts an hour from one address is more than any real shopper needs.
 REGISTER_PER_CLIENT = Limit("register-client", attempts=5, window_seconds=60 * 60)
@@ -39,8 +47,17 @@ class LoginRequired(NotAuthorizedException):
     """A visitor asked for a page that needs an account: they are sent to sign in and brought back."""
 
 
+# The user's `session_epoch` when this session was signed in (sessions from before it existed: 0).
+SESSION_EPOCH = "epoch"
+
+
+def session_epoch(connection: ASGIConnection) -> int:
+    return int((connection.session or {}).get(SESSION_EPOCH, 0))
+
+
 async def load_current_user(request: Request) -> None:
-    """Read the user (and so the role) on every request: a promotion or demotion applies at once."""
+    """Read the user (and so the role) on every request: a promotion or demotion applies at once,
+    and a session signed in before the password was changed ends here."""
     request.state.user = None
     if "session" not in request.scope:
         return
@@ -55,7 +72,18 @@ async def load_current_user(request: Request) -> None:
         user = None
     if user is None:  # the account was removed: forget the stale session
         request.clear_session()
+    elif user.session_epoch != session_epoch(request):
+        await _signed_out_elsewhere(request)
+        user = None
     request.state.user = user
+
+
+async def _signed_out_elsewhere(request: Request) -> None:
+    """End a session the user's password change ended, and tell the shopper why."""
+    await rotate_session_id(request, request.app.state.session_config)
+    request.set_session(
+        {"flash": [{"kind": "error", "text": "Your password was changed, so you were signed out here."}]}
+    )
 
 
 def current_user_middleware(app: ASGIApp) -> ASGIApp:
@@ -92,10 +120,66 @@ async def sign_in(request: Request, user: User) -> None:
     config: SessionConfig = request.app.state.session_config
     carried = {k: v for k, v in (request.session or {}).items() if k in CARRIED_ACROSS_SIGN_IN}
     await rotate_session_id(request, config)
-    request.set_session({**carried, "user_id": str(user.id)})
+    request.set_session({**carried, "user_id": str(user.id), SESSION_EPOCH: user.session_epoch})
     request.state.user = user
     for hook in AFTER_SIGN_IN:
         await hook(request, user)
+
+
+async def stay_signed_in(request: Request, user: User) -> None:
+    """This session goes on at the user's new epoch, under a new id (the old one is forgotten)."""
+    await rotate_session_id(request, request.app.state.session_config)
+    request.set_session({**(request.session or {}), SESSION_EPOCH: user.session_epoch})
+
+
+class SignInLimits:
+    """The failed-sign-in counts one attempt is held against (see LOGIN_PER_* above)."""
+
+    def __init__(self, request: Request, email: str) -> None:
+        self.redis = request.app.state.redis
+        client = client_ip(request)
+        known = devices.is_known(request.app.state.settings.secret_key, request.cookies.get(devices.COOKIE), email)
+        self.per_email_and_client = (LOGIN_PER_EMAIL_AND_CLIENT, f"{email}|{client}")
+        self.counted = [(LOGIN_PER_CLIENT, client), self.per_email_and_client]
+        if not known:
+            self.counted.append((LOGIN_PER_EMAIL, email))
+
+    async def take(self) -> None:
+        """Count this attempt as a failure until it succeeds; 429 if any count is full."""
+        taken: list[tuple[Limit, str]] = []
+        try:
+            for limit, key in self.counted:
+                await ratelimit.take(self.redis, limit, key)
+                taken.append((limit, key))
+        except TooManyRequests:
+            await self._give_back(taken)
+            raise
+
+    async def not_a_failure(self) -> None:
+        """The attempt got no answer (the database was down): it counts for nothing."""
+        await self._give_back(self.counted)
+
+    async def succeeded(self) -> None:
+        """A success is no failure, and this client starts its count for the account again."""
+        await self._give_back(self.counted)
+        await ratelimit.clear(self.redis, *self.per_email_and_client)
+
+    async def _give_back(self, taken: list[tuple[Limit, str]]) -> None:
+        for limit, key in taken:
+            await ratelimit.give_back(self.redis, limit, key)
+
+
+def known_device_cookie(request: Request, email: str) -> Cookie:
+    settings = request.app.state.settings
+    return Cookie(
+        key=devices.COOKIE,
+        value=devices.token_for(settings.secret_key, email),
+        path=devices.COOKIE_PATH,
+        max_age=devices.MAX_AGE,
+        secure=not settings.is_dev,
+        httponly=True,
+        samesite="lax",
+    )
 
 
 # Session keys a visitor keeps when they sign in (the cart adds its own).
@@ -127,7 +211,7 @@ class AccountController(Controller):
                 await users.repository.session.commit()
                 await sign_in(request, user)
                 flash(request, f"Welcome to SweetDream, {user.name}!")
-                return Redirect(next_url, status_code=303)
+                return Redirect(next_url, status_code=303, cookies=[known_device_cookie(request, user.email)])
         form.password = ""  # never echoed back
         return render(request, "accounts/register.html", status_code=400, form=form, next=next_url, errors=form.errors)
 
@@ -142,10 +226,13 @@ class AccountController(Controller):
         data = await form_data(request)
         email = data.get("email", "").strip().lower()[:254]
         next_url = safe_next(data.get("next"))
-        redis = request.app.state.redis
-        await hit(redis, LOGIN_PER_CLIENT, client_ip(request))
-        await hit(redis, LOGIN_PER_EMAIL, email)
-        user = await users.authenticate(email, data.get("password", "")[:200]) if email else None
+        limits = SignInLimits(request, email)
+        await limits.take()
+        try:
+            user = await users.authenticate(email, data.get("password", "")[:200]) if email else None
+        except Exception:
+            await limits.not_a_failure()
+            raise
         if user is None:
             return render(
                 request,
@@ -155,10 +242,11 @@ class AccountController(Controller):
                 next=next_url,
                 error="Email or password is incorrect.",
             )
+        await limits.succeeded()
         await users.repository.session.commit()  # a rehashed password is saved
         await sign_in(request, user)
         flash(request, f"Welcome back, {user.name}.")
-        return Redirect(next_url, status_code=303)
+        return Redirect(next_url, status_code=303, cookies=[known_device_cookie(request, email)])
 
     @post("/logout", name="logout")
     async def logout(self, request: Request) -> Redirect:
@@ -196,7 +284,9 @@ class AccountController(Controller):
             errors["confirm_password"] = "The two new passwords don't match."  # noqa: S105 (a message)
         else:
             try:
-                await users.change_password(user.id, data.get("current_password", ""), data.get("new_password", ""))
+                user = await users.change_password(
+                    user.id, data.get("current_password", ""), data.get("new_password", "")
+                )
             except AccountError as exc:
                 errors[exc.field] = exc.message
         if errors:
@@ -205,7 +295,8 @@ class AccountController(Controller):
                 request, "accounts/account.html", status_code=400, form=form, errors={}, password_errors=errors
             )
         await users.repository.session.commit()
-        flash(request, "Your password was changed.")
+        await stay_signed_in(request, user)
+        flash(request, "Your password was changed. You were signed out everywhere else.")
         return Redirect("/account", status_code=303)
 
 

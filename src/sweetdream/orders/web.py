@@ -22,7 +22,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from sweetdream.accounts.forms import PHONE
 from sweetdream.accounts.models import User
-from sweetdream.accounts.web import requires_user
+from sweetdream.accounts.services import UserService
+from sweetdream.accounts.web import requires_user, session_epoch
 from sweetdream.cart.web import cart_for
 from sweetdream.catalog.filters import parse_page
 from sweetdream.fulfillment.payments import PaymentGateway, luhn_valid
@@ -58,6 +59,9 @@ EXPIRY = re.compile(r"^(0[1-9]|1[0-2])\s*/\s*(\d{2})$")
 # never waits on a stream, and a reconnect is sent the current state first.
 LIVE_STREAM_SECONDS = 300
 KEEPALIVE_SECONDS = 15.0
+# A stream re-checks its viewer this often (signed in, no password change since, still owner or
+# admin): a demoted admin or a signed-out session stops receiving the order within this long.
+ACCESS_CHECK_SECONDS = 30.0
 
 
 def parse_card(data: dict[str, str], today: datetime | None = None) -> tuple[str, dict[str, str]]:
@@ -202,21 +206,29 @@ class OrderController(Controller):
         order_id = await orders.viewable_id(number[:20], _user(request))
         if order_id is None:
             raise NotFoundException("We couldn't find that order.")
-        return ServerSentEvent(
-            self._live_updates(request, order_id, number[:20]), headers={"Cache-Control": "no-cache"}
-        )
+        updates = self._live_updates(request, order_id, number[:20], _user(request).id, session_epoch(request))
+        return ServerSentEvent(updates, headers={"Cache-Control": "no-cache"})
 
     async def _live_updates(
-        self, request: Request, order_id: UUID, number: str
+        self, request: Request, order_id: UUID, number: str, viewer_id: UUID, epoch: int
     ) -> AsyncIterator[ServerSentEventMessage]:
         sessions = request.app.state.sqlalchemy_config
-        viewer = _user(request)
 
         async def current() -> ServerSentEventMessage | None:
+            """The order as the viewer sees it now; None once they may no longer see it."""
             async with sessions.get_session() as db:
-                fresh = await OrderService(db).for_viewer(number, viewer)
+                user = await UserService(session=db).signed_in_user(viewer_id, epoch)
+                fresh = await OrderService(db).for_viewer(number, user) if user else None
                 await db.commit()
             return ServerSentEventMessage(event="status", data=_live_fragment(request, fresh)) if fresh else None
+
+        async def still_allowed() -> bool:
+            """Still signed in (account there, no password change since) and still owner or admin."""
+            async with sessions.get_session() as db:
+                user = await UserService(session=db).signed_in_user(viewer_id, epoch)
+                allowed = user is not None and await OrderService(db).viewable_id(number, user) is not None
+                await db.commit()
+            return allowed
 
         deadline = time.monotonic() + LIVE_STREAM_SECONDS
         try:
@@ -224,18 +236,30 @@ class OrderController(Controller):
             # sent and announced, never lost between the two.
             async with live.subscription(request.app.state.redis, order_id) as pubsub:
                 first = await current()
-                if first is not None:
-                    first.retry = 2000  # reconnect after 2 s if the stream drops
-                    yield first
-                while time.monotonic() < deadline:
-                    note = await pubsub.get_message(timeout=KEEPALIVE_SECONDS)
-                    if note is None:
+                if first is None:
+                    return
+                first.retry = 2000  # reconnect after 2 s if the stream drops
+                yield first
+                last_sent = time.monotonic()
+                next_check = last_sent + ACCESS_CHECK_SECONDS
+                while (now := time.monotonic()) < deadline:
+                    if now >= next_check:
+                        if not await still_allowed():
+                            return  # the browser reconnects, and is refused
+                        next_check = now + ACCESS_CHECK_SECONDS
+                    if now - last_sent >= KEEPALIVE_SECONDS:
                         yield ServerSentEventMessage(comment="keep-alive")
+                        last_sent = now
+                    wait = min(next_check, last_sent + KEEPALIVE_SECONDS, deadline) - now
+                    note = await pubsub.get_message(timeout=max(wait, 0.01))
+                    if note is None:
                         continue
                     await asyncio.sleep(0.05)  # let a burst of moves settle, then read once
                     update = await current()
-                    if update is not None:
-                        yield update
+                    if update is None:
+                        return
+                    yield update
+                    last_sent = time.monotonic()
         except RedisError:
             # Redis went away: end the stream; the browser reconnects and is sent the state afresh.
             log.warning("live status stream for %s ended: Redis unavailable", number)

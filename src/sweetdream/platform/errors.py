@@ -1,9 +1,12 @@
 """Error pages in the shop's layout for browsers, JSON for the API. A 500 is logged with its
-request id (never request bodies) and shown to the shopper as a friendly page."""
+request id (never request bodies) and shown to the shopper as a friendly page. When Redis or the
+database can't be reached, every page says "We'll be right back" (503, Retry-After) and the log
+gets one warning line per request instead of a traceback."""
 
 from __future__ import annotations
 
 import logging
+import traceback
 from typing import Any
 from urllib.parse import urlencode
 
@@ -11,7 +14,11 @@ from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException
 from litestar.plugins.htmx import ClientRedirect
 from litestar.response import Redirect, Template
-from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR, HTTP_503_SERVICE_UNAVAILABLE
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 log = logging.getLogger("sweetdream.errors")
 
@@ -27,6 +34,8 @@ TITLES = {
     429: "Too many attempts",
     500: "Something went wrong on our side",
 }
+RETRY_AFTER_SECONDS = 30
+UNAVAILABLE = "We'll be right back: the shop is taking a short break. Please try again in a minute."
 
 
 def _wants_json(request: Request) -> bool:
@@ -47,7 +56,58 @@ def _detail(status: int, exc: Exception) -> str:
     return detail
 
 
+def unreachable_service(exc: Exception) -> str | None:
+    """Which of our services `exc` says can't be reached: "Redis", "the database", or None."""
+    if isinstance(exc, RedisConnectionError | RedisTimeoutError):
+        return "Redis"
+    if isinstance(exc, PoolTimeoutError) or (isinstance(exc, DBAPIError) and exc.connection_invalidated):
+        return "the database"
+    # asyncpg lets a failed connect's own error through (refused, no socket, timed out).
+    if isinstance(exc, OSError | TimeoutError) and _raised_in(exc, "asyncpg"):
+        return "the database"
+    return None
+
+
+def _raised_in(exc: BaseException, package: str) -> bool:
+    modules = (frame.f_globals.get("__name__", "") for frame, _ in traceback.walk_tb(exc.__traceback__))
+    return any(module.startswith(f"{package}.") for module in modules)
+
+
+def _unavailable(request: Request, service: str, exc: Exception) -> Response[Any]:
+    log.warning(
+        "%s unreachable (%s): %s %s answered 503",
+        service,
+        type(exc).__name__,
+        request.method,
+        request.url.path,
+        extra={"request_id": request.scope.get("state", {}).get("request_id")},
+    )
+    headers = {"Retry-After": str(RETRY_AFTER_SECONDS)}
+    if _wants_json(request):
+        body = {"status_code": HTTP_503_SERVICE_UNAVAILABLE, "detail": UNAVAILABLE}
+        return Response(body, status_code=HTTP_503_SERVICE_UNAVAILABLE, media_type=MediaType.JSON, headers=headers)
+    return Template(
+        template_name="errors/unavailable.html",
+        context={
+            "message": "The shop is taking a short break. Please try again in a minute.",
+            "retry_url": _same_page(request),
+            "layout": "layouts/full.html",
+        },
+        status_code=HTTP_503_SERVICE_UNAVAILABLE,
+        headers=headers,
+    )
+
+
+def _same_page(request: Request) -> str:
+    """This page again (a GET's query included), always on this site."""
+    path = "/" + request.url.path.lstrip("/")
+    return f"{path}?{request.url.query}" if request.method == "GET" and request.url.query else path
+
+
 def handle_exception(request: Request, exc: Exception) -> Response[Any]:
+    service = unreachable_service(exc)
+    if service:
+        return _unavailable(request, service, exc)
     status = exc.status_code if isinstance(exc, HTTPException) else HTTP_500_INTERNAL_SERVER_ERROR
     if status == 401 and not _wants_json(request):
         return _to_sign_in(request)

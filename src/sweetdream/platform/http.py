@@ -23,6 +23,9 @@ SECURITY_HEADERS: list[tuple[bytes, bytes]] = [
     (b"x-frame-options", b"DENY"),
     (b"permissions-policy", b"camera=(), microphone=(), geolocation=()"),
 ]
+# Production is served over HTTPS only (the ALB redirects port 80): browsers are told to never try
+# plain HTTP for a year, on subdomains too. Not in development, where http://127.0.0.1 is the shop.
+HSTS = (b"strict-transport-security", b"max-age=31536000; includeSubDomains")
 # A request id offered by a proxy is kept only if it looks like one (no header injection, bounded).
 _SAFE_ID = re.compile(rb"^[A-Za-z0-9._-]{8,64}$")
 
@@ -34,7 +37,9 @@ def request_id_from(scope: Scope) -> bytes:
     return uuid.uuid4().hex.encode()
 
 
-def http_middleware(app: ASGIApp) -> ASGIApp:
+def http_middleware(app: ASGIApp, hsts: bool = False) -> ASGIApp:
+    security_headers = [*SECURITY_HEADERS, HSTS] if hsts else SECURITY_HEADERS
+
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await app(scope, receive, send)
@@ -51,7 +56,7 @@ def http_middleware(app: ASGIApp) -> ASGIApp:
                 status = message["status"]
                 headers = list(message.get("headers", []))
                 headers.append((b"x-request-id", request_id))
-                headers.extend(SECURITY_HEADERS)
+                headers.extend(security_headers)
                 message["headers"] = headers
             await send(message)
 

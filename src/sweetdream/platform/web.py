@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any
 
 from litestar import Request
@@ -34,13 +35,30 @@ def flash(request: Request, text: str, kind: str = "success") -> None:
 
 
 def client_ip(request: Request) -> str:
-    """The shopper's address: the load balancer's X-Forwarded-For only when we are told to trust it."""
-    if request.app.state.settings.trust_proxy:
-        forwarded = request.headers.get("x-forwarded-for", "")
-        if forwarded:
-            return forwarded.split(",")[-1].strip()[:64]
-    client = request.client
-    return client.host if client else "unknown"
+    """The shopper's address, for rate limits: see `client_address`."""
+    peer = request.client.host if request.client else None
+    forwarded = request.headers.getall("x-forwarded-for", [])
+    return client_address(forwarded, peer, request.app.state.settings.trust_proxy_hops)
+
+
+def client_address(forwarded_for: list[str], peer: str | None, trusted_hops: int) -> str:
+    """The address the outermost of our `trusted_hops` proxies saw the request come from.
+
+    Each proxy appends the address it saw to X-Forwarded-For, after whatever the client sent, so
+    the entry `trusted_hops` places from the right was written by our outermost proxy; anything
+    left of it is the client's own claim and never believed. With no trusted proxy, too few
+    entries (the request did not come through them) or no address there, it is the peer.
+    """
+    fallback = peer or "unknown"
+    if trusted_hops <= 0:
+        return fallback
+    entries = [entry.strip() for line in forwarded_for for entry in line.split(",")]
+    if len(entries) < trusted_hops:
+        return fallback
+    try:
+        return str(ipaddress.ip_address(entries[-trusted_hops]))
+    except ValueError:
+        return fallback
 
 
 async def form_data(request: Request) -> dict[str, str]:

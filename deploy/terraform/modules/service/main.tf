@@ -35,6 +35,9 @@ locals {
       MEMORY        = tostring(var.web_memory)
       TASK_ROLE_ARN = aws_iam_role.task["web"].arn
       LOG_GROUP     = aws_cloudwatch_log_group.app["web"].name
+      # One proxy, the ALB, stands between shoppers and the web tasks (only it may reach port
+      # 8000: see web_from_alb). Rate limits count the address it saw, never a client's claim.
+      TRUST_PROXY_HOPS = "1"
     }
     worker = {
       CPU           = tostring(var.worker_cpu)
@@ -181,6 +184,9 @@ resource "aws_lb" "web" {
   security_groups            = [aws_security_group.alb.id]
   subnets                    = var.public_subnet_ids
   drop_invalid_header_fields = true
+  # The ALB appends the address it saw to X-Forwarded-For (after anything the client sent): the
+  # web tasks believe that last entry only (TRUST_PROXY_HOPS = 1 in the web task definition).
+  xff_header_processing_mode = "append"
   enable_deletion_protection = var.alb_deletion_protection
   tags                       = var.tags
 }
