@@ -4,11 +4,15 @@ import asyncio
 import json
 import re
 import secrets
+from collections.abc import Coroutine
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
 from html import unescape
+from typing import Any
 
 import pytest
 from litestar.testing import AsyncTestClient
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 
 from sweetdream.app import create_app
 from sweetdream.cart.services import CartService, DbCartStore
@@ -70,6 +74,34 @@ def unguarded_stock_update(self, line):
     )
 
 
+async def at_once(requests: list[Coroutine[Any, Any, Any]]) -> list[Any]:
+    """Send each request from a thread (and event loop) of its own. The test client blocks the
+    event loop that calls it for the whole request, so a plain asyncio.gather would send them
+    one after another and no two checkouts would ever overlap."""
+    loop = asyncio.get_running_loop()
+    with ThreadPoolExecutor(max_workers=len(requests)) as pool:
+        return list(await asyncio.gather(*(loop.run_in_executor(pool, asyncio.run, r) for r in requests)))
+
+
+@asynccontextmanager
+async def stock_update_in_progress(db, variant):
+    """Hold the size's row as another stock update would, until the block ends. Checkouts read
+    their carts (5 left) meanwhile and queue at the stock update: the race is then really run
+    there, not settled earlier by a cart that already reads "sold out"."""
+    await db.execute(select(Variant.id).where(Variant.id == variant.id).with_for_update(key_share=True))
+    try:
+        yield
+    finally:
+        await db.commit()
+
+
+async def until_waiting_for_a_lock(db, count: int) -> None:
+    deadline = asyncio.get_running_loop().time() + 30
+    while await db.scalar(text("SELECT count(*) FROM pg_locks WHERE NOT granted")) < count:
+        assert asyncio.get_running_loop().time() < deadline, f"{count} checkouts never queued at the stock update"
+        await asyncio.sleep(0.05)
+
+
 @pytest.mark.parametrize("defence", ["conditional update", "check constraint alone"])
 async def test_twenty_concurrent_checkouts_for_the_last_five_units_make_exactly_five_orders(
     app, settings, db, monkeypatch, defence
@@ -88,7 +120,11 @@ async def test_twenty_concurrent_checkouts_for_the_last_five_units_make_exactly_
         clients.append(await signed_in(client, settings, user))
     try:
         reviews = [await review(c) for c in clients]
-        responses = await asyncio.gather(*(checkout(c, seen) for c, seen in zip(clients, reviews, strict=True)))
+        async with stock_update_in_progress(db, variant):
+            shoppers = [checkout(c, seen) for c, seen in zip(clients, reviews, strict=True)]
+            placing = asyncio.ensure_future(at_once(shoppers))
+            await until_waiting_for_a_lock(db, len(clients))
+        responses = await placing
     finally:
         for c in clients:
             await c.__aexit__(None, None, None)
@@ -109,7 +145,7 @@ async def test_the_same_form_submitted_concurrently_makes_one_order(client, sett
     await signed_in(client, settings, user)
     key = secrets.token_urlsafe(24)
     seen = await review(client)
-    responses = await asyncio.gather(*(checkout(client, seen, key=key) for _ in range(5)))
+    responses = await at_once([checkout(client, seen, key=key) for _ in range(5)])
     locations = {r.headers.get("location") for r in responses}
     assert [r.status_code for r in responses] == [303] * 5
     assert len(locations) == 1 and NUMBER.search(locations.pop())

@@ -15,7 +15,7 @@ from typing import Any
 from uuid import UUID, uuid4
 
 from redis.asyncio import Redis
-from sqlalchemy import Select, func, select, text, update
+from sqlalchemy import Select, Update, func, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
@@ -211,14 +211,7 @@ class OrderService:
         return order
 
     async def _take_stock(self, line: CartLine) -> None:
-        taken = (
-            await self.db.execute(
-                update(Variant)
-                .where(Variant.id == line.variant_id, Variant.stock >= line.quantity)
-                .values(stock=Variant.stock - line.quantity)
-                .returning(Variant.stock, Variant.low_stock_threshold, Variant.sku)
-            )
-        ).first()
+        taken = (await self.db.execute(self._stock_update(line))).first()
         if taken is None:
             left = await self.db.scalar(select(Variant.stock).where(Variant.id == line.variant_id)) or 0
             what = f"{line.product_name} ({line.size_label})"
@@ -274,6 +267,15 @@ class OrderService:
 
     async def _by_key(self, key: str, user_id: UUID) -> Order | None:
         return await self.db.scalar(select(Order).where(Order.idempotency_key == key, Order.user_id == user_id))
+
+    def _stock_update(self, line: CartLine) -> Update:
+        """Take the line's quantity only if that much is left (the CHECK constraint is the second guard)."""
+        return (
+            update(Variant)
+            .where(Variant.id == line.variant_id, Variant.stock >= line.quantity)
+            .values(stock=Variant.stock - line.quantity)
+            .returning(Variant.stock, Variant.low_stock_threshold, Variant.sku)
+        )
 
     # --- reading -------------------------------------------------------------------------------
 
