@@ -193,7 +193,8 @@ async def cycle(client: httpx.AsyncClient, shopper: Shopper, variant_id: str, pr
 
     page = await client.get("/checkout", headers=shopper.headers())
     shopper.keep_cookies(page)
-    form = {name: _field(page.text, name) for name in ("idempotency_key", "name", "phone", "address")}
+    fields = ("idempotency_key", "reviewed", "reviewed_lines", "name", "phone", "address")
+    form = {name: _field(page.text, name) for name in fields}
     if page.status_code != 200 or None in form.values():
         tally.status(page, "checkout page")
         shopper.broken = True  # its cart is in an unknown state: leave it out of later cycles

@@ -57,6 +57,10 @@ async def test_all_orders_are_counted_and_the_pager_reaches_every_one(client, se
     assert listed(second.text)[0] == numbers[0]  # the 26th from the top, first on page 2
     assert f"<p>{total} orders</p>" in second.text
 
+    beyond = await client.get("/admin/orders?page=999")
+    assert beyond.status_code == 200 and "No orders on this page." in beyond.text
+    assert f'<a rel="prev" href="/admin/orders?status=&amp;page={pages}">' in beyond.text
+
 
 async def test_a_status_filter_counts_only_that_status(client, settings, db):
     numbers = await place_orders(db, 3)
