@@ -3,10 +3,11 @@
 import re
 import secrets
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from sweetdream.accounts.models import Role
 from sweetdream.cart.services import CartService, DbCartStore
+from sweetdream.catalog.models import Product
 from sweetdream.orders.models import Order, OrderStatus, PaymentMethod
 from sweetdream.orders.services import OrderService, Shipping
 from tests.integration.factories import make_product, make_user, put_in_cart, signed_in
@@ -16,7 +17,7 @@ PAGE_SIZE = 25  # the list's page size, as the admin sees it
 
 async def place_orders(db, count: int) -> list[str]:
     """`count` orders by one shopper, oldest first, placed through the checkout service."""
-    _, (variant,) = await make_product(db, stock=count)
+    product, (variant,) = await make_product(db, stock=count)
     user = await make_user(db)
     numbers = []
     for _ in range(count):
@@ -30,6 +31,9 @@ async def place_orders(db, count: int) -> list[str]:
             500_000,
         )
         numbers.append(order.number)
+    # Off the shelf again: the catalogue tests count the shop's active products.
+    await db.execute(update(Product).where(Product.id == product.id).values(is_active=False))
+    await db.commit()
     return numbers
 
 
