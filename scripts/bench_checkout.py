@@ -7,8 +7,8 @@ has their own cookies (session and CSRF; the server marks them Secure in product
 kept by hand) and signs in through the sign-in form before any timing starts, each from their own
 X-Forwarded-For address as behind the load balancer (the bench server trusts the proxy). A cycle
 is what a browser with JavaScript does: POST the product page's add-to-cart form (HTMX), GET
-/checkout (a fresh idempotency key, the prefilled address), POST it. A refused checkout (sold
-out) removes the line from the cart, as a shopper would.
+/checkout (a fresh idempotency key, the review digest, the prefilled address), POST it. A refused
+checkout (sold out) removes the line from the cart, as a shopper would.
 
 Runs, each at 16 and 64 concurrent shoppers:
   uncontested: every shopper buys their own size, with plenty of stock (no shared row).
@@ -193,7 +193,8 @@ async def cycle(client: httpx.AsyncClient, shopper: Shopper, variant_id: str, pr
 
     page = await client.get("/checkout", headers=shopper.headers())
     shopper.keep_cookies(page)
-    form = {name: _field(page.text, name) for name in ("idempotency_key", "name", "phone", "address")}
+    fields = ("idempotency_key", "reviewed", "reviewed_lines", "name", "phone", "address")
+    form = {name: _field(page.text, name) for name in fields}
     if page.status_code != 200 or None in form.values():
         tally.status(page, "checkout page")
         shopper.broken = True  # its cart is in an unknown state: leave it out of later cycles

@@ -1,4 +1,5 @@
-"""A visitor's whole purchase: add two sizes, change the cart, register at checkout, order, cancel.
+"""A visitor's whole purchase: add two sizes, change the cart, register at checkout, order, cancel;
+and on a phone, a price raised between review and submit is shown before anything is placed.
 
 Prices and stock come from the seeded demo catalogue (sweetdream.catalog.demo), never from the
 page itself. Cancelling must hand the reserved stock back, which the product page shows.
@@ -6,13 +7,25 @@ page itself. Cancelling must hand the reserved stock back, which the product pag
 
 from __future__ import annotations
 
+import asyncio
+import os
 import re
 import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
-from playwright.sync_api import Page, expect
+import pytest
+from playwright.sync_api import BrowserContext, Locator, Page, expect
+from redis.asyncio import Redis
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.pool import NullPool
 
+from sweetdream.catalog.cache import invalidate_catalog
 from sweetdream.catalog.demo import PRODUCTS, DemoProduct, DemoVariant
+from sweetdream.catalog.models import Product, Variant
 from sweetdream.catalog.money import format_vnd
+from tests.e2e.browser import BrowserProblems
 
 PASSWORD = "correct horse battery"
 PHONE = "0901234567"
@@ -113,3 +126,108 @@ def test_visitor_orders_two_sizes_registers_at_checkout_then_cancels_and_stock_r
 
     page.goto(f"/products/{product.slug}")
     expect(page.locator(f'.size[data-size="{size_a.label}"] .stock')).to_have_text(stock_a_before)
+
+
+# --- a price change between review and submit, on a phone ------------------------------------------
+
+PHONE_VIEWPORT = {"width": 375, "height": 740}
+SHIPPING_FEE = 30_000  # the shop's default delivery fee; both totals below stay under free delivery
+RAISE = 15_000
+PRICES_CHANGED = "Prices changed since you reviewed your order: please check and place it again."
+
+
+def roomy_size_under(limit: int) -> tuple[DemoProduct, DemoVariant]:
+    """A size well above its low-stock threshold, cheaper than `limit`, and not the roomiest size
+    of all (the live-order journeys buy that one): one order of it changes no stock label."""
+    sizes = sorted(
+        ((p, v) for p in PRODUCTS if not p.max_per_customer for v in p.variants),
+        key=lambda pv: pv[1].stock - pv[1].low_stock_threshold,
+        reverse=True,
+    )
+    return next((p, v) for p, v in sizes[1:] if price_of(p, v) + RAISE < limit and v.stock - v.low_stock_threshold > 3)
+
+
+def set_price_override(product: DemoProduct, variant: DemoVariant, price: int | None) -> None:
+    """The shop changes a size's price (as staff would), and cached catalogue pages follow."""
+
+    async def change() -> None:
+        engine = create_async_engine(os.environ["DATABASE_URL"], poolclass=NullPool)
+        redis = Redis.from_url(os.environ["REDIS_URL"])
+        try:
+            async with engine.begin() as conn:
+                product_id = select(Product.id).where(Product.slug == product.slug).scalar_subquery()
+                changed = await conn.execute(
+                    update(Variant)
+                    .where(Variant.product_id == product_id, Variant.label == variant.label)
+                    .values(price_override=price)
+                )
+                assert changed.rowcount == 1
+            await invalidate_catalog(redis)
+        finally:
+            await redis.aclose()
+            await engine.dispose()
+
+    # The sync Playwright API keeps an event loop running on this thread: run ours on another.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(asyncio.run, change()).result(timeout=60)
+
+
+def above(upper: Locator, lower: Locator) -> bool:
+    top, bottom = upper.bounding_box(), lower.bounding_box()
+    assert top is not None and bottom is not None
+    return top["y"] + top["height"] <= bottom["y"]
+
+
+@pytest.mark.allow_console_errors(r"status of 409 .*\(at .*/checkout/?\)")  # the page that shows the change
+def test_on_a_phone_a_price_raised_after_review_is_shown_and_placed_only_when_confirmed(
+    new_context: Callable[..., BrowserContext], console_errors: BrowserProblems
+) -> None:
+    product, size = roomy_size_under(500_000 - SHIPPING_FEE)
+    old_price = price_of(product, size)
+    new_price = old_price + RAISE
+    context = console_errors.watch_context(new_context(viewport=PHONE_VIEWPORT, has_touch=True, is_mobile=True))
+    page = context.new_page()
+
+    page.goto("/account/register")
+    page.get_by_label("Email").fill(f"review-{uuid.uuid4().hex[:12]}@example.com")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_label("Full name").fill("Lê Thu Hà")
+    page.get_by_label("Phone").fill(PHONE)
+    page.get_by_label("Delivery address").fill(ADDRESS)
+    page.get_by_role("button", name="Create account").click()
+    expect(page).not_to_have_url(re.compile(r"/account/register"))
+
+    page.goto(f"/products/{product.slug}")
+    add_to_cart(page, product, size, 1)
+    page.goto("/checkout")
+    line = page.locator(".summary-lines li").filter(has_text=f"1 × {product.name} ({size.label})")
+    place = page.locator("#place-order")
+    expect(line).to_contain_text(format_vnd(old_price))
+    expect(place).to_have_text(f"Place order · {format_vnd(old_price + SHIPPING_FEE)}")
+    # One column on a phone: the shopper passes what they buy before the button that buys it.
+    assert above(page.locator("#summary-heading"), place) and above(page.locator("#total"), place)
+
+    try:
+        set_price_override(product, size, new_price)  # raised while the shopper reads the page
+        place.tap()
+        expect(page).to_have_url(re.compile(r"/checkout/?$"))
+        expect(page.locator("#checkout-error")).to_have_text(PRICES_CHANGED)
+        changed = page.locator(".summary-lines li.changed")
+        expect(changed).to_have_count(1)
+        expect(changed.locator("del")).to_have_text(format_vnd(old_price))
+        expect(changed.locator("ins")).to_have_text(format_vnd(new_price))
+        expect(page.locator("#total del")).to_have_text(format_vnd(old_price + SHIPPING_FEE))
+        expect(page.locator("#total ins")).to_have_text(format_vnd(new_price + SHIPPING_FEE))
+        expect(place).to_have_text(f"Place order · {format_vnd(new_price + SHIPPING_FEE)}")
+        assert above(changed, place)
+        expect(page.get_by_label("Delivery address")).to_have_value(ADDRESS)  # nothing to type again
+        history = context.new_page()  # another tab: nothing was placed
+        history.goto("/account/orders")
+        expect(history.locator(".empty")).to_contain_text("You haven't ordered anything yet.")
+        history.close()
+
+        place.tap()  # confirmed at the new price
+        expect(page).to_have_url(re.compile(r"/orders/SD-\d{6}$"))
+        expect(page.locator("#order-total")).to_have_text(format_vnd(new_price + SHIPPING_FEE))
+    finally:
+        set_price_override(product, size, size.price_override)

@@ -1,16 +1,22 @@
 """Cart, checkout and orders: the rules that make the shop trustworthy, under real concurrency."""
 
 import asyncio
+import json
 import re
 import secrets
+from collections.abc import Coroutine
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
 from html import unescape
+from typing import Any
 
 import pytest
 from litestar.testing import AsyncTestClient
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text, update
 
 from sweetdream.app import create_app
 from sweetdream.cart.services import CartService, DbCartStore
+from sweetdream.catalog.models import Product, Variant
 from sweetdream.orders.models import Order, OrderEvent, OrderLine, OrderStatus, OutboxEvent, PaymentMethod
 from sweetdream.orders.services import ALLOWED, IllegalTransition, OrderService, Shipping
 from tests.integration.factories import make_product, make_user, put_in_cart, signed_in, stock_of
@@ -31,8 +37,26 @@ def checkout_form(key: str | None = None, **overrides: str) -> dict[str, str]:
     }
 
 
-async def checkout(client, **form):
-    return await post_form(client, "/checkout/", checkout_form(**form))
+HIDDEN = re.compile(r'<input type="hidden" name="([a-z_]+)" value="([^"]*)"')
+
+
+def hidden_fields(html: str) -> dict[str, str]:
+    """The checkout form's hidden fields as the browser would send them back."""
+    return {name: unescape(value) for name, value in HIDDEN.findall(html)}
+
+
+async def review(client) -> dict[str, str]:
+    """Open the checkout page: what the shopper reviewed, as its form carries it."""
+    page = await client.get("/checkout/")
+    assert page.status_code == 200, page.status_code
+    fields = hidden_fields(page.text)
+    return {name: fields[name] for name in ("reviewed", "reviewed_lines") if name in fields}
+
+
+async def checkout(client, seen: dict[str, str] | None = None, **form):
+    """Review the order on the checkout page (or use `seen`, a review made earlier), then place it."""
+    seen = await review(client) if seen is None else seen
+    return await post_form(client, "/checkout/", checkout_form(**{**seen, **form}))
 
 
 async def orders_of(db, user):
@@ -40,7 +64,50 @@ async def orders_of(db, user):
     return list(await db.scalars(fresh))
 
 
-async def test_twenty_concurrent_checkouts_for_the_last_five_units_make_exactly_five_orders(app, settings, db):
+def unguarded_stock_update(self, line):
+    """The stock update without its `stock >= n` guard: only the CHECK constraint is left to refuse."""
+    return (
+        update(Variant)
+        .where(Variant.id == line.variant_id)
+        .values(stock=Variant.stock - line.quantity)
+        .returning(Variant.stock, Variant.low_stock_threshold, Variant.sku)
+    )
+
+
+async def at_once(requests: list[Coroutine[Any, Any, Any]]) -> list[Any]:
+    """Send each request from a thread (and event loop) of its own. The test client blocks the
+    event loop that calls it for the whole request, so a plain asyncio.gather would send them
+    one after another and no two checkouts would ever overlap."""
+    loop = asyncio.get_running_loop()
+    with ThreadPoolExecutor(max_workers=len(requests)) as pool:
+        return list(await asyncio.gather(*(loop.run_in_executor(pool, asyncio.run, r) for r in requests)))
+
+
+@asynccontextmanager
+async def stock_update_in_progress(db, variant):
+    """Hold the size's row as another stock update would, until the block ends. Checkouts read
+    their carts (5 left) meanwhile and queue at the stock update: the race is then really run
+    there, not settled earlier by a cart that already reads "sold out"."""
+    await db.execute(select(Variant.id).where(Variant.id == variant.id).with_for_update(key_share=True))
+    try:
+        yield
+    finally:
+        await db.commit()
+
+
+async def until_waiting_for_a_lock(db, count: int) -> None:
+    deadline = asyncio.get_running_loop().time() + 30
+    while await db.scalar(text("SELECT count(*) FROM pg_locks WHERE NOT granted")) < count:
+        assert asyncio.get_running_loop().time() < deadline, f"{count} checkouts never queued at the stock update"
+        await asyncio.sleep(0.05)
+
+
+@pytest.mark.parametrize("defence", ["conditional update", "check constraint alone"])
+async def test_twenty_concurrent_checkouts_for_the_last_five_units_make_exactly_five_orders(
+    app, settings, db, monkeypatch, defence
+):
+    if defence == "check constraint alone":  # the second line of defence must answer as cleanly as the first
+        monkeypatch.setattr(OrderService, "_stock_update", unguarded_stock_update)
     _, (variant,) = await make_product(db, stock=5)
     clients = []
     for _ in range(20):
@@ -52,14 +119,20 @@ async def test_twenty_concurrent_checkouts_for_the_last_five_units_make_exactly_
         client.follow_redirects = False
         clients.append(await signed_in(client, settings, user))
     try:
-        responses = await asyncio.gather(*(checkout(c) for c in clients))
+        reviews = [await review(c) for c in clients]
+        async with stock_update_in_progress(db, variant):
+            shoppers = [checkout(c, seen) for c, seen in zip(clients, reviews, strict=True)]
+            placing = asyncio.ensure_future(at_once(shoppers))
+            await until_waiting_for_a_lock(db, len(clients))
+        responses = await placing
     finally:
         for c in clients:
             await c.__aexit__(None, None, None)
     statuses = sorted(r.status_code for r in responses)
     assert statuses.count(303) == 5, statuses
-    assert statuses.count(409) == 15, statuses
-    assert all("sold out" in unescape(r.text) for r in responses if r.status_code == 409)
+    assert statuses.count(409) == 15, statuses  # every loser: a clean answer, no 5xx
+    losers = [unescape(r.text) for r in responses if r.status_code == 409]
+    assert all("(S): sold out while you were checking out." in text for text in losers)
     assert await stock_of(db, variant) == 0
     sold = await db.scalar(select(func.sum(OrderLine.quantity)).where(OrderLine.variant_id == variant.id))
     assert sold == 5
@@ -71,7 +144,8 @@ async def test_the_same_form_submitted_concurrently_makes_one_order(client, sett
     await put_in_cart(db, user, variant, 2)
     await signed_in(client, settings, user)
     key = secrets.token_urlsafe(24)
-    responses = await asyncio.gather(*(checkout(client, key=key) for _ in range(5)))
+    seen = await review(client)
+    responses = await at_once([checkout(client, seen, key=key) for _ in range(5)])
     locations = {r.headers.get("location") for r in responses}
     assert [r.status_code for r in responses] == [303] * 5
     assert len(locations) == 1 and NUMBER.search(locations.pop())
@@ -111,7 +185,13 @@ async def test_prices_and_totals_are_computed_on_the_server(client, settings, db
     user = await make_user(db)
     await put_in_cart(db, user, variant, 2, price_seen=1)
     await signed_in(client, settings, user)
-    r = await checkout(client, price="1", unit_price="1", total="1", subtotal="1", shipping_fee="0")
+    seen = await review(client)
+    # What the form says was reviewed only ever shows a difference: it never prices the order.
+    claimed = json.loads(seen["reviewed_lines"])
+    claimed["lines"][0]["price"] = 1
+    claimed["shipping_fee"], claimed["total"] = 0, 2
+    seen["reviewed_lines"] = json.dumps(claimed)
+    r = await checkout(client, seen, price="1", unit_price="1", total="1", subtotal="1", shipping_fee="0")
     assert r.status_code == 303
     (order,) = await orders_of(db, user)
     assert (order.subtotal, order.shipping_fee, order.total) == (300_000, 30_000, 330_000)
@@ -376,3 +456,162 @@ async def test_csrf_is_required_for_checkout(client, settings, db):
     r = await client.post("/checkout/", data=checkout_form())
     assert r.status_code == 403
     assert await orders_of(db, user) == []
+
+
+# --- what the shopper reviewed is what they buy ---------------------------------------------------
+
+PRICES_CHANGED = "Prices changed since you reviewed your order: please check and place it again."
+ORDER_CHANGED = "Your order changed since you reviewed it: please check and place it again."
+
+
+async def set_price(db, product, price):
+    await db.execute(update(Product).where(Product.id == product.id).values(price=price))
+    await db.commit()
+
+
+def summary_line(html: str, variant) -> str:
+    match = re.search(rf'<li id="line-{variant.id}"[^>]*>(.*?)</li>', html, re.S)
+    assert match is not None, f"no summary line for {variant.id}"
+    return match.group(0)
+
+
+async def test_a_price_raised_after_review_places_nothing_until_the_shopper_confirms_it(client, settings, db):
+    product, (variant,) = await make_product(db, stock=5, price=60_000)
+    user = await make_user(db)
+    await put_in_cart(db, user, variant, 1, price_seen=60_000)
+    await signed_in(client, settings, user)
+    seen = await review(client)
+    await set_price(db, product, 75_000)  # raised while the shopper reads the checkout page
+
+    key = secrets.token_urlsafe(24)
+    r = await checkout(client, seen, key=key)
+    assert r.status_code == 409
+    page = unescape(r.text)
+    assert PRICES_CHANGED in page
+    line = summary_line(page, variant)
+    assert 'class="changed"' in line
+    assert "<del>60.000 đ</del>" in line and "<ins>75.000 đ</ins>" in line
+    assert re.search(r'id="total"><del>90\.000 đ</del> <ins>105\.000 đ</ins>', page)
+    assert "Place order · 105.000 đ" in page
+    assert await orders_of(db, user) == [] and await stock_of(db, variant) == 5
+
+    # The page carries the new review and a fresh key: placing it again buys at the new price.
+    again = hidden_fields(r.text)
+    assert again["idempotency_key"] != key and again["reviewed"] != seen["reviewed"]
+    r = await post_form(client, "/checkout/", checkout_form(**again))
+    assert r.status_code == 303
+    (order,) = await orders_of(db, user)
+    assert (order.subtotal, order.shipping_fee, order.total) == (75_000, 30_000, 105_000)
+    assert await stock_of(db, variant) == 4
+
+
+async def test_a_price_lowered_after_review_is_also_shown_before_placing(client, settings, db):
+    product, (variant,) = await make_product(db, stock=5, price=260_000)
+    user = await make_user(db)
+    await put_in_cart(db, user, variant, 2, price_seen=260_000)
+    await signed_in(client, settings, user)
+    seen = await review(client)
+    await set_price(db, product, 240_000)  # 480.000 đ: now under the free-delivery threshold
+    r = await checkout(client, seen)
+    assert r.status_code == 409
+    page = unescape(r.text)
+    assert PRICES_CHANGED in page
+    assert "<del>260.000 đ</del>" in summary_line(page, variant)
+    assert re.search(r'id="shipping"><del>Free</del> <ins>30\.000 đ</ins>', page)
+    assert await orders_of(db, user) == []
+
+
+async def test_lines_changed_in_another_tab_after_review_are_marked_and_nothing_is_placed(client, settings, db):
+    product, (kept, dropped, added) = await make_product(db, stock=[5, 5, 5])
+    user = await make_user(db)
+    await put_in_cart(db, user, kept, 1)
+    await put_in_cart(db, user, dropped, 1)
+    await signed_in(client, settings, user)
+    seen = await review(client)
+    # Another tab: one more of the first size, the second removed, a third size added.
+    assert (await post_form(client, f"/cart/items/{kept.id}", {"quantity": "2"})).status_code in (200, 303)
+    assert (await post_form(client, f"/cart/items/{dropped.id}", {"quantity": "0"})).status_code in (200, 303)
+    await put_in_cart(db, user, added, 1)
+
+    r = await checkout(client, seen)
+    assert r.status_code == 409
+    page = unescape(r.text)
+    assert ORDER_CHANGED in page
+    assert "was 1" in summary_line(page, kept)
+    assert "New since you reviewed" in summary_line(page, added)
+    removed = re.search(r'<li class="removed"[^>]*>(.*?)</li>', page, re.S)
+    assert removed is not None and f"{product.name} (M)" in removed.group(1) and "Removed" in removed.group(1)
+    assert await orders_of(db, user) == []
+    assert [await stock_of(db, v) for v in (kept, dropped, added)] == [5, 5, 5]
+
+
+@pytest.mark.parametrize(
+    "sent",
+    [
+        {},
+        {"reviewed": ""},
+        {"reviewed": "not a digest"},
+        {"reviewed": "0" * 31},
+        {"reviewed": "<script>alert(1)</script>"},
+        {"reviewed": "A" * 5000},
+    ],
+)
+async def test_a_missing_or_garbled_review_is_refused_and_places_nothing(client, settings, db, sent):
+    _, (variant,) = await make_product(db, stock=3)
+    user = await make_user(db)
+    await put_in_cart(db, user, variant, 1)
+    await signed_in(client, settings, user)
+    r = await post_form(client, "/checkout/", checkout_form(**sent))
+    assert r.status_code == 400
+    assert "We could not tell which prices you reviewed" in unescape(r.text)
+    assert "<script>alert" not in r.text
+    assert "reviewed" in hidden_fields(r.text)  # a fresh review to place it from
+    assert await orders_of(db, user) == [] and await stock_of(db, variant) == 3
+
+
+async def test_garbled_reviewed_lines_only_lose_the_detail_of_a_change(client, settings, db):
+    product, (variant,) = await make_product(db, stock=3, price=60_000)
+    user = await make_user(db)
+    await put_in_cart(db, user, variant, 1, price_seen=60_000)
+    await signed_in(client, settings, user)
+    seen = {**await review(client), "reviewed_lines": "{not json"}
+    assert (await checkout(client, seen)).status_code == 303  # the digest matches: placed
+    await put_in_cart(db, user, variant, 1, price_seen=60_000)
+    seen = {**await review(client), "reviewed_lines": '{"lines": [{"variant": 7}]}'}
+    await set_price(db, product, 70_000)
+    r = await checkout(client, seen)
+    assert r.status_code == 409 and PRICES_CHANGED in unescape(r.text)
+    assert "<del>" not in summary_line(unescape(r.text), variant)  # nothing trustworthy to compare with
+    assert len(await orders_of(db, user)) == 1
+
+
+async def test_another_shoppers_idempotency_key_places_your_own_order(app, client, settings, db):
+    _, (variant,) = await make_product(db, stock=5)
+    first, second = await make_user(db), await make_user(db)
+    await put_in_cart(db, first, variant, 1)
+    await put_in_cart(db, second, variant, 2)
+    key = secrets.token_urlsafe(24)
+    await signed_in(client, settings, first)
+    mine = await checkout(client, key=key)
+    assert mine.status_code == 303
+    async with AsyncTestClient(app=create_app(settings), base_url="http://127.0.0.1") as other:
+        other.follow_redirects = False
+        await signed_in(other, settings, second)
+        theirs = await checkout(other, key=key)  # the same key, by chance or on purpose
+    assert theirs.status_code == 303
+    (first_order,) = await orders_of(db, first)
+    (second_order,) = await orders_of(db, second)
+    assert mine.headers["location"] == f"/orders/{first_order.number}"
+    assert theirs.headers["location"] == f"/orders/{second_order.number}"
+    assert (first_order.subtotal, second_order.subtotal) == (100_000, 200_000)
+    assert await stock_of(db, variant) == 2
+
+
+async def test_the_order_summary_comes_before_the_place_order_button(client, settings, db):
+    _, (variant,) = await make_product(db, stock=3)
+    user = await make_user(db)
+    await put_in_cart(db, user, variant, 1)
+    await signed_in(client, settings, user)
+    page = (await client.get("/checkout/")).text
+    # One column on a phone follows the document: what is bought, then the button that buys it.
+    assert page.index('id="summary-heading"') < page.index('id="total"') < page.index('id="place-order"')

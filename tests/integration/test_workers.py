@@ -27,8 +27,8 @@ from sweetdream.orders.models import Order, OrderEvent, OrderStatus, OutboxEvent
 from sweetdream.orders.services import OrderService, Shipping
 from sweetdream.platform.queue import redis_settings
 from tests.integration.factories import make_product, make_user, put_in_cart, signed_in, stock_of
-from tests.integration.helpers import cli, post_form
-from tests.integration.test_checkout import NUMBER, checkout_form
+from tests.integration.helpers import cli
+from tests.integration.test_checkout import NUMBER, checkout
 from tests.support import drain_queue
 from workers import jobs
 
@@ -67,7 +67,7 @@ async def place_by_http(client, settings, db, stock=5, quantity=1, **form):
     user = await make_user(db)
     await put_in_cart(db, user, variant, quantity)
     await signed_in(client, settings, user)
-    r = await post_form(client, "/checkout/", checkout_form(**form))
+    r = await checkout(client, **form)
     assert r.status_code == 303, r.text
     number = NUMBER.search(r.headers["location"]).group(1)
     order = await db.scalar(select(Order).where(Order.number == number))
@@ -290,12 +290,12 @@ async def test_card_fields_are_checked_and_never_echoed(client, settings, db):
     await put_in_cart(db, user, variant, 1)
     await signed_in(client, settings, user)
     bad = {"payment_method": "CARD", "card_number": "4242 4242 4242 4241", "card_expiry": "13/20", "card_cvc": "1"}
-    r = await post_form(client, "/checkout/", checkout_form(**bad))
+    r = await checkout(client, **bad)
     assert r.status_code == 400
     assert "16-digit number" in r.text and "MM/YY" in r.text and "3 digits" in r.text
     assert "4242 4242 4242 4241" not in r.text
     expired = {"payment_method": "CARD", "card_number": APPROVE_CARD, "card_expiry": "01/20", "card_cvc": "123"}
-    r = await post_form(client, "/checkout/", checkout_form(**expired))
+    r = await checkout(client, **expired)
     assert r.status_code == 400 and "expired" in r.text and APPROVE_CARD not in r.text
     assert await db.scalar(select(func.count()).where(Order.user_id == user.id)) == 0
     assert await stock_of(db, variant) == 3

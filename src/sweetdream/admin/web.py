@@ -50,14 +50,18 @@ class AdminController(Controller):
         page: FromQuery[str] = "1",
     ) -> Template:
         number = parse_page(page)
-        stmt = select(Order)
-        if status in OrderStatus.__members__:
-            stmt = stmt.where(Order.status == OrderStatus(status))
-        else:
+        if status not in OrderStatus.__members__:
             status = ""
-        total = await db_session.scalar(stmt.with_only_columns(func.count()).order_by(None)) or 0
+        filters = [Order.status == OrderStatus(status)] if status else []
+        # Counted from the orders table itself: a count derived from `select(Order)` by swapping its
+        # columns loses the FROM when there is no filter, and answered 1 for the whole shop.
+        total = await db_session.scalar(select(func.count()).select_from(Order).where(*filters)) or 0
         rows = await db_session.scalars(
-            stmt.order_by(Order.created_at.desc()).limit(PAGE_SIZE).offset((number - 1) * PAGE_SIZE)
+            select(Order)
+            .where(*filters)
+            .order_by(Order.created_at.desc(), Order.number.desc())  # a total order: pages never overlap
+            .limit(PAGE_SIZE)
+            .offset((number - 1) * PAGE_SIZE)
         )
         return render(
             request,

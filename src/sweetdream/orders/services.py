@@ -1,9 +1,11 @@
 """Order rules: placing an order in one transaction, and the one function that moves its status.
 
 No oversell: each line's stock is taken with a conditional UPDATE (`stock >= n`) inside the
-transaction that writes the order, in variant-id order (no deadlocks), all lines or none.
-Double submit: the form's idempotency key is unique; checkouts by one shopper are serialised by
-locking their user row, so a repeat finds the first order instead of making a second.
+transaction that writes the order, in variant-id order (no deadlocks), all lines or none; the
+`stock >= 0` CHECK constraint backs it up, and either refusal is the same "sold out" answer.
+Double submit: the form's idempotency key is unique per shopper; checkouts by one shopper are
+serialised by locking their user row, so a repeat finds the first order instead of making a second.
+No silent price change: the order is placed only if it is what the shopper reviewed (orders/review.py).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any
 from uuid import UUID, uuid4
 
 from redis.asyncio import Redis
-from sqlalchemy import Select, func, select, text, update
+from sqlalchemy import Select, Update, func, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
@@ -35,6 +37,7 @@ from sweetdream.orders.models import (
     PaymentMethod,
 )
 from sweetdream.orders.outbox import relay
+from sweetdream.orders.review import review_of
 
 log = logging.getLogger("sweetdream.orders")
 
@@ -54,6 +57,13 @@ class CheckoutError(ValueError):
         super().__init__(message)
         self.message = message
         self.field = field
+
+
+class ReviewChanged(CheckoutError):
+    """The order as it would be placed now is not the one the shopper reviewed: nothing was placed."""
+
+    def __init__(self) -> None:
+        super().__init__("Your order changed since you reviewed it.")
 
 
 class IllegalTransition(ValueError):
@@ -85,6 +95,27 @@ def totals_for(cart: CartView, flat_fee: int, free_from: int) -> Totals:
     return Totals(subtotal, 0 if subtotal >= free_from or subtotal == 0 else flat_fee)
 
 
+ORDER_KEY_CONSTRAINT = "uq_orders_user_idempotency_key"
+STOCK_CONSTRAINT = "ck_variants_stock_not_negative"
+
+
+class _ShortOfStock(Exception):
+    """A line's stock could not be taken; raised inside the savepoint, answered after its rollback."""
+
+    def __init__(self, line: CartLine) -> None:
+        super().__init__(line.variant_id)
+        self.line = line
+
+
+def _violated_constraint(exc: IntegrityError) -> str:
+    """The name of the constraint PostgreSQL refused the statement for ("" if it did not say)."""
+    for error in (exc.orig, getattr(exc.orig, "__cause__", None)):
+        name = getattr(error, "constraint_name", None)
+        if name:
+            return str(name)
+    return ""
+
+
 class OrderService:
     def __init__(self, db: AsyncSession, redis: Redis | None = None) -> None:
         self.db = db
@@ -114,10 +145,21 @@ class OrderService:
     # --- placing -------------------------------------------------------------------------------
 
     async def place(
-        self, user: User, cart: CartService, shipping: Shipping, idempotency_key: str, fee: int, free_from: int
+        self,
+        user: User,
+        cart: CartService,
+        shipping: Shipping,
+        idempotency_key: str,
+        fee: int,
+        free_from: int,
+        reviewed: str | None = None,
     ) -> tuple[Order, bool]:
         """Returns (order, created). Everything is computed here from the database; nothing the
-        browser sent about prices or totals is read. On any refusal nothing has changed."""
+        browser sent about prices or totals is read. On any refusal nothing has changed.
+
+        `reviewed` is the digest of the checkout page the shopper placed the order from: if the
+        order would now differ from it (a price, a line, the fee), ReviewChanged is raised and
+        nothing is placed. None is for callers that showed no page (scripts, tests)."""
         if not IDEMPOTENCY_KEY.match(idempotency_key):
             raise CheckoutError("This checkout form has expired. Please review your order and submit again.")
         # Serialise this shopper's checkouts: the idempotency check below then sees any earlier submit.
@@ -130,15 +172,23 @@ class OrderService:
         try:
             # A savepoint: a refused line undoes every stock update and row written here, and only those.
             async with self.db.begin_nested():
-                order = await self._write_order(user, view, shipping, idempotency_key, fee, free_from)
+                order = await self._write_order(user, view, shipping, idempotency_key, fee, free_from, reviewed)
                 await cart.store.clear()
         except CheckoutError:
             self._new_events.clear()
             await self.db.commit()
             raise
-        except IntegrityError:  # a concurrent submit of the same form won the unique key
+        except _ShortOfStock as short:  # the savepoint is rolled back: the session reads again
+            self._new_events.clear()
+            message = await self._short_of_stock_message(short.line)
+            await self.db.commit()
+            raise CheckoutError(message) from None
+        except IntegrityError as exc:
             self._new_events.clear()
             await self.db.commit()
+            if _violated_constraint(exc) != ORDER_KEY_CONSTRAINT:
+                raise
+            # A concurrent submit of the same form won the key: its order is this submit's answer.
             order_or_none = await self._by_key(idempotency_key, user.id)
             if order_or_none is None:
                 raise
@@ -148,15 +198,18 @@ class OrderService:
         return order, True
 
     async def _write_order(
-        self, user: User, view: CartView, shipping: Shipping, key: str, fee: int, free_from: int
+        self, user: User, view: CartView, shipping: Shipping, key: str, fee: int, free_from: int, reviewed: str | None
     ) -> Order:
         if not view.lines:
             raise CheckoutError("Your cart is empty.")
         blocked = next((line for line in view.lines if line.problems), None)
         if blocked is not None:
             raise CheckoutError(f"{blocked.product_name} ({blocked.size_label}): {blocked.problems[0]}")
-        await self._check_seat_limits(user.id, view.lines)
         totals = totals_for(view, fee, free_from)
+        # The lines and prices read here are the ones the order is written from.
+        if reviewed is not None and review_of(view, totals.shipping_fee, totals.total).digest != reviewed:
+            raise ReviewChanged()
+        await self._check_seat_limits(user.id, view.lines)
         number = await self.db.scalar(text("SELECT nextval('order_number_seq')"))
         order = Order(
             number=f"SD-{number:06d}",
@@ -211,20 +264,15 @@ class OrderService:
         return order
 
     async def _take_stock(self, line: CartLine) -> None:
-        taken = (
-            await self.db.execute(
-                update(Variant)
-                .where(Variant.id == line.variant_id, Variant.stock >= line.quantity)
-                .values(stock=Variant.stock - line.quantity)
-                .returning(Variant.stock, Variant.low_stock_threshold, Variant.sku)
-            )
-        ).first()
+        try:
+            taken = (await self.db.execute(self._stock_update(line))).first()
+        except IntegrityError as exc:
+            # The CHECK constraint caught what the update's own condition should have: the same answer.
+            if _violated_constraint(exc) != STOCK_CONSTRAINT:
+                raise
+            raise _ShortOfStock(line) from exc
         if taken is None:
-            left = await self.db.scalar(select(Variant.stock).where(Variant.id == line.variant_id)) or 0
-            what = f"{line.product_name} ({line.size_label})"
-            raise CheckoutError(
-                f"{what}: sold out while you were checking out." if left == 0 else f"{what}: only {left} left."
-            )
+            raise _ShortOfStock(line)
         # Only the update that takes stock across the threshold announces it: one alert per
         # crossing, however many orders follow (row updates on one size are serialised).
         if taken.stock <= taken.low_stock_threshold < taken.stock + line.quantity:
@@ -274,6 +322,20 @@ class OrderService:
 
     async def _by_key(self, key: str, user_id: UUID) -> Order | None:
         return await self.db.scalar(select(Order).where(Order.idempotency_key == key, Order.user_id == user_id))
+
+    def _stock_update(self, line: CartLine) -> Update:
+        """Take the line's quantity only if that much is left (the CHECK constraint is the second guard)."""
+        return (
+            update(Variant)
+            .where(Variant.id == line.variant_id, Variant.stock >= line.quantity)
+            .values(stock=Variant.stock - line.quantity)
+            .returning(Variant.stock, Variant.low_stock_threshold, Variant.sku)
+        )
+
+    async def _short_of_stock_message(self, line: CartLine) -> str:
+        left = await self.db.scalar(select(Variant.stock).where(Variant.id == line.variant_id)) or 0
+        what = f"{line.product_name} ({line.size_label})"
+        return f"{what}: sold out while you were checking out." if left == 0 else f"{what}: only {left} left."
 
     # --- reading -------------------------------------------------------------------------------
 

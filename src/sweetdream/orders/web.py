@@ -29,7 +29,15 @@ from sweetdream.catalog.filters import parse_page
 from sweetdream.fulfillment.payments import PaymentGateway, luhn_valid
 from sweetdream.orders import live
 from sweetdream.orders.models import Order, OrderStatus, PaymentMethod
-from sweetdream.orders.services import CheckoutError, IllegalTransition, OrderService, Shipping, totals_for
+from sweetdream.orders.review import DIGEST, UNREADABLE, Review, changes_between, parse_review, review_of
+from sweetdream.orders.services import (
+    CheckoutError,
+    IllegalTransition,
+    OrderService,
+    ReviewChanged,
+    Shipping,
+    totals_for,
+)
 from sweetdream.platform.ratelimit import Limit, hit
 from sweetdream.platform.web import flash, form_data, render, render_fragment
 
@@ -116,20 +124,28 @@ class CheckoutController(Controller):
         key: str,
         status_code: int = 200,
         error: str = "",
+        changed_since: Review | None = None,
+        changed: bool = False,
     ) -> Template:
+        """The checkout page, with the review its form carries. After a change since the shopper's
+        review (`changed`), each difference from what they saw (`changed_since`, if known) is marked."""
         settings = request.app.state.settings
         view = await cart_for(request, db).view()
         totals = totals_for(view, settings.shipping_fee, settings.free_shipping_threshold)
+        review = review_of(view, totals.shipping_fee, totals.total)
+        changes = changes_between(changed_since, review) if changed else None
         return render(
             request,
             "orders/checkout.html",
             status_code=status_code,
             cart=view,
             totals=totals,
+            review=review,
+            changes=changes,
             values=values,
             errors=errors,
             idempotency_key=key,
-            error=error,
+            error=changes.headline if changes else error,
             free_from=settings.free_shipping_threshold,
         )
 
@@ -160,8 +176,12 @@ class CheckoutController(Controller):
             card_number, card_errors = parse_card(data)
             errors.update(card_errors)
         values = {name: value for name, value in data.items() if name not in CARD_FIELDS}  # never echo a card
-        if errors:
-            return await self._page(request, orders.db, values, errors, key or secrets.token_urlsafe(24), 400)
+        reviewed = data.get("reviewed", "")
+        unreadable = "" if DIGEST.fullmatch(reviewed) else UNREADABLE
+        if errors or unreadable:
+            return await self._page(
+                request, orders.db, values, errors, key or secrets.token_urlsafe(24), 400, unreadable
+            )
         if card_number:
             gateway: PaymentGateway = request.app.state.payment_gateway
             shipping = replace(shipping, card=gateway.tokenize(card_number))
@@ -174,6 +194,14 @@ class CheckoutController(Controller):
                 key,
                 settings.shipping_fee,
                 settings.free_shipping_threshold,
+                reviewed,
+            )
+        except ReviewChanged:
+            # What the shopper saw, if the form's copy is the one the digest was made from.
+            seen = parse_review(data.get("reviewed_lines", ""))
+            seen = seen if seen is not None and seen.digest == reviewed else None
+            return await self._page(
+                request, orders.db, values, {}, secrets.token_urlsafe(24), 409, changed_since=seen, changed=True
             )
         except CheckoutError as exc:
             return await self._page(request, orders.db, values, {}, secrets.token_urlsafe(24), 409, exc.message)
