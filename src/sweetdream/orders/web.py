@@ -24,11 +24,11 @@ from sweetdream.accounts.forms import PHONE
 from sweetdream.accounts.models import User
 from sweetdream.accounts.web import requires_user
 from sweetdream.cart.web import cart_for
-from sweetdream.catalog.filters import parse_page
 from sweetdream.fulfillment.payments import PaymentGateway, luhn_valid
 from sweetdream.orders import live
 from sweetdream.orders.models import Order, OrderStatus, PaymentMethod
 from sweetdream.orders.services import CheckoutError, IllegalTransition, OrderService, Shipping, totals_for
+from sweetdream.platform.parsing import parse_page
 from sweetdream.platform.ratelimit import Limit, hit
 from sweetdream.platform.web import flash, form_data, render, render_fragment
 
