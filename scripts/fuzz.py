@@ -39,7 +39,8 @@ import sys
 import time
 import uuid
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -172,6 +173,9 @@ _METHOD = re.compile(r'\bmethod="(\w+)"', re.I)
 _NAME = re.compile(r'\bname="([A-Za-z_][\w-]*)"')
 _MACRO_FIELD = re.compile(r'\bfield\(\s*"([A-Za-z_]\w*)"')
 _TEMPLATE_EXPR = re.compile(r"\{\{.*?\}\}")
+_INCLUDE = re.compile(r"""\{%-?\s*include\s+["']([^"']+)["'].*?%\}""")
+# Query parameters the templates put in links: `href="/admin/orders?status=..."`, `view.url(page=2)`.
+_LINK_PARAM = re.compile(r"[?&]([a-z_]+)=|\burl\(([a-z_]+)=")
 _ROUTE_PARAM = re.compile(r"\{[^}]+\}")
 
 
@@ -181,12 +185,31 @@ def _route_key(path: str) -> str:
     return path.rstrip("/") or "/"
 
 
+def _with_includes(templates_dir: Path, text: str, depth: int = 3) -> str:
+    """A template's text with the templates it includes written in (a form's fields may be there)."""
+
+    def included(match: re.Match[str]) -> str:
+        path = templates_dir / match.group(1)
+        return _with_includes(templates_dir, path.read_text(), depth - 1) if path.is_file() else ""
+
+    return _INCLUDE.sub(included, text) if depth else text
+
+
+def link_parameters(templates_dir: Path) -> set[str]:
+    """Every query parameter name a template's links carry."""
+    found = set()
+    for template in templates_dir.rglob("*.html"):
+        for plain, built in _LINK_PARAM.findall(template.read_text()):
+            found.add(plain or built)
+    return found - {"v"}  # ?v= is the static files' cache buster
+
+
 def template_forms(templates_dir: Path) -> tuple[dict[str, set[str]], dict[str, set[str]]]:
     """The field names of every form in the templates, by action: (POST forms, GET forms)."""
     posts: dict[str, set[str]] = {}
     gets: dict[str, set[str]] = {}
     for template in templates_dir.rglob("*.html"):
-        for attributes, body in _FORM.findall(template.read_text()):
+        for attributes, body in _FORM.findall(_with_includes(templates_dir, template.read_text())):
             actions = _ACTION.findall(attributes)
             declared = _METHOD.search(attributes)
             method = declared.group(1) if declared else "get"
@@ -199,8 +222,10 @@ def template_forms(templates_dir: Path) -> tuple[dict[str, set[str]], dict[str, 
 
 
 def discover_targets(app: Any, templates_dir: Path) -> list[Target]:
-    """One target per (route, method), plus one method each route does not allow."""
+    """One target per (route, method), plus one method each route does not allow. A GET's query
+    parameters: the handler's own, its GET form's fields, and every name the templates' links use."""
     posts, gets = template_forms(templates_dir)
+    linked = link_parameters(templates_dir)
     targets: list[Target] = []
     for route in app.routes:
         handlers = getattr(route, "route_handlers", None)
@@ -213,7 +238,7 @@ def discover_targets(app: Any, templates_dir: Path) -> list[Target]:
             for method in sorted(handler.http_methods):
                 names = set(handler.parsed_fn_signature.parameters) - NOT_QUERY - set(params)
                 names -= set(handler.resolve_dependencies())
-                query = tuple(sorted(names | gets.get(key, set())))
+                query = tuple(sorted(names | gets.get(key, set()) | (linked if method == "GET" else set())))
                 fields = tuple(sorted(posts.get(key, set()))) if method not in SAFE_METHODS else ()
                 weight = 0.15 if method == "OPTIONS" else 0.3 if boring else 1.0
                 targets.append(Target(method, route.path, params, query, fields, weight))
@@ -259,6 +284,8 @@ class Failure:
 
 @dataclass
 class Report:
+    targets: int = 0
+    seed: int = 0
     requests: int = 0
     setup_requests: int = 0
     statuses: Counter[int] = field(default_factory=Counter)
@@ -272,8 +299,9 @@ class Report:
     def summary(self) -> str:
         histogram = ", ".join(f"{status}: {n}" for status, n in sorted(self.statuses.items()))
         lines = [
-            f"fuzz: {self.requests} requests ({self.setup_requests} more to sign in and fill carts) "
-            f"in {self.seconds:.0f} s; 5xx: {self.server_errors}",
+            f"fuzz: {self.requests} requests over {self.targets} targets (route x method), seed {self.seed}, "
+            f"in {self.seconds:.0f} s ({self.setup_requests} more to sign in and fill carts); "
+            f"5xx: {self.server_errors}",
             f"statuses: {histogram}",
         ]
         if self.failures:
@@ -312,7 +340,7 @@ class Fuzzer:
         self.make_admin = make_admin
         self.admin_login = admin
         self.reset_limits = reset_limits
-        self.report = Report()
+        self.report = Report(targets=len(targets), seed=seed)
         self.visitor = Identity("visitor")
         self.shopper = Identity("shopper")
         self.admin = Identity("admin")
@@ -635,42 +663,56 @@ class LastError(logging.Handler):
         return last
 
 
-def capture_app_errors() -> LastError:
+@contextmanager
+def capture_app_errors() -> Iterator[LastError]:
     handler = LastError()
     errors = logging.getLogger("sweetdream.errors")
     errors.addHandler(handler)
     errors.propagate = False  # the traceback would drown the report; the exception is in it
-    return handler
+    try:
+        yield handler
+    finally:
+        errors.removeHandler(handler)
+        errors.propagate = True
+
+
+async def fuzz_app(app: Any, settings: Any, requests: int, seed: int) -> Report:
+    """In process: `app` through Litestar's test client, the rate limits cleared as it goes.
+    An order's live stream sends its first message and ends (it would otherwise last minutes)."""
+    from litestar.testing import AsyncTestClient
+
+    from sweetdream.orders import web as orders_web
+
+    live_seconds, orders_web.LIVE_STREAM_SECONDS = orders_web.LIVE_STREAM_SECONDS, 0
+    targets = discover_targets(app, settings.templates_dir)
+    try:
+        with capture_app_errors() as errors:
+            async with AsyncTestClient(app=app, base_url="http://127.0.0.1", raise_server_exceptions=False) as client:
+                client.follow_redirects = False
+                fuzzer = Fuzzer(
+                    client,
+                    targets,
+                    seed,
+                    static_files(settings.static_dir),
+                    make_admin=admin_maker(settings.database_url),
+                    reset_limits=lambda: clear_rate_limits(settings.redis_url),
+                    errors=errors,
+                )
+                await fuzzer.prepare()
+                return await fuzzer.run(requests)
+    finally:
+        orders_web.LIVE_STREAM_SECONDS = live_seconds
 
 
 async def fuzz_in_process(requests: int, seed: int) -> Report:
-    from litestar.testing import AsyncTestClient
-
     from sweetdream.app import create_app
-    from sweetdream.orders import web as orders_web
     from tests.support import start_test_stack
 
     stack = await asyncio.to_thread(start_test_stack)
     try:
-        settings = stack.settings
-        orders_web.LIVE_STREAM_SECONDS = 0  # the live stream sends its first message and ends
-        app = create_app(settings)
+        app = create_app(stack.settings)
         quiet_request_logs()
-        targets = discover_targets(app, settings.templates_dir)
-        async with AsyncTestClient(app=app, base_url="http://127.0.0.1", raise_server_exceptions=False) as client:
-            client.follow_redirects = False
-            fuzzer = Fuzzer(
-                client,
-                targets,
-                seed,
-                static_files(settings.static_dir),
-                make_admin=admin_maker(settings.database_url),
-                reset_limits=lambda: clear_rate_limits(settings.redis_url),
-                errors=capture_app_errors(),
-            )
-            await fuzzer.prepare()
-            print(f"fuzz: {len(targets)} targets (route x method); {requests} requests, seed {seed}")
-            return await fuzzer.run(requests)
+        return await fuzz_app(app, stack.settings, requests, seed)
     finally:
         await asyncio.to_thread(stack.close)
 
@@ -689,7 +731,6 @@ async def fuzz_server(base_url: str, requests: int, seed: int, admin: tuple[str,
     async with httpx.AsyncClient(base_url=base_url, follow_redirects=False, timeout=30) as client:
         fuzzer = Fuzzer(client, targets, seed, static_files(settings.static_dir), admin=admin)
         await fuzzer.prepare()
-        print(f"fuzz: {len(targets)} targets (route x method); {requests} requests, seed {seed}")
         return await fuzzer.run(requests)
 
 
