@@ -7,7 +7,7 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := .venv
 RUN := $(UV) run --frozen --python $(PYTHON)
 
-.PHONY: run test install browser wrk lint bench unit integration e2e clean
+.PHONY: run test install browser wrk lint bench fuzz unit integration e2e clean
 
 run: install  ## install, start embedded PostgreSQL/Redis (unless DATABASE_URL/REDIS_URL), migrate, seed, serve + worker
 	$(RUN) sweetdream dev
@@ -32,6 +32,9 @@ lint: install
 
 bench: install browser wrk
 	$(RUN) python scripts/bench.py
+
+fuzz: install  ## 6,000 hostile requests over every route against the test stack; lists every 5xx (FUZZ_ARGS="--requests N --seed S")
+	$(RUN) python scripts/fuzz.py $(FUZZ_ARGS)
 
 $(UV):
 	$(PYTHON) -m venv $(BOOT)

@@ -269,7 +269,7 @@ class Shop:
         from redis.asyncio import Redis
         from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 
-        self.engine = create_async_engine(env["DATABASE_URL"])
+        self.engine = create_async_engine(env["DATABASE_URL"], hide_parameters=True)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self.redis = Redis.from_url(env["REDIS_URL"])
 

@@ -48,7 +48,8 @@ async def startup(ctx: dict[str, Any]) -> None:
     settings = Settings.from_env()
     configure_logging(settings.log_level, settings.log_json)
     # One connection per running job at most (WorkerSettings.max_jobs = 20).
-    engine = create_async_engine(settings.database_url, pool_size=10, max_overflow=10)
+    # hide_parameters: a database error never logs the values (emails, addresses, tokens).
+    engine = create_async_engine(settings.database_url, pool_size=10, max_overflow=10, hide_parameters=True)
     notifier = Notifier(
         mailer_for(
             settings.mail_backend,

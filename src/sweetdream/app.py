@@ -36,8 +36,9 @@ from sweetdream.fulfillment.payments import gateway_for
 from sweetdream.orders.web import CheckoutController, OrderController
 from sweetdream.platform.errors import exception_handlers
 from sweetdream.platform.http import http_middleware
+from sweetdream.platform.inputs import unusable_input_middleware
 from sweetdream.platform.logs import configure_logging
-from sweetdream.platform.pages import plain_visitor_pages
+from sweetdream.platform.pages import compression_config, plain_visitor_pages
 from sweetdream.platform.sessions import SessionConfig
 from sweetdream.platform.shop_time import time_filters
 from sweetdream.settings import Settings
@@ -157,7 +158,13 @@ def create_app(settings: Settings | None = None) -> Litestar:
         template_config=TemplateConfig(
             directory=settings.templates_dir, engine=JinjaTemplateEngine, engine_callback=template_engine
         ),
-        middleware=[session_config.middleware, current_user_middleware, cart_count_middleware],
+        middleware=[
+            unusable_input_middleware,
+            session_config.middleware,
+            current_user_middleware,
+            cart_count_middleware,
+        ],
+        compression_config=compression_config(),
         csrf_config=CSRFConfig(
             secret=settings.secret_key,
             cookie_name="sd_csrf",

@@ -44,7 +44,7 @@ def run_with_session(app: Litestar, work: Callable[[Any], Awaitable[T]]) -> T:
     from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 
     async def runner() -> T:
-        engine = create_async_engine(app.state.settings.database_url)
+        engine = create_async_engine(app.state.settings.database_url, hide_parameters=True)  # no values in logs
         try:
             async with async_sessionmaker(engine, expire_on_commit=False)() as session, session.begin():
                 return await work(session)

@@ -24,6 +24,7 @@ def make_sqlalchemy_config(settings: Settings) -> SQLAlchemyAsyncConfig:
             pool_size=settings.db_pool_size,
             max_overflow=settings.db_pool_size,
             pool_pre_ping=False,
+            hide_parameters=True,  # a database error never logs the values (emails, addresses, tokens)
         ),
         session_config=AsyncSessionConfig(expire_on_commit=False),
         before_send_handler="autocommit",

@@ -157,7 +157,8 @@ async def test_product_page_shows_sizes_with_stock(client):
     assert f"Only {stock} left" in (await client.get(f"/products/{low.slug}")).text
 
 
-@pytest.mark.parametrize("slug", ["does-not-exist", "%00", "a" * 500, "..%2F..%2Fetc"])
+# A NUL in a path is a 400 before routing reaches the handler: tests/integration/test_inputs.py.
+@pytest.mark.parametrize("slug", ["does-not-exist", "a" * 500, "..%2F..%2Fetc"])
 async def test_unknown_product_is_a_404_page_in_the_layout(client, slug):
     r = await client.get(f"/products/{slug}")
     assert r.status_code == 404

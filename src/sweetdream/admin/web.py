@@ -12,12 +12,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from sweetdream.accounts.models import Role, User
 from sweetdream.accounts.web import requires_admin
-from sweetdream.catalog.filters import parse_page
 from sweetdream.catalog.models import Product
 from sweetdream.orders import outbox
 from sweetdream.orders.models import Order, OrderStatus
 from sweetdream.orders.services import ALLOWED, IllegalTransition, OrderService
 from sweetdream.orders.web import Conflict, provide_orders
+from sweetdream.platform.parsing import parse_page
 from sweetdream.platform.web import flash, form_data, render
 
 PAGE_SIZE = 25

@@ -25,6 +25,7 @@ from sweetdream.cart.services import (
     SessionCartStore,
     cart_count_for_user,
 )
+from sweetdream.platform.parsing import parse_int
 from sweetdream.platform.web import flash, form_data, render
 
 
@@ -73,9 +74,8 @@ accounts_web.CARRIED_ACROSS_SIGN_IN.add("cart")
 
 
 def _quantity(raw: str | None) -> int | None:
-    if raw is None or not raw.strip().isdigit() or len(raw.strip()) > 3:
-        return None
-    return int(raw.strip())
+    """A quantity the shopper typed: up to three ASCII digits (the cart checks the range)."""
+    return parse_int(raw.strip(), max_digits=3) if raw is not None else None
 
 
 def _variant_id(raw: str | None) -> UUID | None:

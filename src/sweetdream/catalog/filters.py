@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from urllib.parse import urlencode
 
+from sweetdream.platform.parsing import is_ascii_digits, parse_int, parse_page
+
 SORTS = {
     "relevance": "Best match",
     "newest": "Newest",
@@ -23,7 +25,6 @@ SORTS = {
 }
 MAX_QUERY_LENGTH = 100
 MAX_PRICE = 1_000_000_000
-MAX_PAGE = 10_000
 DEFAULT_SORT = "relevance"
 
 
@@ -85,24 +86,18 @@ def _clean_text(value: str | None, limit: int) -> str:
 
 
 def _price(raw: str | None, name: str, errors: dict[str, str]) -> int | None:
+    """A price as a shopper types it ("150.000", "150,000", " 150000 "), or an error for the field."""
     if raw is None or raw.strip() == "":
         return None
     text = raw.strip().replace(".", "").replace(",", "")
-    if not text.isdigit():
+    value = parse_int(text, max_digits=len(str(MAX_PRICE)))
+    if value is None and not is_ascii_digits(text):
         errors[name] = "Enter a whole number of đồng, for example 150000."
         return None
-    value = int(text)
-    if value > MAX_PRICE:
+    if value is None or value > MAX_PRICE:
         errors[name] = "That price is too large."
         return None
     return value
-
-
-def parse_page(raw: str | None) -> int:
-    """Any page number a URL carries, clamped to 1..MAX_PAGE; anything else is page 1."""
-    if raw and raw.strip().isdigit():
-        return min(max(int(raw.strip()), 1), MAX_PAGE)
-    return 1
 
 
 def parse_filter(params: Mapping[str, str]) -> tuple[ProductFilter, FilterErrors]:

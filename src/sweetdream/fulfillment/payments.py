@@ -11,6 +11,8 @@ import secrets
 from dataclasses import dataclass
 from typing import Protocol
 
+from sweetdream.platform.parsing import is_ascii_digits
+
 # The test gateway's cards (the same numbers Stripe's test mode uses).
 APPROVE_CARD = "4242424242424242"
 DECLINE_CARD = "4000000000000002"
@@ -44,7 +46,7 @@ class PaymentGateway(Protocol):
 
 
 def luhn_valid(number: str) -> bool:
-    if not number.isdigit() or not 12 <= len(number) <= 19:
+    if not is_ascii_digits(number) or not 12 <= len(number) <= 19:  # "²".isdigit() is true
         return False
     total = 0
     for index, char in enumerate(reversed(number)):

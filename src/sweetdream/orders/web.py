@@ -25,7 +25,6 @@ from sweetdream.accounts.models import User
 from sweetdream.accounts.services import UserService
 from sweetdream.accounts.web import requires_user, session_epoch
 from sweetdream.cart.web import cart_for
-from sweetdream.catalog.filters import parse_page
 from sweetdream.fulfillment.payments import PaymentGateway, luhn_valid
 from sweetdream.orders import live
 from sweetdream.orders.models import Order, OrderStatus, PaymentMethod
@@ -38,6 +37,7 @@ from sweetdream.orders.services import (
     Shipping,
     totals_for,
 )
+from sweetdream.platform.parsing import parse_page
 from sweetdream.platform.ratelimit import Limit, hit
 from sweetdream.platform.web import flash, form_data, render, render_fragment
 

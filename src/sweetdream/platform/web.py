@@ -10,6 +10,7 @@ from litestar.response import Template
 from litestar.utils.empty import value_or_default
 from litestar.utils.scope.state import ScopeState
 
+from sweetdream.platform.inputs import reject_control_characters
 from sweetdream.platform.pages import VARY, csrf_input, layout_for
 
 
@@ -62,6 +63,8 @@ def client_address(forwarded_for: list[str], peer: str | None, trusted_hops: int
 
 
 async def form_data(request: Request) -> dict[str, str]:
-    """A urlencoded or multipart form's text fields (files are ignored)."""
+    """A urlencoded or multipart form's text fields (files are ignored). Every form handler reads
+    its form here, so a field with a control character is refused here, with a 400, for all."""
     form = await request.form()
+    reject_control_characters(form.multi_items())  # every value, a repeated field's too
     return {key: value for key, value in form.items() if isinstance(value, str)}

@@ -1,0 +1,51 @@
+"""Reading numbers and text out of a request, once and strictly.
+
+Python's own checks accept far more than a shopper types: `"²".isdigit()` is true and `int("²")`
+raises; `int()` takes `"١٢"` (Arabic-Indic digits), `"1_000"`, `" 12 "` and `"+1"`, and refuses
+more than 4,300 digits with a ValueError. A number in a URL or a form is therefore read here:
+ASCII 0-9 only, with a bound on its length, or nothing.
+
+Control characters (NUL and the rest of C0, and DEL) are never typed into a form or a URL, and
+PostgreSQL refuses NUL in text: a request carrying one is answered 400 before any work is done.
+TAB, LF and CR are ordinary whitespace in a textarea and pass.
+"""
+
+from __future__ import annotations
+
+import re
+
+MAX_PAGE = 10_000
+_PAGE_DIGITS = len(str(MAX_PAGE))
+# C0 controls and DEL, except TAB (09), LF (0A) and CR (0D).
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def is_ascii_digits(raw: str) -> bool:
+    """Only the characters 0-9, at least one."""
+    return raw.isascii() and raw.isdigit()
+
+
+def parse_int(raw: str | None, *, max_digits: int) -> int | None:
+    """A whole number written with 1 to `max_digits` ASCII digits; None for anything else
+    (a sign, a space, an underscore, another script's digits, a longer string)."""
+    if raw is None or not 0 < len(raw) <= max_digits or not is_ascii_digits(raw):
+        return None
+    return int(raw)
+
+
+def parse_page(raw: str | None) -> int:
+    """A page number from a URL, between 1 and MAX_PAGE.
+
+    A page number is navigation, not data entry: our links carry valid ones, so anything else
+    is a broken or hand-edited link, and the shopper is better served by the first page than by
+    an error. Past the end is the last page we serve (`page=99999999` is MAX_PAGE).
+    """
+    if raw is not None and is_ascii_digits(raw) and len(raw) > _PAGE_DIGITS:
+        return MAX_PAGE
+    number = parse_int(raw, max_digits=_PAGE_DIGITS)
+    return 1 if number is None else min(max(number, 1), MAX_PAGE)
+
+
+def has_control_characters(text: str) -> bool:
+    """NUL, another C0 control character (TAB, LF and CR excepted) or DEL."""
+    return _CONTROL.search(text) is not None
