@@ -12,6 +12,7 @@ from litestar import Litestar, Request, get
 from litestar.config.csrf import CSRFConfig
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
+from litestar.middleware.compression import CompressionMiddleware
 from litestar.plugins.htmx import HTMXPlugin, HTMXRequest
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.response import Response
@@ -85,7 +86,10 @@ class SweetDream(Litestar):
         super().__init__(*args, **kwargs)
         # A plain visitor's cached catalog page goes out before Litestar's stack (see platform.pages).
         hsts = self.state.settings.environment == "production"
-        self._outer = http_middleware(plain_visitor_pages(super().__call__, self, cached_plain_page), hsts=hsts)
+        # Compression wraps everything, the cached pages included, and sits outside Litestar's error
+        # handling: an error page sent after a failed session save starts a fresh compressed body.
+        pages = plain_visitor_pages(super().__call__, self, cached_plain_page)
+        self._outer = http_middleware(CompressionMiddleware(pages, compression_config()), hsts=hsts)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:  # type: ignore[override]
         if scope["type"] == "http":
@@ -164,7 +168,6 @@ def create_app(settings: Settings | None = None) -> Litestar:
             current_user_middleware,
             cart_count_middleware,
         ],
-        compression_config=compression_config(),
         csrf_config=CSRFConfig(
             secret=settings.secret_key,
             cookie_name="sd_csrf",

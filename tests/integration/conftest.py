@@ -5,6 +5,7 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 
 from sweetdream.app import create_app
@@ -44,3 +45,18 @@ async def db(settings: Settings) -> AsyncIterator[AsyncSession]:
     async with async_sessionmaker(engine, expire_on_commit=False)() as session:
         yield session
     await engine.dispose()
+
+
+@pytest.fixture(autouse=True)
+async def _made_products_leave_the_shop(settings: Settings) -> AsyncIterator[None]:
+    """Products a test makes (tests.integration.factories) are withdrawn after it, so every test
+    sees the catalog as seeded whatever ran before it (the catalog tests count the demo products)."""
+    yield
+    engine = create_async_engine(settings.database_url)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(
+                text("UPDATE products SET is_active = false WHERE slug LIKE 'test-cake-%' AND is_active")
+            )
+    finally:
+        await engine.dispose()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import html
+import re
 import secrets
 from pathlib import Path
 from typing import Any
@@ -48,3 +50,14 @@ async def cli(app: Any, *args: str, **kwargs: Any) -> Any:
 
     env = LitestarEnv(app_path="sweetdream.app:create_app", app=app, cwd=Path.cwd())
     return await asyncio.to_thread(CliRunner().invoke, litestar_group, list(args), obj=env, **kwargs)
+
+
+_HIDDEN = re.compile(r'<input type="hidden" name="(reviewed|reviewed_lines)" value="([^"]*)"')
+
+
+async def reviewed(client: Any) -> dict[str, str]:
+    """Open the checkout page as a shopper would before placing: the review its form carries
+    (a checkout post without it is refused: the shopper must have seen the prices)."""
+    page = await client.get("/checkout/")
+    assert page.status_code == 200, page.status_code
+    return {name: html.unescape(value) for name, value in _HIDDEN.findall(page.text)}

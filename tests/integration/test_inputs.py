@@ -15,7 +15,7 @@ from sweetdream.app import create_app
 from sweetdream.cart.models import CartItem
 from sweetdream.orders.models import Order, OrderEvent, OrderStatus
 from tests.integration.factories import make_product, make_user, put_in_cart, signed_in
-from tests.integration.helpers import post_form, register, unique_email
+from tests.integration.helpers import post_form, register, reviewed, unique_email
 
 CONTROL = "control characters"
 NUL_PATHS = ["/orders/a%00b", "/orders/a%00b/events", "/products/a%00b", "/static/a%00b.css"]
@@ -39,7 +39,7 @@ async def place_order(client, settings, db) -> tuple[User, str]:
     _, (variant,) = await make_product(db, stock=5)
     await put_in_cart(db, user, variant, 1)
     await signed_in(client, settings, user)
-    response = await post_form(client, "/checkout/", checkout_form())
+    response = await post_form(client, "/checkout/", {**checkout_form(), **await reviewed(client)})
     assert response.status_code == 303
     return user, response.headers["location"].removeprefix("/orders/")
 
@@ -125,7 +125,7 @@ async def test_multi_line_fields_keep_their_line_breaks_and_tabs(client, setting
     await put_in_cart(db, user, variant, 1)
     await signed_in(client, settings, user)
     form = checkout_form(address="99 Nguyễn Huệ\r\nQuận 1, TP.HCM", note="Giao buổi sáng\n\tKhông hành")
-    response = await post_form(client, "/checkout/", form)
+    response = await post_form(client, "/checkout/", {**form, **await reviewed(client)})
     assert response.status_code == 303
 
 

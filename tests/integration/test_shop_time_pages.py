@@ -16,7 +16,7 @@ from sweetdream.accounts.models import Role
 from sweetdream.app import create_app
 from sweetdream.orders.models import Order, OrderEvent
 from tests.integration.factories import make_product, make_user, put_in_cart, signed_in
-from tests.integration.helpers import post_form
+from tests.integration.helpers import post_form, reviewed
 
 LATE_EVENING_UTC = datetime(2026, 11, 27, 23, 30, tzinfo=UTC)
 NUMBER = re.compile(r"/orders/(SD-\d{6})$")
@@ -34,6 +34,7 @@ async def place_order_at(client, settings, db, moment: datetime):
         "address": "99 Nguyễn Huệ, Quận 1, TP.HCM",
         "note": "",
         "payment_method": "COD",
+        **await reviewed(client),
     }
     number = NUMBER.search((await post_form(client, "/checkout/", form)).headers["location"]).group(1)
     order_id = (

@@ -11,14 +11,11 @@ their responses say so in `Vary`: a browser's Back button must never show a cach
 page.
 
 Pages, stylesheets and scripts go out gzip-compressed to a client that accepts it: Litestar's
-compression (`compression_config`, configured from here) for what its stack serves, and
-`plain_visitor_pages` itself for the cached pages it sends before that stack, with the same
-threshold and level.
+compression middleware (`compression_config`) wraps the whole app, cached pages included.
 """
 
 from __future__ import annotations
 
-import gzip
 import html
 import secrets
 from collections.abc import Awaitable, Callable
@@ -99,26 +96,6 @@ def compression_config() -> CompressionConfig:
     )
 
 
-def accepts_gzip(accept_encoding: bytes) -> bool:
-    """`Accept-Encoding` names gzip (or `*`), and not with `q=0`."""
-    for item in accept_encoding.lower().split(b","):
-        coding, *params = item.split(b";")
-        if coding.strip() in {b"gzip", b"*"} and _quality(params) > 0:
-            return True
-    return False
-
-
-def _quality(params: list[bytes]) -> float:
-    for param in params:
-        name, _, value = param.strip().partition(b"=")
-        if name == b"q":
-            try:
-                return float(value)
-            except ValueError:
-                return 0.0
-    return 1.0
-
-
 def page_key(layout: str, url: str) -> str:
     """Where a plain visitor's page is cached: by layout and canonical URL."""
     return f"page:{layout}:{url}"
@@ -148,7 +125,7 @@ def plain_visitor_pages(app: ASGIApp, litestar: Litestar, lookup: PageLookup) ->
         samesite=csrf.cookie_samesite,
         domain=csrf.cookie_domain,
     ).to_header(header="")
-    vary = (VARY["Vary"] + ", Accept-Encoding").encode()
+    vary = VARY["Vary"].encode()
 
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
         if (
@@ -175,10 +152,6 @@ def plain_visitor_pages(app: ASGIApp, litestar: Litestar, lookup: PageLookup) ->
             token = generate_csrf_token(csrf.secret)
             headers.append((b"set-cookie", cookie_header.replace(_TOKEN, token).encode("latin-1")))
         body = with_token(page, token).encode()
-        accept_encoding = next((v for k, v in scope["headers"] if k == b"accept-encoding"), b"")
-        if len(body) >= COMPRESS_FROM_BYTES and accepts_gzip(accept_encoding):
-            body = gzip.compress(body, compresslevel=GZIP_LEVEL, mtime=0)
-            headers.append((b"content-encoding", b"gzip"))
         headers.append((b"content-length", str(len(body)).encode()))
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": body, "more_body": False})
