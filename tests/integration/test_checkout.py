@@ -143,7 +143,9 @@ async def test_order_writes_lines_a_first_status_event_and_an_outbox_row(client,
     outbox = await db.scalar(select(OutboxEvent).where(OutboxEvent.payload["order_id"].astext == str(order.id)))
     assert outbox.topic == "order.placed" and outbox.delivered_at is None
     page = await client.get(f"/orders/{number}")
-    assert page.status_code == 200 and number in page.text and "has been placed" in page.text
+    # No thank-you yet: the payment step has not run. The page says what is happening.
+    assert page.status_code == 200 and number in page.text and "Thank you" not in page.text
+    assert "We have received your order and are confirming it" in page.text
     assert (await client.get("/cart")).text.count("cart-line") == 0  # the cart was emptied
 
 
@@ -294,7 +296,8 @@ async def test_shopper_cancels_a_pending_order_and_stock_returns(client, setting
     assert (await post_form(client, f"/orders/{number}/cancel", {})).status_code == 303
     assert await stock_of(db, variant) == 5
     again = await post_form(client, f"/orders/{number}/cancel", {})
-    assert again.status_code == 409 and "can no longer be cancelled" in again.text
+    assert again.status_code == 409 and f"Order {number} is already cancelled." in again.text
+    assert await stock_of(db, variant) == 5
 
 
 # Every legal move, written out: a new one is added here on purpose, never inferred from the code.
@@ -341,12 +344,18 @@ async def test_admin_moves_an_order_and_an_illegal_move_is_a_409(app, client, se
     async with AsyncTestClient(app=create_app(settings), base_url="http://127.0.0.1") as admin:
         admin.follow_redirects = False
         await signed_in(admin, settings, await make_user(db, Role.ADMIN))
-        assert (await post_form(admin, f"/admin/orders/{number}/status", {"status": "PROCESSING"})).status_code == 303
+        # Confirming is the payment step's (the worker's), not a button's.
+        r = await post_form(admin, f"/admin/orders/{number}/status", {"status": "PROCESSING"})
+        assert r.status_code == 409 and "not by hand" in unescape(r.text)
+        await OrderService(db).transition((await orders_of(db, user))[0].id, OrderStatus.PROCESSING, "system:test")
+        assert (await post_form(admin, f"/admin/orders/{number}/status", {"status": "PREPARING"})).status_code == 303
         r = await post_form(admin, f"/admin/orders/{number}/status", {"status": "DELIVERED"})
-        assert r.status_code == 409 and "can't become delivered" in unescape(r.text)
-        assert (await admin.get("/admin/orders?status=PROCESSING")).text.count(number) >= 1
+        assert r.status_code == 409 and "is being prepared and can't become delivered" in unescape(r.text)
+        r = await post_form(admin, f"/admin/orders/{number}/status", {"status": "LOST"})
+        assert r.status_code == 400
+        assert (await admin.get("/admin/orders?status=PREPARING")).text.count(number) >= 1
     (order,) = await orders_of(db, user)
-    assert order.status == OrderStatus.PROCESSING
+    assert order.status == OrderStatus.PREPARING
 
 
 async def test_order_history_is_newest_first_and_paginated(client, settings, db):
