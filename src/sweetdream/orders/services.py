@@ -391,6 +391,7 @@ class OrderService:
             )
         )
         await self.db.commit()
+        note = f"Not paid within {int(hold.total_seconds() // 60)} minutes of the card being declined"
         cancelled = 0
         for order_id in due:
             order = await self._locked(order_id)
@@ -398,8 +399,6 @@ class OrderService:
             if order.status != OrderStatus.PENDING or order.payment_status != PaymentStatus.DECLINED:
                 await self.db.commit()
                 continue
-            minutes = int(hold.total_seconds() // 60)
-            note = f"Not paid within {minutes} minutes of the card being declined"
             await self._move(order, OrderStatus.CANCELLED, actor, note, "unpaid")
             await self.db.commit()
             await self._after_commit(stock_changed=True, moved=order)
