@@ -106,6 +106,15 @@ async def sweep_outbox(ctx: dict[str, Any]) -> int:
     return offered
 
 
+async def cancel_unpaid_orders(ctx: dict[str, Any]) -> int:
+    """Every minute: cancel orders left unpaid 30 minutes after their card was declined (their
+    stock returns and the shopper is emailed). Safe to run twice, or on two workers at once."""
+    cancelled = await state(ctx).fulfillment.cancel_unpaid()
+    if cancelled:
+        log.info("cancelled %d order(s) left unpaid after a declined card", cancelled)
+    return cancelled
+
+
 async def purge_carts(ctx: dict[str, Any]) -> int:
     """Daily: drop cart lines untouched for 30 days."""
     async with state(ctx).fulfillment.session() as db:

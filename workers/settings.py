@@ -20,6 +20,7 @@ class WorkerSettings:
     functions = [jobs.deliver_event]
     cron_jobs = [
         cron(jobs.sweep_outbox, second=0, run_at_startup=True),  # every minute
+        cron(jobs.cancel_unpaid_orders, second=30),  # every minute
         cron(jobs.purge_carts, hour=20, minute=0, second=30),  # 03:00 in Asia/Ho_Chi_Minh
     ]
     on_startup = jobs.startup

@@ -109,7 +109,8 @@ def test_visitor_orders_two_sizes_registers_at_checkout_then_cancels_and_stock_r
     expect(page).to_have_url(re.compile(r"/orders/SD-\d{6}$"))
     number = page.url.rsplit("/", 1)[1]
     expect(page.locator("#order-status")).to_have_text("Pending")
-    expect(page.locator(".flash")).to_contain_text("has been placed")
+    # No thank-you before the order is confirmed: the page says what is happening.
+    expect(page.locator("#order-headline")).to_have_text("We have received your order and are confirming it…")
     expect(page.locator("#cart-link .count")).to_have_count(0)
 
     page.goto(f"/products/{product.slug}")
@@ -122,6 +123,7 @@ def test_visitor_orders_two_sizes_registers_at_checkout_then_cancels_and_stock_r
     expect(page).to_have_url(re.compile(rf"/orders/{number}$"))
     page.locator("#cancel-order").click()
     expect(page.locator("#order-status")).to_have_text("Cancelled")
+    expect(page.locator(".flash")).to_have_text(f"Order {number} was cancelled.")
     expect(page.locator("#cancel-order")).to_have_count(0)
 
     page.goto(f"/products/{product.slug}")

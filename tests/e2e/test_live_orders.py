@@ -30,6 +30,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 from sqlalchemy.pool import NullPool
 
+from sweetdream.accounts.services import UserService
 from sweetdream.catalog.demo import PRODUCTS, DemoProduct, DemoVariant
 from sweetdream.catalog.money import format_vnd
 from sweetdream.fulfillment.payments import APPROVE_CARD, DECLINE_CARD
@@ -106,10 +107,36 @@ def move(order: UUID, to: OrderStatus, note: str) -> None:
     run_async(go())
 
 
+def sign_in_as_admin(page: Page) -> None:
+    """A staff member with the ADMIN role (made as `sweetdream create-admin` makes one) signs in."""
+    email = f"staff-{uuid.uuid4().hex[:8]}@sweetdream.test"
+
+    async def create() -> None:
+        async with shop_services() as (db, _):
+            await UserService(session=db).create_admin(email, PASSWORD)
+            await db.commit()
+
+    run_async(create())
+    page.goto("/account/login")
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page).not_to_have_url(re.compile(r"/account/login"))
+
+
 def run_worker() -> None:
     """A real ARQ worker until the queue is empty (every test's queued events included: each
     job is idempotent and acts only on orders still waiting for it)."""
     run_async(drain_queue(os.environ["REDIS_URL"]))
+
+
+def resend_live_state(order: UUID) -> None:
+    """Make every open page of this order be sent its state again (as after any move)."""
+    client = redis.Redis.from_url(os.environ["REDIS_URL"])
+    try:
+        client.publish(live.channel(order), b"changed")
+    finally:
+        client.close()
 
 
 def drop_live_streams() -> None:
@@ -218,18 +245,24 @@ def test_open_order_page_follows_the_order_to_shipped_without_a_reload(signed_in
     wait_for_watchers(order, 1)
     mark_page(page)
 
-    move(order, OrderStatus.PROCESSING, "Baking your order")
-    expect(page.locator("#order-status")).to_have_text("Processing")
+    move(order, OrderStatus.PROCESSING, "Cash on delivery: payment due on delivery")
+    expect(page.locator("#order-status")).to_have_text("Confirmed")
     expect(timeline(page)).to_have_count(2)
-    expect(timeline(page).nth(1)).to_contain_text("Processing")
-    expect(timeline(page).nth(1)).to_contain_text("Baking your order")
-    expect(page.locator("#cancel-order")).to_have_count(0)  # only a pending order can be cancelled online
+    expect(timeline(page).nth(1)).to_contain_text("Confirmed")
+    expect(page.locator("#order-headline")).to_contain_text("You can cancel this order until we start preparing it.")
+    expect(page.locator("#cancel-order")).to_be_visible()  # the shopper may cancel until preparing starts
+
+    move(order, OrderStatus.PREPARING, "Baking your order")
+    expect(page.locator("#order-status")).to_have_text("Being prepared")
+    expect(timeline(page).nth(2)).to_contain_text("Baking your order")
+    expect(page.locator("#cancel-order")).to_have_count(0)
+    expect(page.locator("#order-headline")).to_contain_text("can no longer be cancelled online")
 
     move(order, OrderStatus.SHIPPED, "Handed to the courier")
     expect(page.locator("#order-status")).to_have_text("Shipped")
     expect(page.locator("#order-status")).to_have_class(re.compile(r"\bstatus-shipped\b"))
-    expect(timeline(page)).to_have_count(3)
-    expect(timeline(page).nth(2)).to_contain_text("Handed to the courier")
+    expect(timeline(page)).to_have_count(4)
+    expect(timeline(page).nth(3)).to_contain_text("Handed to the courier")
     expect(page.locator("#order-payment")).to_contain_text("Cash on delivery")
     assert_not_reloaded(page)
     expect(page.get_by_role("region", name="Status")).to_contain_text("Shipped")  # still named after swaps
@@ -252,26 +285,26 @@ def test_a_dropped_stream_resumes_and_a_page_opened_later_shows_the_current_stat
     # stream); the order moves while nobody listens. The page reconnects and is sent the state.
     drop_live_streams()
     wait_for_watchers(order, 0)
-    move(order, OrderStatus.PROCESSING, "Baking your order")
-    expect(page.locator("#order-status")).to_have_text("Processing")
+    move(order, OrderStatus.PROCESSING, "Cash on delivery: payment due on delivery")
+    expect(page.locator("#order-status")).to_have_text("Confirmed")
     expect(timeline(page)).to_have_count(2)
     assert_not_reloaded(page)
     wait_for_watchers(order, 1)  # and it keeps following
-    move(order, OrderStatus.SHIPPED, "Handed to the courier")
-    expect(page.locator("#order-status")).to_have_text("Shipped")
+    move(order, OrderStatus.PREPARING, "Baking your order")
+    expect(page.locator("#order-status")).to_have_text("Being prepared")
     assert_not_reloaded(page)
 
     # A second page opened after the moves is served the current state in its own HTML.
     later = signed_in.new_page()
     response = later.goto(f"/orders/{number}")
     assert response is not None and response.ok
-    assert re.search(r'id="order-status">Shipped<', response.text()), "the page's HTML shows an old state"
+    assert re.search(r'id="order-status">Being prepared<', response.text()), "the page's HTML shows an old state"
     expect(timeline(later)).to_have_count(3)
     wait_for_watchers(order, 2)
     mark_page(later)
-    move(order, OrderStatus.DELIVERED, "Delivered to Trần Văn Bình")
+    move(order, OrderStatus.SHIPPED, "Handed to the courier")
     for each in (page, later):  # one move reaches every open page
-        expect(each.locator("#order-status")).to_have_text("Delivered")
+        expect(each.locator("#order-status")).to_have_text("Shipped")
         expect(timeline(each)).to_have_count(4)
         assert_not_reloaded(each)
 
@@ -294,7 +327,7 @@ def test_leaving_the_order_page_and_coming_back_shows_what_happened_meanwhile(si
     expect(page.locator("#cancel-order")).to_have_count(0)
 
 
-def test_card_payments_settle_live_declined_cancels_with_the_reason_approved_is_paid(
+def test_card_payments_settle_live_a_declined_card_is_paid_again_on_the_page(
     signed_in: BrowserContext, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("JOB_RETRY_DELAY_SECONDS", "0.05")
@@ -306,26 +339,111 @@ def test_card_payments_settle_live_declined_cancels_with_the_reason_approved_is_
         expect(page.locator("#order-status")).to_have_text("Pending")
         expect(page.locator("#order-payment")).to_contain_text(f"Card ending {card[-4:]}")
         expect(page.locator("#order-payment")).to_contain_text("being authorised")
+        expect(page.locator("main")).not_to_contain_text("Thank you")  # the payment is not known yet
         mark_page(page)
     wait_for_watchers(order_id(declined_number), 1)
     wait_for_watchers(order_id(approved_number), 1)
 
     run_worker()
 
-    expect(declined.locator("#order-status")).to_have_text("Cancelled")
+    # Declined: no thank-you; the order is held, and the page offers another card or cash.
+    expect(declined.locator("#order-status")).to_have_text("Pending")
     expect(declined.locator("#order-payment")).to_contain_text("declined: Your card was declined by the bank.")
     expect(timeline(declined)).to_have_count(2)
-    expect(timeline(declined).nth(1)).to_contain_text("Payment declined: Your card was declined by the bank.")
-    expect(declined.locator("#cancel-order")).to_have_count(0)
+    expect(timeline(declined).nth(1)).to_contain_text("Payment declined")
+    expect(timeline(declined).nth(1)).to_contain_text("Card ending 0002: Your card was declined by the bank.")
+    expect(declined.locator("#order-headline")).to_contain_text("pay with another card or switch to cash on delivery")
+    expect(declined.get_by_role("button", name="Switch to cash on delivery")).to_be_visible()
+    expect(declined.locator("main")).not_to_contain_text("Thank you")
 
-    expect(approved.locator("#order-status")).to_have_text("Processing")
+    expect(approved.locator("#order-status")).to_have_text("Confirmed")
     expect(approved.locator("#order-payment")).to_have_text(re.compile(r"Card ending 4242 · paid\s*$"))
     expect(timeline(approved).nth(1)).to_contain_text("Card ending 4242 charged")
+    expect(approved.locator("#order-headline")).to_contain_text("Thank you! Your order is confirmed.")
 
     for page, card in ((declined, DECLINE_CARD), (approved, APPROVE_CARD)):
         assert_not_reloaded(page)
         html = page.content()
         assert card not in html and spaced(card) not in html, "the card number reached the page"
+
+    # What the shopper types survives the live region being re-sent (hx-preserve).
+    declined.get_by_label("Card number").fill(spaced(APPROVE_CARD))
+    declined.evaluate("document.getElementById('order-headline').dataset.before = '1'")
+    resend_live_state(order_id(declined_number))
+    expect(declined.locator("#order-headline[data-before]")).to_have_count(0)  # the region was re-sent
+    expect(declined.get_by_label("Card number")).to_have_value(spaced(APPROVE_CARD))
+
+    declined.get_by_label("Expiry (MM/YY)").fill(EXPIRY)
+    declined.get_by_label("CVC").fill("123")
+    declined.get_by_role("button", name=re.compile(r"^Pay with this card")).click()
+    expect(declined).to_have_url(re.compile(rf"/orders/{declined_number}$"))
+    expect(declined.locator("#order-payment")).to_contain_text("Card ending 4242 · being authorised")
+    wait_for_watchers(order_id(declined_number), 1)
+    mark_page(declined)
+    run_worker()
+    expect(declined.locator("#order-status")).to_have_text("Confirmed")
+    expect(declined.locator("#order-headline")).to_contain_text("Thank you! Your order is confirmed.")
+    expect(timeline(declined).last).to_contain_text("Card ending 4242 charged")
+    assert_not_reloaded(declined)
+
+
+def test_a_paid_order_cancelled_by_the_shopper_shows_its_refund_live(
+    signed_in: BrowserContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("JOB_RETRY_DELAY_SECONDS", "0.05")
+    page = signed_in.new_page()
+    number = place_order(page, card=APPROVE_CARD)
+    run_worker()
+    expect(page.locator("#order-status")).to_have_text("Confirmed")
+    expect(page.locator("#cancel-order")).to_be_visible()
+    expect(page.locator("#order-live")).to_contain_text("Your payment will be refunded to your card ending 4242.")
+
+    page.locator("#cancel-order").click()
+    expect(page.locator("#order-status")).to_have_text("Cancelled")
+    expect(page.locator(".flash")).to_contain_text("Your payment is being refunded.")
+    expect(page.locator("#order-payment")).to_contain_text("paid, being refunded")
+    wait_for_watchers(order_id(number), 1)
+    mark_page(page)
+    run_worker()
+    expect(page.locator("#order-payment")).to_contain_text(re.compile(r"Card ending 4242 · refunded [\d.]+ đ"))
+    expect(timeline(page).last).to_contain_text("Refunded")
+    expect(timeline(page).last).to_contain_text("refunded to the card ending 4242")
+    assert_not_reloaded(page)
+
+
+def test_admin_moves_are_verbs_and_a_cancel_asks_why_the_shopper_sees_it_live(
+    signed_in: BrowserContext, new_context: NewContext, console_errors: BrowserProblems
+) -> None:
+    shopper_page = signed_in.new_page()
+    number = place_order(shopper_page)
+    run_worker()
+    expect(shopper_page.locator("#order-status")).to_have_text("Confirmed")
+    wait_for_watchers(order_id(number), 1)
+
+    admin = console_errors.watch_context(new_context()).new_page()
+    sign_in_as_admin(admin)
+    admin.goto("/admin/orders")
+    row = admin.locator("tr", has_text=number)
+    expect(row.get_by_role("button")).to_have_text(["Start preparing"])  # the cancel waits behind "Cancel order…"
+    expect(row.get_by_text("Cancel order…")).to_be_visible()
+    expect(row.locator("button", has_text="Cancel order")).to_be_hidden()
+    row.get_by_role("button", name="Start preparing").click()
+    expect(admin.locator(".flash")).to_contain_text(f"Order {number} is now being prepared.")
+    expect(shopper_page.locator("#order-status")).to_have_text("Being prepared")
+    expect(shopper_page.locator("#cancel-order")).to_have_count(0)
+
+    row = admin.locator("tr", has_text=number)
+    row.get_by_text("Cancel order…").click()  # opens the confirmation
+    confirm = row.get_by_role("button", name="Cancel order", exact=True)
+    expect(confirm).to_be_visible()
+    confirm.click()  # no reason given: the browser asks for one, nothing is sent
+    assert row.locator("textarea").evaluate("note => note.validity.valueMissing")
+    expect(shopper_page.locator("#order-status")).to_have_text("Being prepared")
+    row.get_by_label(re.compile(r"^Why\?")).fill("Out of strawberries, sorry")
+    confirm.click()
+    expect(admin.locator(".flash")).to_contain_text(f"Order {number} is now cancelled.")
+    expect(shopper_page.locator("#order-status")).to_have_text("Cancelled")
+    expect(timeline(shopper_page).last).to_contain_text("Out of strawberries, sorry")
 
 
 @pytest.mark.allow_console_errors(r"status of 400 .*\(at .*/checkout/?\)")

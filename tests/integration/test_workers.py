@@ -107,24 +107,25 @@ async def test_approved_card_is_charged_and_the_card_number_is_never_stored_or_l
     await run_worker(settings)
     order = await fresh(db, order.id)
     assert order.status == OrderStatus.PROCESSING and order.payment_status == "paid"
-    assert order.payment_reference == f"ch_test_{order.number}"
+    assert order.payment_reference == f"ch_test_{order.number}-1"  # the first set of payment details
     (mail,) = mails_to(settings, user.email)
     assert "card ending 4242" in body(mail)
     payloads = json.dumps(list(await db.scalars(select(OutboxEvent.payload))))
     assert APPROVE_CARD not in payloads and APPROVE_CARD not in caplog.text
 
 
-async def test_declined_card_cancels_returns_stock_and_emails_the_reason(client, settings, db):
+async def test_declined_card_holds_the_order_and_its_stock_and_emails_the_reason(client, settings, db):
     card = {"payment_method": "CARD", "card_number": DECLINE_CARD, "card_expiry": "12/39", "card_cvc": "123"}
     user, variant, order = await place_by_http(client, settings, db, stock=5, quantity=2, **card)
     assert await stock_of(db, variant) == 3
     await run_worker(settings)
     order = await fresh(db, order.id)
-    assert order.status == OrderStatus.CANCELLED and order.payment_status == "declined"
-    assert await stock_of(db, variant) == 5
-    (mail,) = mails_to(settings, user.email)  # the decline, and no confirmation or generic cancellation
+    # Held for 30 minutes, for the shopper to pay again (test_order_lifecycle covers what follows).
+    assert order.status == OrderStatus.PENDING and order.payment_status == "declined"
+    assert order.declined_at is not None and await stock_of(db, variant) == 3
+    (mail,) = mails_to(settings, user.email)  # the decline, and no confirmation
     assert mail["Subject"] == f"Payment declined for order {order.number}"
-    assert "declined by the bank" in body(mail)
+    assert "declined by the bank" in body(mail) and "holding your order for 30 minutes" in body(mail)
     page = await client.get(f"/orders/{order.number}")
     assert "declined: Your card was declined by the bank." in page.text
 
@@ -239,16 +240,18 @@ async def test_low_stock_alert_is_sent_once_per_crossing(settings, db):
     await service.redis.aclose()
 
 
-async def test_shipped_and_delivered_emails_go_through_the_outbox(app, client, settings, db):
+async def test_preparing_shipped_and_delivered_emails_go_through_the_outbox(app, client, settings, db):
     user, _, order = await place_by_http(client, settings, db)
     await run_worker(settings)
     service = OrderService(db, Redis.from_url(settings.redis_url))
+    await service.transition(order.id, OrderStatus.PREPARING, "admin@example.com")
     await service.transition(order.id, OrderStatus.SHIPPED, "admin@example.com")
     await service.transition(order.id, OrderStatus.DELIVERED, "admin@example.com")
     await service.redis.aclose()
     await run_worker(settings)
-    subjects = sorted(m["Subject"] for m in mails_to(settings, user.email))  # the two jobs may run at once
+    subjects = sorted(m["Subject"] for m in mails_to(settings, user.email))  # the jobs may run at once
     assert subjects == [
+        f"We are preparing your order {order.number}",
         f"Your order {order.number} has been delivered",
         f"Your order {order.number} is confirmed",
         f"Your order {order.number} is on its way",

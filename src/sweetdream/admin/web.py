@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency, Provide
-from litestar.exceptions import NotFoundException
+from litestar.exceptions import HTTPException, NotFoundException
 from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Template
 from sqlalchemy import func, select
@@ -15,12 +15,23 @@ from sweetdream.accounts.web import requires_admin
 from sweetdream.catalog.models import Product
 from sweetdream.orders import outbox
 from sweetdream.orders.models import Order, OrderStatus
-from sweetdream.orders.services import ALLOWED, IllegalTransition, OrderService
+from sweetdream.orders.services import ADMIN_MOVES, IllegalTransition, OrderService, admin_moves
 from sweetdream.orders.web import Conflict, provide_orders
 from sweetdream.platform.parsing import parse_page
 from sweetdream.platform.web import flash, form_data, render
 
 PAGE_SIZE = 25
+# What the move buttons say: the action, not the state it leads to.
+MOVE_VERBS = {
+    OrderStatus.PREPARING: "Start preparing",
+    OrderStatus.SHIPPED: "Mark shipped",
+    OrderStatus.DELIVERED: "Mark delivered",
+    OrderStatus.CANCELLED: "Cancel order…",
+}
+
+
+class BadRequest(HTTPException):
+    status_code = 400
 
 
 class AdminController(Controller):
@@ -72,25 +83,35 @@ class AdminController(Controller):
             page=number,
             pages=max(1, -(-total // PAGE_SIZE)),
             total=total,
-            allowed=ALLOWED,
+            moves_for=admin_moves,
+            verbs=MOVE_VERBS,
         )
 
     @post("/orders/{number:str}/status", name="admin-order-status")
     async def set_status(
         self, request: Request, number: FromPath[str], orders: NamedDependency[OrderService]
     ) -> Redirect:
+        """Move an order by hand: start preparing, mark shipped or delivered, or cancel with a
+        reason (the shopper reads it; a paid order is refunded)."""
         data = await form_data(request)
-        order = await orders.db.scalar(select(Order).where(Order.number == number[:20]))
-        if order is None:
+        order_id = await orders.id_for_number(number[:20])
+        if order_id is None:
             raise NotFoundException("No such order.")
         target = data.get("status", "")
         if target not in OrderStatus.__members__:
-            raise Conflict("Choose a status from the list.")
-        user = request.state.user
+            raise BadRequest("Choose a move from the list.")
+        to = OrderStatus(target)
+        if to not in ADMIN_MOVES:
+            raise Conflict("Orders are confirmed by their payment (or cash on delivery), not by hand.")
+        note = data.get("note", "").strip()[:500]
+        if to == OrderStatus.CANCELLED and not note:
+            raise BadRequest(
+                "Say why the order is cancelled: the customer reads it in the email and on the order page."
+            )
         try:
-            await orders.transition(order.id, OrderStatus(target), user.email, data.get("note", "").strip()[:500])
+            order = await orders.transition(order_id, to, request.state.user.email, note)
         except IllegalTransition as exc:
             raise Conflict(str(exc)) from exc
-        flash(request, f"Order {order.number} is now {target.lower()}.")
+        flash(request, f"Order {order.number} is now {to.label.lower()}.")
         back = data.get("back", "")
         return Redirect(back if back.startswith("/admin/") else "/admin/orders", status_code=303)

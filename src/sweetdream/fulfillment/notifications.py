@@ -23,6 +23,7 @@ from sweetdream.settings import Settings
 
 SUBJECTS = {
     "confirmation": "Your order {number} is confirmed",
+    "preparing": "We are preparing your order {number}",
     "shipped": "Your order {number} is on its way",
     "delivered": "Your order {number} has been delivered",
     "cancelled": "Your order {number} was cancelled",

@@ -1,15 +1,17 @@
 """Payment gateways: an interface, and a built-in test gateway that behaves like public gateways'
 test modes (one approving card number, one declining, one that fails transiently).
 
-A card number is handed to the gateway once, at checkout, and exchanged for a token and the last
-four digits; only those are stored. The worker later charges the token.
+A card number is handed to the gateway once, at checkout (or when the shopper pays again after
+a decline), and exchanged for a token and the last four digits; only those are stored. The worker
+later charges the token, and refunds the charge when a paid order is cancelled.
 """
 
 from __future__ import annotations
 
 import secrets
+import threading
 from dataclasses import dataclass
-from typing import Protocol
+from typing import ClassVar, Protocol
 
 from sweetdream.platform.parsing import is_ascii_digits
 
@@ -36,12 +38,25 @@ class ChargeResult:
     reason: str = ""
 
 
+@dataclass(frozen=True)
+class RefundResult:
+    reference: str  # the gateway's id of the refund
+    charge_reference: str
+    amount: int
+
+
 class PaymentGateway(Protocol):
     def tokenize(self, number: str) -> CardToken: ...
 
     async def charge(self, token: str, amount: int, currency: str, idempotency_key: str, attempt: int) -> ChargeResult:
         """Charge `amount` (minor units). The idempotency key makes a repeated charge a no-op
         at the gateway; `attempt` counts from 1. Raises GatewayUnavailable on a transient failure."""
+        ...
+
+    async def refund(self, reference: str, amount: int, idempotency_key: str) -> RefundResult:
+        """Give back `amount` of the charge `reference`. The idempotency key makes a repeated
+        refund a no-op that answers as the first did. Raises GatewayUnavailable on a transient
+        failure; any other error is permanent (the job fails and is listed for the staff)."""
         ...
 
 
@@ -59,11 +74,16 @@ def luhn_valid(number: str) -> bool:
 
 class TestGateway:
     """Deterministic test mode. The token carries the card's behaviour, as test tokens such as
-    Stripe's `tok_chargeDeclined` do, so the gateway keeps no state."""
+    Stripe's `tok_chargeDeclined` do. Like a real gateway's dashboard, it remembers the approved
+    charges and the refunds by idempotency key (for this process: the worker's, or a test's that
+    runs the worker), so a repeated call answers as the first did and tests can read the money."""
 
     __test__ = False  # not a pytest class
 
     _BEHAVIOUR = {DECLINE_CARD: "decline", TRANSIENT_CARD: "transient"}
+    charged: ClassVar[dict[str, str]] = {}  # idempotency key -> charge reference
+    refunded: ClassVar[dict[str, RefundResult]] = {}  # idempotency key -> refund
+    _lock: ClassVar[threading.Lock] = threading.Lock()  # workers may run on several threads in tests
 
     def tokenize(self, number: str) -> CardToken:
         behaviour = self._BEHAVIOUR.get(number, "approve")
@@ -77,7 +97,21 @@ class TestGateway:
             raise GatewayUnavailable("processing_error: the card network did not answer in time")
         if behaviour == "decline":
             return ChargeResult(approved=False, reason="Your card was declined by the bank.")
-        return ChargeResult(approved=True, reference=f"ch_test_{idempotency_key}")
+        reference = f"ch_test_{idempotency_key}"
+        with self._lock:
+            self.charged[idempotency_key] = reference
+        return ChargeResult(approved=True, reference=reference)
+
+    async def refund(self, reference: str, amount: int, idempotency_key: str) -> RefundResult:
+        with self._lock:
+            done = self.refunded.get(idempotency_key)
+            if done is not None:
+                return done
+            if not reference.startswith("ch_test_"):  # a charge of this mode (kept across restarts or not)
+                raise ValueError("the test gateway can only refund its own charges")
+            result = RefundResult(reference=f"re_test_{idempotency_key}", charge_reference=reference, amount=amount)
+            self.refunded[idempotency_key] = result
+            return result
 
 
 def gateway_for(name: str) -> PaymentGateway:

@@ -3,7 +3,10 @@
 `deliver` handles one outbox row: it dispatches on the topic, then marks the row delivered.
 Every step is idempotent on its own, so a job that runs twice (a retry, a redelivery by the
 sweep, a worker killed mid-job, two runs at once) ends in the same state as one that ran once:
-- the payment step acts only on a PENDING order (the order row lock serialises two runs);
+- the payment step charges only a PENDING order, marked "charging" under its row lock before the
+  gateway is called, with an idempotency key per set of payment details; its answer is recorded
+  once (OrderService.begin_charge / settle_payment);
+- a refund is asked only of an order still "refunding", with an idempotency key per charge;
 - each email is sent at most once per (order, kind) (notifications.send_once);
 - the row is marked delivered last, in the transaction of the final step.
 A job holds one database connection at a time, so the pool bounds nothing but throughput.
@@ -24,11 +27,19 @@ from sweetdream.accounts.services import UserService
 from sweetdream.fulfillment.notifications import Notifier
 from sweetdream.fulfillment.payments import PaymentGateway
 from sweetdream.orders import outbox
-from sweetdream.orders.models import Order, OrderStatus, OutboxEvent, PaymentMethod
-from sweetdream.orders.services import OrderService
+from sweetdream.orders.models import Order, OrderStatus, OutboxEvent, PaymentMethod, PaymentStatus
+from sweetdream.orders.services import UNPAID_HOLD_MINUTES, OrderService
 
 PAYMENTS_ACTOR = "system:payments"
-STATUS_EMAILS = {OrderStatus.SHIPPED: "shipped", OrderStatus.DELIVERED: "delivered", OrderStatus.CANCELLED: "cancelled"}
+STATUS_EMAILS = {
+    OrderStatus.PREPARING: "preparing",
+    OrderStatus.SHIPPED: "shipped",
+    OrderStatus.DELIVERED: "delivered",
+    OrderStatus.CANCELLED: "cancelled",
+}
+# While money is on its way (a charge in flight, a refund asked for) the cancellation email waits:
+# it says what happened to the money, so it is sent by the step that settles it.
+MONEY_IN_FLIGHT = {PaymentStatus.CHARGING, PaymentStatus.REFUNDING}
 
 
 @dataclass
@@ -68,14 +79,19 @@ class Fulfillment:
 
     # --- handlers -----------------------------------------------------------------------------
 
-    async def order_placed(self, db: AsyncSession, event: OutboxEvent, attempt: int) -> str:
-        payload = event.payload
+    async def take_payment(self, db: AsyncSession, event: OutboxEvent, attempt: int) -> str:
+        """`order.placed` and `order.payment_requested` (new details after a decline): take the
+        payment, then tell the shopper how it went."""
         orders = OrderService(db, self.redis)
-        order = await _order(orders, payload)
-        if order.status == OrderStatus.PENDING:
-            order = await self._take_payment(orders, order, attempt)
+        order = await self._take_payment(orders, await _order(orders, event.payload), attempt)
         if order.status == OrderStatus.CANCELLED:
-            return f"{order.number}: cancelled, no confirmation"
+            return await self._email_cancelled(db, orders, order)
+        if order.payment_status == PaymentStatus.DECLINED:
+            # One email per set of details declined (the shopper may try another card, and fail again).
+            await self._email_customer(db, order, "declined", key=f"order:{order.id}:declined:{order.payment_attempt}")
+            return f"{order.number}: payment declined, held for another payment"
+        if order.status == OrderStatus.PENDING:
+            return f"{order.number}: pending, {order.payment_status}"
         await self._email_customer(db, order, "confirmation")  # the moved order, its lines loaded
         return f"{order.number}: {order.status.value}, confirmed"
 
@@ -88,11 +104,31 @@ class Fulfillment:
                 "Cash on delivery: payment due on delivery",
                 only_from=OrderStatus.PENDING,
             )
-        # GatewayUnavailable propagates: the job is retried with backoff, the order stays PENDING.
+        charging = await orders.begin_charge(order.id)
+        if charging is None:  # settled already, or cancelled before any charge began
+            return await orders.by_id(order.id) or order
+        # No lock is held while the gateway answers. GatewayUnavailable propagates: the job is
+        # retried with backoff and asks again with the same idempotency key.
         result = await self.gateway.charge(
-            order.payment_token or "", order.total, order.currency, idempotency_key=order.number, attempt=attempt
+            charging.payment_token or "",
+            charging.total,
+            charging.currency,
+            idempotency_key=charging.charge_key,
+            attempt=attempt,
         )
-        return await orders.settle_payment(order.id, result.approved, result.reference, result.reason, PAYMENTS_ACTOR)
+        return await orders.settle_payment(order.id, result, PAYMENTS_ACTOR)
+
+    async def refund(self, db: AsyncSession, event: OutboxEvent, attempt: int) -> str:
+        """`order.refund`: give a cancelled paid order's money back through the gateway, then send
+        the cancellation email that says so. GatewayUnavailable propagates and the job is retried."""
+        orders = OrderService(db, self.redis)
+        order = await _order(orders, event.payload)
+        if order.payment_status == PaymentStatus.REFUNDING:
+            result = await self.gateway.refund(
+                order.payment_reference or "", order.total, idempotency_key=f"{order.charge_key}-refund"
+            )
+            order = await orders.record_refund(order.id, result, PAYMENTS_ACTOR)
+        return await self._email_cancelled(db, orders, order)
 
     async def status_changed(self, db: AsyncSession, event: OutboxEvent, attempt: int) -> str:
         payload = event.payload
@@ -100,11 +136,22 @@ class Fulfillment:
         kind = STATUS_EMAILS.get(to)
         if kind is None:
             return f"{payload['number']}: {to.value}, nothing to send"
-        if to == OrderStatus.CANCELLED and payload.get("cause") == "payment_declined":
-            kind = "declined"
-        order = await _order(OrderService(db, self.redis), payload)
+        orders = OrderService(db, self.redis)
+        order = await _order(orders, payload)
+        if to == OrderStatus.CANCELLED:
+            return await self._email_cancelled(db, orders, order)
         sent = await self._email_customer(db, order, kind, note=payload.get("note", ""))
         return f"{order.number}: {kind} email {'sent' if sent else 'already sent'}"
+
+    async def _email_cancelled(self, db: AsyncSession, orders: OrderService, order: Order) -> str:
+        """The cancellation email, once the money has settled (refunded, or never charged)."""
+        if order.status != OrderStatus.CANCELLED:
+            return f"{order.number}: {order.status.value}, not cancelled"
+        if order.payment_status in MONEY_IN_FLIGHT:
+            return f"{order.number}: cancelled, email waits for the payment ({order.payment_status})"
+        note = await orders.cancellation_note(order.id)
+        sent = await self._email_customer(db, order, "cancelled", note=note)
+        return f"{order.number}: cancelled ({order.payment_status}), email {'sent' if sent else 'already sent'}"
 
     async def stock_low(self, db: AsyncSession, event: OutboxEvent, attempt: int) -> str:
         """One event per crossing of the threshold (see OrderService._take_stock), one email per admin."""
@@ -115,15 +162,24 @@ class Fulfillment:
             await self.notifier.send_once(db, f"stock-low:{event.id}:{email}", message)
         return f"low stock alert for {payload['sku']} to {len(admins)} admin(s)"
 
-    async def _email_customer(self, db: AsyncSession, order: Order, kind: str, **context: Any) -> bool:
+    async def _email_customer(self, db: AsyncSession, order: Order, kind: str, key: str = "", **context: Any) -> bool:
         user = await UserService(session=db).get(order.user_id)
-        email = self.notifier.render(kind, user.email, order=order, number=order.number, **context)
-        return await self.notifier.send_once(db, f"order:{order.id}:{kind}", email)
+        email = self.notifier.render(
+            kind, user.email, order=order, number=order.number, unpaid_hold_minutes=UNPAID_HOLD_MINUTES, **context
+        )
+        return await self.notifier.send_once(db, key or f"order:{order.id}:{kind}", email)
+
+    async def cancel_unpaid(self) -> int:
+        """Cancel orders left unpaid too long after a decline (the worker's cron, every minute)."""
+        async with self.session() as db:
+            return await OrderService(db, self.redis).cancel_unpaid(PAYMENTS_ACTOR)
 
 
 Handler = Callable[[Fulfillment, AsyncSession, OutboxEvent, int], Awaitable[str]]
 HANDLERS: dict[str, Handler] = {
-    "order.placed": Fulfillment.order_placed,
+    "order.placed": Fulfillment.take_payment,
+    "order.payment_requested": Fulfillment.take_payment,
+    "order.refund": Fulfillment.refund,
     "order.status_changed": Fulfillment.status_changed,
     "stock.low": Fulfillment.stock_low,
 }

@@ -16,11 +16,44 @@ from sweetdream.db import UUIDAuditBase, UUIDBase
 
 
 class OrderStatus(enum.StrEnum):
-    PENDING = "PENDING"
-    PROCESSING = "PROCESSING"
+    """Stored by name; people read `label`. The shopper may cancel until the bakery starts
+    preparing (PENDING, PROCESSING); the admin marks that step (PREPARING)."""
+
+    PENDING = "PENDING"  # placed; waiting for its payment (a card) or for the worker (cash on delivery)
+    PROCESSING = "PROCESSING"  # "Confirmed": paid, or cash on delivery accepted
+    PREPARING = "PREPARING"  # "Being prepared": baking has started; no longer cancellable online
     SHIPPED = "SHIPPED"
     DELIVERED = "DELIVERED"
     CANCELLED = "CANCELLED"
+
+    @property
+    def label(self) -> str:
+        return STATUS_LABELS[self]
+
+
+STATUS_LABELS = {
+    OrderStatus.PENDING: "Pending",
+    OrderStatus.PROCESSING: "Confirmed",
+    OrderStatus.PREPARING: "Being prepared",
+    OrderStatus.SHIPPED: "Shipped",
+    OrderStatus.DELIVERED: "Delivered",
+    OrderStatus.CANCELLED: "Cancelled",
+}
+
+
+class PaymentStatus(enum.StrEnum):
+    """`Order.payment_status` (a plain string column: a new value needs no migration).
+
+    A card goes pending -> charging (marked under the order's row lock before the gateway is
+    called) -> paid or declined; a paid order that is cancelled goes refunding -> refunded."""
+
+    DUE_ON_DELIVERY = "due on delivery"
+    PENDING = "pending"
+    CHARGING = "charging"
+    PAID = "paid"
+    DECLINED = "declined"
+    REFUNDING = "refunding"
+    REFUNDED = "refunded"
 
 
 class PaymentMethod(enum.StrEnum):
@@ -40,6 +73,7 @@ class Order(UUIDAuditBase):
         Index("ix_orders_status_created", "status", "created_at"),
         # Keys are per shopper: another shopper's key is just a different key, never their order.
         UniqueConstraint("user_id", "idempotency_key", name="uq_orders_user_idempotency_key"),
+        Index("ix_orders_declined_at", "declined_at", postgresql_where=text("declined_at IS NOT NULL")),
     )
 
     number: Mapped[str] = mapped_column(String(20), unique=True)
@@ -55,6 +89,12 @@ class Order(UUIDAuditBase):
     card_last4: Mapped[str | None] = mapped_column(String(4), nullable=True)
     payment_reference: Mapped[str | None] = mapped_column(String(64), nullable=True)
     payment_note: Mapped[str] = mapped_column(Text, default="")
+    # Which set of payment details this is (1 at checkout, +1 each time the shopper pays again
+    # after a decline): part of the gateway's idempotency key, so a new card is a new charge.
+    payment_attempt: Mapped[int] = mapped_column(Integer, default=1, server_default=text("1"))
+    # When the card was declined: an order left unpaid for a while after that is cancelled.
+    declined_at: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True), nullable=True)
+    refund_reference: Mapped[str | None] = mapped_column(String(64), nullable=True)
     shipping_name: Mapped[str] = mapped_column(String(120))
     shipping_phone: Mapped[str] = mapped_column(String(32))
     shipping_address: Mapped[str] = mapped_column(Text)
@@ -66,6 +106,11 @@ class Order(UUIDAuditBase):
 
     lines: Mapped[list[OrderLine]] = relationship(lazy="raise", order_by="OrderLine.position")
     events: Mapped[list[OrderEvent]] = relationship(lazy="raise", order_by="OrderEvent.created_at")
+
+    @property
+    def charge_key(self) -> str:
+        """The gateway's idempotency key for charging the current payment details."""
+        return f"{self.number}-{self.payment_attempt}"
 
 
 class OrderLine(UUIDBase):
@@ -89,16 +134,22 @@ class OrderLine(UUIDBase):
 
 
 class OrderEvent(UUIDBase):
-    """One status change: who, when, why."""
+    """One line of the order's timeline: a status change, or a payment step (a decline, a new
+    card, a refund) that leaves the status as it was and carries its own `title`. Who, when, why."""
 
     __tablename__ = "order_events"
 
     order_id: Mapped[UUID] = mapped_column(ForeignKey("orders.id", ondelete="CASCADE"), index=True)
     from_status: Mapped[str | None] = mapped_column(String(16), nullable=True)
     to_status: Mapped[str] = mapped_column(String(16))
+    title: Mapped[str | None] = mapped_column(String(40), nullable=True)
     actor: Mapped[str] = mapped_column(String(254))  # an email, or "system:<job>"
     note: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(DateTimeUTC(timezone=True), server_default=text("now()"))
+
+    @property
+    def label(self) -> str:
+        return self.title or OrderStatus(self.to_status).label
 
 
 class OutboxEvent(UUIDBase):

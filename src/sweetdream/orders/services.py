@@ -6,6 +6,12 @@ transaction that writes the order, in variant-id order (no deadlocks), all lines
 Double submit: the form's idempotency key is unique per shopper; checkouts by one shopper are
 serialised by locking their user row, so a repeat finds the first order instead of making a second.
 No silent price change: the order is placed only if it is what the shopper reviewed (orders/review.py).
+
+Money never moves silently: a card is marked "charging" under the order's row lock (and committed)
+before the gateway is called, and the gateway's answer is recorded under the lock again. A cancel
+in between is accepted (the shopper may cancel until the bakery starts preparing); if the charge
+then lands, it is refunded. Every cancelled paid order is refunded through the gateway by the
+worker (an outbox event), and the order says so ("refunding", then "refunded").
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -26,7 +33,8 @@ from sweetdream.accounts.models import User
 from sweetdream.cart.services import CartLine, CartService, CartView
 from sweetdream.catalog.cache import invalidate_catalog
 from sweetdream.catalog.models import Variant
-from sweetdream.fulfillment.payments import CardToken
+from sweetdream.catalog.money import format_vnd
+from sweetdream.fulfillment.payments import CardToken, ChargeResult, RefundResult
 from sweetdream.orders import live
 from sweetdream.orders.models import (
     Order,
@@ -35,6 +43,7 @@ from sweetdream.orders.models import (
     OrderStatus,
     OutboxEvent,
     PaymentMethod,
+    PaymentStatus,
 )
 from sweetdream.orders.outbox import relay
 from sweetdream.orders.review import review_of
@@ -45,11 +54,31 @@ IDEMPOTENCY_KEY = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
 
 ALLOWED: dict[OrderStatus, set[OrderStatus]] = {
     OrderStatus.PENDING: {OrderStatus.PROCESSING, OrderStatus.CANCELLED},
-    OrderStatus.PROCESSING: {OrderStatus.SHIPPED, OrderStatus.CANCELLED},
+    OrderStatus.PROCESSING: {OrderStatus.PREPARING, OrderStatus.CANCELLED},
+    OrderStatus.PREPARING: {OrderStatus.SHIPPED, OrderStatus.CANCELLED},
     OrderStatus.SHIPPED: {OrderStatus.DELIVERED},
     OrderStatus.DELIVERED: set(),
     OrderStatus.CANCELLED: set(),
 }
+# A bakery's rule: the shopper may cancel online until the bakery starts preparing the order.
+CUSTOMER_CANCELLABLE = frozenset({OrderStatus.PENDING, OrderStatus.PROCESSING})
+# The moves staff make by hand, in the order the buttons show them (cancel last). Confirming an
+# order (PENDING -> PROCESSING) is its payment's to do: a button could confirm an unpaid card order.
+ADMIN_MOVES = (OrderStatus.PREPARING, OrderStatus.SHIPPED, OrderStatus.DELIVERED, OrderStatus.CANCELLED)
+# How long a declined order keeps its stock while the shopper pays again; then it is cancelled.
+UNPAID_HOLD = timedelta(minutes=30)
+UNPAID_HOLD_MINUTES = int(UNPAID_HOLD.total_seconds() // 60)
+
+_NOT_CANCELLABLE = {
+    OrderStatus.PREPARING: "is being prepared",
+    OrderStatus.SHIPPED: "has been shipped",
+    OrderStatus.DELIVERED: "has been delivered",
+}
+
+
+def admin_moves(status: OrderStatus) -> list[OrderStatus]:
+    """The moves an admin may make from `status`, cancel last."""
+    return [to for to in ADMIN_MOVES if to in ALLOWED[status]]
 
 
 class CheckoutError(ValueError):
@@ -349,6 +378,13 @@ class OrderService:
         """The id of the order if this viewer may see it (one small query, nothing loaded)."""
         return await self.db.scalar(_viewable(number, viewer).with_only_columns(Order.id))
 
+    async def owned_id(self, number: str, user_id: UUID) -> UUID | None:
+        """The id of the order if it is this shopper's own (what they may cancel or pay)."""
+        return await self.db.scalar(select(Order.id).where(Order.number == number, Order.user_id == user_id))
+
+    async def id_for_number(self, number: str) -> UUID | None:
+        return await self.db.scalar(select(Order.id).where(Order.number == number))
+
     async def history(self, user_id: UUID, page: int, page_size: int = 10) -> tuple[list[Order], int]:
         total = await self.db.scalar(select(func.count()).select_from(Order).where(Order.user_id == user_id)) or 0
         orders = await self.db.scalars(
@@ -372,7 +408,8 @@ class OrderService:
         only_from: OrderStatus | None = None,
     ) -> Order:
         """The only way an order's status changes. Records who, when and why, writes an outbox
-        event, returns stock on cancellation, and commits. Illegal moves raise IllegalTransition.
+        event, returns stock on cancellation (and asks for a refund of a paid order), and commits.
+        Illegal moves raise IllegalTransition.
 
         With `only_from`, an order no longer in that status is returned unchanged: a job that
         runs twice moves the order once, and its second run is not an error."""
@@ -385,24 +422,151 @@ class OrderService:
         await self._after_commit(stock_changed=to == OrderStatus.CANCELLED, moved=order)
         return order
 
-    async def settle_payment(self, order_id: UUID, approved: bool, reference: str, reason: str, actor: str) -> Order:
-        """Record the gateway's answer for a PENDING card order and move it: approved ->
-        PROCESSING, declined -> CANCELLED (stock returns). A settled order is left as it is."""
+    async def cancel_by_customer(self, order_id: UUID, actor: str) -> Order:
+        """The shopper's cancel, allowed until the bakery starts preparing; decided under the row
+        lock, so it cannot slip past a move made at the same moment."""
         order = await self._locked(order_id)
-        if order.status != OrderStatus.PENDING:
+        if order.status not in CUSTOMER_CANCELLABLE:
+            await self.db.commit()
+            if order.status == OrderStatus.CANCELLED:
+                raise IllegalTransition(f"Order {order.number} is already cancelled.")
+            raise IllegalTransition(
+                f"Order {order.number} {_NOT_CANCELLABLE[order.status]}, so it can no longer be cancelled online. "
+                "Please contact us by replying to your order confirmation email."
+            )
+        await self._move(order, OrderStatus.CANCELLED, actor, "Cancelled by the customer")
+        await self.db.commit()
+        await self._after_commit(stock_changed=True, moved=order)
+        return order
+
+    async def cancel_unpaid(self, actor: str, hold: timedelta = UNPAID_HOLD) -> int:
+        """Cancel orders whose card was declined more than `hold` ago and that were not paid
+        since (their stock returns). Returns how many; running twice cancels nothing more."""
+        cutoff = datetime.now(UTC) - hold
+        due = list(
+            await self.db.scalars(
+                select(Order.id)
+                .where(Order.declined_at <= cutoff, Order.status == OrderStatus.PENDING)
+                .where(Order.payment_status == PaymentStatus.DECLINED)
+                .order_by(Order.declined_at)
+                .limit(100)
+            )
+        )
+        await self.db.commit()
+        note = f"Not paid within {int(hold.total_seconds() // 60)} minutes of the card being declined"
+        cancelled = 0
+        for order_id in due:
+            order = await self._locked(order_id)
+            # Re-read under the lock: the shopper may have paid again a moment ago.
+            if order.status != OrderStatus.PENDING or order.payment_status != PaymentStatus.DECLINED:
+                await self.db.commit()
+                continue
+            await self._move(order, OrderStatus.CANCELLED, actor, note, "unpaid")
+            await self.db.commit()
+            await self._after_commit(stock_changed=True, moved=order)
+            cancelled += 1
+        return cancelled
+
+    # --- paying --------------------------------------------------------------------------------
+
+    async def begin_charge(self, order_id: UUID) -> Order | None:
+        """Mark a card order "charging" under its row lock and commit, before the gateway is
+        called: a cancel from now on leaves the answer to settle_payment, which refunds a charge
+        that lands on a cancelled order. Returns the order to charge, or None if there is none.
+
+        An order already "charging" is returned too: an earlier try was cut short (a crash, a
+        timeout), and asking the gateway again with the same idempotency key is how we learn
+        whether that charge went through."""
+        order = await self._locked(order_id)
+        if order.payment_status == PaymentStatus.CHARGING:
             await self.db.commit()
             return order
-        order.payment_reference = reference or None
-        order.payment_note = reason
-        if approved:
-            order.payment_status = "paid"
-            await self._move(order, OrderStatus.PROCESSING, actor, f"Card ending {order.card_last4} charged")
-        else:
-            order.payment_status = "declined"
-            await self._move(order, OrderStatus.CANCELLED, actor, f"Payment declined: {reason}", "payment_declined")
+        chargeable = order.status == OrderStatus.PENDING and order.payment_status == PaymentStatus.PENDING
+        if chargeable:
+            order.payment_status = PaymentStatus.CHARGING
         await self.db.commit()
-        await self._after_commit(stock_changed=not approved, moved=order)
+        return order if chargeable else None
+
+    async def settle_payment(self, order_id: UUID, result: ChargeResult, actor: str) -> Order:
+        """Record the gateway's answer to the charge begin_charge started. Approved: paid, and a
+        PENDING order is confirmed (PROCESSING); an order cancelled meanwhile is refunded.
+        Declined: the order stays PENDING with its stock held, for the shopper to pay again (it
+        is cancelled after UNPAID_HOLD otherwise). A second answer for the same charge changes nothing."""
+        order = await self._locked(order_id)
+        if order.payment_status != PaymentStatus.CHARGING:
+            await self.db.commit()
+            return order
+        card = f"Card ending {order.card_last4}"
+        if result.approved:
+            order.payment_status = PaymentStatus.PAID
+            order.payment_reference = result.reference
+            order.payment_note = ""
+            if order.status == OrderStatus.PENDING:
+                await self._move(order, OrderStatus.PROCESSING, actor, f"{card} charged")
+            else:  # cancelled while the charge was on its way: the money goes back
+                self._record(order, "Charged", f"{card} charged as the order was being cancelled", actor)
+                self._refund(order)
+        else:
+            order.payment_status = PaymentStatus.DECLINED
+            order.payment_note = result.reason
+            if order.status == OrderStatus.PENDING:
+                order.declined_at = datetime.now(UTC)
+            self._record(order, "Payment declined", f"{card}: {result.reason}", actor)
+        await self.db.commit()
+        await self._after_commit(stock_changed=False, moved=order)
         return order
+
+    async def pay_again(self, order_id: UUID, method: PaymentMethod, card: CardToken | None, actor: str) -> Order:
+        """After a decline: new card details (charged by the worker) or cash on delivery, in one
+        step. The order keeps its lines and stock; the cart is not touched."""
+        order = await self._locked(order_id)
+        if order.status != OrderStatus.PENDING or order.payment_status != PaymentStatus.DECLINED:
+            await self.db.commit()
+            raise IllegalTransition(f"Order {order.number} is no longer waiting for payment.")
+        order.payment_attempt += 1  # a new idempotency key: new details are a new charge
+        order.declined_at = None
+        order.payment_note = ""
+        order.payment_reference = None
+        if card is not None:
+            order.payment_method = PaymentMethod.CARD
+            order.payment_token, order.card_last4 = card.token, card.last4
+            order.payment_status = PaymentStatus.PENDING
+            self._record(order, "Payment details changed", f"Paying with the card ending {card.last4}", actor)
+        else:
+            order.payment_method = PaymentMethod.COD
+            order.payment_token = order.card_last4 = None
+            order.payment_status = PaymentStatus.DUE_ON_DELIVERY
+            self._record(order, "Payment details changed", "Switched to cash on delivery", actor)
+        self._announce("order.payment_requested", _order_payload(order))
+        await self.db.commit()
+        await self._after_commit(stock_changed=False, moved=order)
+        return order
+
+    async def record_refund(self, order_id: UUID, refund: RefundResult, actor: str) -> Order:
+        """The gateway gave the money back: the order says "refunded". A second call changes nothing."""
+        order = await self._locked(order_id)
+        if order.payment_status != PaymentStatus.REFUNDING:
+            await self.db.commit()
+            return order
+        order.payment_status = PaymentStatus.REFUNDED
+        order.refund_reference = refund.reference
+        note = f"{format_vnd(refund.amount)} refunded to the card ending {order.card_last4}"
+        self._record(order, "Refunded", note, actor)
+        await self.db.commit()
+        await self._after_commit(stock_changed=False, moved=order)
+        return order
+
+    async def cancellation_note(self, order_id: UUID) -> str:
+        """Why the order was cancelled (the note of its move to CANCELLED)."""
+        note = await self.db.scalar(
+            select(OrderEvent.note)
+            .where(OrderEvent.order_id == order_id, OrderEvent.to_status == OrderStatus.CANCELLED)
+            .where(OrderEvent.from_status != OrderStatus.CANCELLED)
+            .limit(1)
+        )
+        return note or ""
+
+    # --- inside the row lock -------------------------------------------------------------------
 
     async def _locked(self, order_id: UUID) -> Order:
         order = await self.db.scalar(
@@ -421,7 +585,7 @@ class OrderService:
         if to not in ALLOWED[order.status]:
             await self.db.commit()  # nothing written; releases the row lock
             raise IllegalTransition(
-                f"Order {order.number} is {order.status.value.lower()} and can't become {to.value.lower()}."
+                f"Order {order.number} is {order.status.label.lower()} and can't become {to.label.lower()}."
             )
 
     async def _move(self, order: Order, to: OrderStatus, actor: str, note: str, cause: str = "") -> None:
@@ -432,12 +596,28 @@ class OrderService:
                 await self.db.execute(
                     update(Variant).where(Variant.id == line.variant_id).values(stock=Variant.stock + line.quantity)
                 )
+            if order.payment_status == PaymentStatus.PAID:
+                self._refund(order)
+            # A charge still in flight ("charging") is settled by settle_payment, which refunds it.
         previous = order.status
         order.status = to
         self.db.add(OrderEvent(order_id=order.id, from_status=previous, to_status=to, actor=actor, note=note))
         self._announce(
             "order.status_changed",
             {**_order_payload(order), "from": previous.value, "to": to.value, "note": note, "cause": cause},
+        )
+
+    def _refund(self, order: Order) -> None:
+        """Ask the worker to give a paid order's money back (in the open transaction)."""
+        order.payment_status = PaymentStatus.REFUNDING
+        self._announce("order.refund", _order_payload(order))
+
+    def _record(self, order: Order, title: str, note: str, actor: str) -> None:
+        """A payment step on the timeline; the status stays as it is."""
+        self.db.add(
+            OrderEvent(
+                order_id=order.id, from_status=order.status, to_status=order.status, title=title, actor=actor, note=note
+            )
         )
 
     async def by_id(self, order_id: UUID) -> Order | None:

@@ -27,9 +27,10 @@ from sweetdream.accounts.web import requires_user, session_epoch
 from sweetdream.cart.web import cart_for
 from sweetdream.fulfillment.payments import PaymentGateway, luhn_valid
 from sweetdream.orders import live
-from sweetdream.orders.models import Order, OrderStatus, PaymentMethod
+from sweetdream.orders.models import Order, PaymentMethod, PaymentStatus
 from sweetdream.orders.review import DIGEST, UNREADABLE, Review, changes_between, parse_review, review_of
 from sweetdream.orders.services import (
+    UNPAID_HOLD_MINUTES,
     CheckoutError,
     IllegalTransition,
     OrderService,
@@ -45,6 +46,8 @@ log = logging.getLogger("sweetdream.orders")
 
 # A real shopper places a handful of orders a day; 10 a minute stops scripted abuse of stock.
 CHECKOUT_PER_USER = Limit("checkout-user", attempts=10, window_seconds=60)
+# Paying again after a decline: a few cards at most; more looks like someone testing stolen cards.
+PAY_AGAIN_PER_USER = Limit("pay-again-user", attempts=5, window_seconds=600)
 
 
 class Conflict(HTTPException):
@@ -108,6 +111,17 @@ def parse_shipping(data: dict[str, str]) -> tuple[Shipping, dict[str, str]]:
         errors["payment_method"] = "Choose a payment method from the list."
         method = PaymentMethod.COD.value
     return Shipping(shipping_name, phone, address, note, PaymentMethod(method)), errors
+
+
+def _parse_payment(data: dict[str, str]) -> tuple[PaymentMethod, str, dict[str, str]]:
+    """The new payment after a decline: (method, card number if a card, errors by field)."""
+    method = data.get("payment_method", "")
+    if method == PaymentMethod.COD.value:
+        return PaymentMethod.COD, "", {}
+    if method != PaymentMethod.CARD.value:
+        return PaymentMethod.CARD, "", {"payment_method": "Choose a card or cash on delivery."}
+    number, errors = parse_card(data)
+    return PaymentMethod.CARD, number, errors
 
 
 class CheckoutController(Controller):
@@ -187,7 +201,7 @@ class CheckoutController(Controller):
             shipping = replace(shipping, card=gateway.tokenize(card_number))
         settings = request.app.state.settings
         try:
-            order, created = await orders.place(
+            order, _ = await orders.place(
                 user,
                 cart_for(request, orders.db),
                 shipping,
@@ -205,13 +219,12 @@ class CheckoutController(Controller):
             )
         except CheckoutError as exc:
             return await self._page(request, orders.db, values, {}, secrets.token_urlsafe(24), 409, exc.message)
-        if created:
-            flash(request, f"Thank you! Your order {order.number} has been placed.")
+        # No "thank you" here: the payment is not known yet. The order page says how it went.
         return Redirect(f"/orders/{order.number}", status_code=303)
 
 
 def _live_fragment(request: Request, order: Order) -> str:
-    return render_fragment(request, "orders/_live.html", order=order)
+    return render_fragment(request, "orders/_live.html", order=order, unpaid_hold_minutes=UNPAID_HOLD_MINUTES)
 
 
 class OrderController(Controller):
@@ -223,7 +236,7 @@ class OrderController(Controller):
         order = await orders.for_viewer(number[:20], _user(request))
         if order is None:  # someone else's or no such order: the same answer, so nothing is confirmed
             raise NotFoundException("We couldn't find that order.")
-        return render(request, "orders/order.html", order=order)
+        return render(request, "orders/order.html", order=order, unpaid_hold_minutes=UNPAID_HOLD_MINUTES)
 
     @get("/orders/{number:str}/events", name="order-events")
     async def events(
@@ -294,20 +307,49 @@ class OrderController(Controller):
 
     @post("/orders/{number:str}/cancel", name="order-cancel")
     async def cancel(self, request: Request, number: FromPath[str], orders: NamedDependency[OrderService]) -> Redirect:
+        """The shopper cancels their own order, until the bakery starts preparing it (409 after)."""
         user = _user(request)
-        order = await orders.for_viewer(number[:20], user)
-        if order is None or order.user_id != user.id:
+        order_id = await orders.owned_id(number[:20], user.id)
+        if order_id is None:
             raise NotFoundException("We couldn't find that order.")
-        if order.status != OrderStatus.PENDING:
-            raise Conflict(
-                f"Order {order.number} is {order.status.value.lower()}: it can no longer be cancelled "
-                "online. Please contact us."
-            )
         try:
-            await orders.transition(order.id, OrderStatus.CANCELLED, user.email, "Cancelled by the customer")
+            order = await orders.cancel_by_customer(order_id, user.email)
         except IllegalTransition as exc:
             raise Conflict(str(exc)) from exc
-        flash(request, f"Order {order.number} was cancelled.")
+        refund = " Your payment is being refunded." if order.payment_status == PaymentStatus.REFUNDING else ""
+        flash(request, f"Order {order.number} was cancelled.{refund}")
+        return Redirect(f"/orders/{order.number}", status_code=303)
+
+    @post("/orders/{number:str}/payment", name="order-payment")
+    async def pay_again(
+        self, request: Request, number: FromPath[str], orders: NamedDependency[OrderService]
+    ) -> Template | Redirect:
+        """After a decline: another card, or cash on delivery, in one form post. The order keeps
+        its lines and stock (the cart is not touched); the worker takes the new payment."""
+        user = _user(request)
+        order_id = await orders.owned_id(number[:20], user.id)
+        if order_id is None:
+            raise NotFoundException("We couldn't find that order.")
+        await hit(request.app.state.redis, PAY_AGAIN_PER_USER, str(user.id))
+        data = await form_data(request)
+        method, card_number, errors = _parse_payment(data)
+        if errors:
+            order = await orders.for_viewer(number[:20], user)
+            assert order is not None  # the shopper's own, found above
+            return render(
+                request,
+                "orders/order.html",
+                status_code=400,
+                order=order,
+                payment_errors=errors,
+                unpaid_hold_minutes=UNPAID_HOLD_MINUTES,
+            )
+        gateway: PaymentGateway = request.app.state.payment_gateway
+        card = gateway.tokenize(card_number) if method == PaymentMethod.CARD else None
+        try:
+            order = await orders.pay_again(order_id, method, card, user.email)
+        except IllegalTransition as exc:
+            raise Conflict(str(exc)) from exc
         return Redirect(f"/orders/{order.number}", status_code=303)
 
     @get("/account/orders", name="order-history")
