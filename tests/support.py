@@ -20,15 +20,20 @@ TEST_VAR = PROJECT_ROOT / "var" / "test"
 
 @dataclass
 class TestStack:
+    __test__ = False  # not a test class, whatever pytest makes of its name
+
     settings: Settings
     database: str
     servers: list[Any]
     admin_url: str
 
     def close(self) -> None:
+        """Drop the session's database and stop the embedded servers it started (quietly)."""
         import asyncio
 
         import asyncpg
+
+        from sweetdream.platform.devstack import stop_servers
 
         async def drop() -> None:
             conn = await asyncpg.connect(self.admin_url)
@@ -37,7 +42,14 @@ class TestStack:
             finally:
                 await conn.close()
 
-        asyncio.run(drop())
+        # The session's Redis is throwaway (a fresh one per session): its directory goes too.
+        redis_dirs = [Path(server.dbdir) for server in self.servers if hasattr(server, "socket_file")]
+        try:
+            asyncio.run(drop())
+        finally:
+            stop_servers(self.servers)
+            for directory in redis_dirs:
+                shutil.rmtree(directory, ignore_errors=True)
 
 
 def start_test_stack() -> TestStack:
@@ -110,7 +122,7 @@ async def drain_queue(redis_url: str, on_startup: Any = None) -> None:
     from workers import jobs
 
     worker = Worker(
-        functions=[jobs.deliver_event],
+        functions=[jobs.deliver_event_function(Settings.from_env())],
         on_startup=on_startup or jobs.startup,
         on_shutdown=jobs.shutdown,
         redis_settings=redis_settings(redis_url),

