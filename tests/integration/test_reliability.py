@@ -8,6 +8,7 @@ and the subprocesses get a database of their own so their sweeps cannot touch ot
 
 from __future__ import annotations
 
+import asyncio
 import email
 import os
 import signal
@@ -118,14 +119,21 @@ def messages_in(directory: Path) -> list[email.message.EmailMessage]:
     ]
 
 
-async def wait_for(condition, timeout: float, what: str) -> None:
-    import asyncio
-
-    deadline = time.monotonic() + timeout
+async def wait_for(condition, seconds: float, what: str) -> None:
+    deadline = time.monotonic() + seconds
     while not await condition():
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+            raise AssertionError(f"timed out after {seconds:.0f} s waiting for {what}")
         await asyncio.sleep(0.1)
+
+
+def spawn(command: list[str], settings: Settings, log_path: Path) -> subprocess.Popen[bytes]:
+    """Start one of our commands as the Procfile would, its output in log_path."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("wb") as log:
+        return subprocess.Popen(
+            command, cwd=PROJECT_ROOT, env=environment(settings), stdout=log, stderr=subprocess.STDOUT
+        )
 
 
 # --- emails: at most once ---------------------------------------------------------------------
@@ -137,7 +145,8 @@ async def test_a_worker_killed_right_after_sending_never_sends_that_email_again(
     another worker once its in-progress mark expires (job timeout 1 s + arq's 10 s)."""
     order, customer = await place_cod_order(own_db, isolated.redis_url)
     mail = isolated.var_dir / "mail"
-    killed = subprocess.run(
+    killed = await asyncio.to_thread(
+        subprocess.run,
         [sys.executable, "-m", "tests.integration.worker_killed_after_sending"],
         cwd=PROJECT_ROOT,
         env=environment(isolated, JOB_TIMEOUT_SECONDS="1"),
@@ -159,9 +168,8 @@ async def test_a_worker_killed_right_after_sending_never_sends_that_email_again(
     assert message["Message-ID"].strip() == f"<order-{order.id}-confirmation@sweetdream.example>"
     sent = await own_db.scalar(select(SentMessage).where(SentMessage.key == f"order:{order.id}:confirmation"))
     assert sent.status == "sending"  # never confirmed: the operator is told (below)
-    await own_db.execute(
-        update(SentMessage).where(SentMessage.id == sent.id).values(created_at=datetime.now(UTC) - timedelta(minutes=10))
-    )
+    ten_minutes_ago = datetime.now(UTC) - timedelta(minutes=10)
+    await own_db.execute(update(SentMessage).where(SentMessage.id == sent.id).values(created_at=ten_minutes_ago))
     await own_db.commit()
     listed = await cli(create_app(isolated), "outbox")
     assert listed.exit_code == 0, listed.output
@@ -236,11 +244,7 @@ async def test_a_catalog_version_that_disappears_never_revives_a_stale_page(clie
 
 async def test_the_worker_reconnects_when_redis_comes_back(isolated, own_db, redis_server):
     log_path = isolated.var_dir / "worker.log"
-    isolated.var_dir.mkdir(parents=True, exist_ok=True)
-    with log_path.open("wb") as log:
-        worker = subprocess.Popen(
-            [SWEETDREAM, "worker"], cwd=PROJECT_ROOT, env=environment(isolated), stdout=log, stderr=subprocess.STDOUT
-        )
+    worker = spawn([SWEETDREAM, "worker"], isolated, log_path)
     try:
         redis = Redis.from_url(redis_server.url)
         try:
@@ -248,7 +252,7 @@ async def test_the_worker_reconnects_when_redis_comes_back(isolated, own_db, red
         finally:
             await redis.aclose()
         redis_server.crash()
-        time.sleep(2.5)  # the worker notices, and tries again (and fails) at least once
+        await asyncio.sleep(2.5)  # the worker notices, and tries again (and fails) at least once
         assert worker.poll() is None, log_path.read_text()[-3000:]
         redis_server.start()
         order, _ = await place_cod_order(own_db, isolated.redis_url)
@@ -313,16 +317,8 @@ def worker_child(runner: subprocess.Popen[bytes]) -> psutil.Process | None:
 
 def test_make_run_restarts_a_killed_worker_and_sigterm_stops_everything(isolated):
     port = free_port()
-    isolated.var_dir.mkdir(parents=True, exist_ok=True)
     log_path = isolated.var_dir / "dev.log"
-    with log_path.open("wb") as log:
-        runner = subprocess.Popen(
-            [SWEETDREAM, "dev", "--port", str(port)],
-            cwd=PROJECT_ROOT,
-            env=environment(isolated),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+    runner = spawn([SWEETDREAM, "dev", "--port", str(port)], isolated, log_path)
     try:
         wait_until(lambda: health(port) == "ok", 60, "the web server", runner, log_path)
         first = wait_until(lambda: worker_child(runner), 30, "the worker", runner, log_path)

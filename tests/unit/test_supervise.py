@@ -1,4 +1,4 @@
-"""The dev runner's restart rule: a child that keeps dying waits longer each time, up to a cap."""
+"""Backoff rules: a dev-runner child that keeps dying, a worker that cannot reach Redis."""
 
 import subprocess
 import sys
@@ -42,3 +42,9 @@ def test_a_child_is_started_again_when_its_pause_is_over():
     child.check(now=102.0, say=lambda _: None)
     assert child.process is not first and child.started_at == 102.0 and child.restart_at is None
     child.process.wait()
+
+
+def test_the_worker_tries_redis_again_after_one_second_doubling_up_to_thirty():
+    from sweetdream.platform.queue import reconnect_delay
+
+    assert [reconnect_delay(n) for n in range(1, 8)] == [1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0]

@@ -24,9 +24,7 @@ class SentMessage(UUIDBase):
     """
 
     __tablename__ = "sent_messages"
-    __table_args__ = (
-        Index("ix_sent_messages_sending", "created_at", postgresql_where=text("status = 'sending'")),
-    )
+    __table_args__ = (Index("ix_sent_messages_sending", "created_at", postgresql_where=text("status = 'sending'")),)
 
     key: Mapped[str] = mapped_column(String(200), unique=True)
     kind: Mapped[str] = mapped_column(String(40))

@@ -27,7 +27,7 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(data, default=str, ensure_ascii=False)
 
 
-class StdoutHandler(logging.StreamHandler):  # type: ignore[type-arg]
+class StdoutHandler(logging.StreamHandler):
     """Writes to whatever sys.stdout is when a record is logged, not when logging was set up: a test
     runner swaps sys.stdout for its capture and closes that at the end ("I/O operation on closed
     file" from anything that logs later, at exit say). logging.lastResort does the same for stderr."""
@@ -35,7 +35,7 @@ class StdoutHandler(logging.StreamHandler):  # type: ignore[type-arg]
     def __init__(self) -> None:
         super().__init__(sys.stdout)
 
-    @property  # type: ignore[override]
+    @property
     def stream(self) -> Any:
         return sys.stdout
 

@@ -38,7 +38,7 @@ def message_id(key: str, sender: str) -> str:
     `order:<id>:confirmation` from shop@sweetdream.example -> `<order-<id>-confirmation@sweetdream.example>`.
     A key with characters a Message-ID cannot hold (an address, say) gets a short hash of itself
     appended, so two keys never share an id."""
-    domain = parseaddr(sender)[1].rpartition("@")[2] or "sweetdream"
+    domain = parseaddr(sender)[1].partition("@")[2] or "sweetdream"
     local = _NOT_ATOM.sub("-", key).strip("-.")
     if local != key.replace(":", "-"):
         local += "." + hashlib.sha256(key.encode()).hexdigest()[:12]

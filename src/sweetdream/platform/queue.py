@@ -32,6 +32,7 @@ REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
 # Between tries to reach a Redis that went away: 1 s, 2 s, 4 s ... at most 30 s.
 RECONNECT_FIRST_DELAY = 1.0
 RECONNECT_MAX_DELAY = 30.0
+STEADY_AFTER = 60.0
 
 DELIVER_EVENT = "deliver_event"
 # A finished job's result is kept this long; a repeat enqueue within it is a no-op (the sweep
@@ -70,25 +71,28 @@ def run_worker(settings_cls: Any) -> None:
 async def _run_through_outages(settings_cls: Any) -> None:
     stop = asyncio.Event()
     settings: RedisSettings = replace(settings_cls.redis_settings, conn_retries=0)  # our retries, our log
-    failures = 0
+    failures = 0  # failed tries in a row; a Worker that ran STEADY_AFTER seconds starts the count over
     down_since: float | None = None
     while not stop.is_set():
         _stop_on_signals(stop)  # until a Worker installs arq's own (graceful) handlers
+        if failures:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), reconnect_delay(failures))
+            if stop.is_set():
+                break
         try:
             pool = await create_pool(settings)
         except REDIS_DOWN as exc:
             failures += 1
-            if down_since is None:
+            if down_since is None:  # not connected since the start: say so, once
                 down_since = time.monotonic()
-                log.warning("Redis connection lost (%s); reconnecting with backoff", type(exc).__name__)
-            delay = reconnect_delay(failures)
-            log.debug("Redis still unreachable (%s); next try in %.0f s", exc, delay)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), delay)
+                log.warning("Redis unreachable (%s); trying again with backoff", type(exc).__name__)
+            log.debug("Redis still unreachable (%s)", exc)
             continue
         if down_since is not None:
             log.info("Redis is back after %.0f s; the worker carries on", time.monotonic() - down_since)
-        failures, down_since = 0, None
+            down_since = None
+        started = time.monotonic()
         worker = create_worker(settings_cls, redis_pool=pool)
         worker.on_stop = lambda _signal: stop.set()
         try:
@@ -99,6 +103,7 @@ async def _run_through_outages(settings_cls: Any) -> None:
                 raise
         except REDIS_DOWN as exc:
             down_since = time.monotonic()
+            failures = 1 if down_since - started >= STEADY_AFTER else failures + 1  # a flapping Redis waits longer
             log.warning("Redis connection lost (%s); reconnecting with backoff", type(exc).__name__)
         finally:
             await _close(worker)

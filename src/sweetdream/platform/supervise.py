@@ -51,7 +51,8 @@ class Child:
             self.quick_deaths = 1 if ran >= STABLE_AFTER else self.quick_deaths + 1
             delay = restart_delay(self.quick_deaths)
             self.restart_at = now + delay
-            say(f"{self.name} exited with code {self.process.returncode} after {ran:.0f} s; restarting in {delay:.0f} s")
+            code = self.process.returncode
+            say(f"{self.name} exited with code {code} after {ran:.0f} s; restarting in {delay:.0f} s")
         if self.restart_at is not None and now >= self.restart_at:
             self.start(now)
 
