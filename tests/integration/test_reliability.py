@@ -139,7 +139,7 @@ def spawn(command: list[str], settings: Settings, log_path: Path) -> subprocess.
 # --- emails: at most once ---------------------------------------------------------------------
 
 
-async def test_a_worker_killed_right_after_sending_never_sends_that_email_again(isolated, own_db, monkeypatch):
+async def test_a_worker_killed_right_after_sending_never_sends_that_email_again(isolated, own_db, monkeypatch, caplog):
     """The audit's case: the worker died between sending the confirmation and committing. Here it
     is SIGKILLed by its mail backend the moment the .eml is written; the job is picked up again by
     another worker once its in-progress mark expires (job timeout 1 s + arq's 10 s)."""
@@ -164,6 +164,7 @@ async def test_a_worker_killed_right_after_sending_never_sends_that_email_again(
     assert row.delivered_at is not None  # the retry finished the job ...
     (message,) = messages_in(mail)  # ... and did not send the confirmation again
     assert waited < 20  # job timeout (1 s here) + arq's 10 s, not 300 s + 10 s
+    assert f"email order:{order.id}:confirmation was claimed at" in caplog.text  # the retry says so
     assert message["To"] == customer and message["Subject"] == f"Your order {order.number} is confirmed"
     assert message["Message-ID"].strip() == f"<order-{order.id}-confirmation@sweetdream.example>"
     sent = await own_db.scalar(select(SentMessage).where(SentMessage.key == f"order:{order.id}:confirmation"))

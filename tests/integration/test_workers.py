@@ -532,3 +532,46 @@ async def test_a_delivery_that_outlives_its_time_limit_is_recorded_and_retried(c
         .execution_options(populate_existing=True)
     )
     assert placed.attempts == 2 and "TimeoutError" in placed.last_error and placed.delivered_at is not None
+
+
+class SlowlyRefusingOnce:
+    """The first message takes a while and is then refused; later ones go through."""
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
+        self.calls = 0
+
+    async def send(self, message) -> None:
+        self.calls += 1
+        if self.calls == 1:
+            await asyncio.sleep(0.5)
+            raise ConnectionRefusedError("the SMTP server hung up")
+        await self.inner.send(message)
+
+
+async def test_two_runs_at_once_send_one_email_even_when_the_first_send_fails(client, settings, db):
+    """The second run waits for the first one's send (the claim's row lock) instead of taking the
+    claim for a sent message: the first send fails, so the second run sends it."""
+    user, _, order = await place_by_http(client, settings, db)
+    placed = await db.scalar(
+        select(OutboxEvent.id).where(
+            OutboxEvent.topic == "order.placed", OutboxEvent.payload["order_id"].astext == str(order.id)
+        )
+    )
+    ctx = {"redis": Redis.from_url(settings.redis_url), "job_try": 1}
+    await jobs.startup(ctx)
+    notifier = jobs.state(ctx).fulfillment.notifier
+    notifier.mailer = SlowlyRefusingOnce(notifier.mailer)
+    try:
+        results = await asyncio.gather(
+            jobs.deliver_event(ctx, str(placed)), jobs.deliver_event(ctx, str(placed)), return_exceptions=True
+        )
+    finally:
+        await jobs.shutdown(ctx)
+        await ctx["redis"].aclose()
+    assert notifier.mailer.calls == 2
+    assert sorted(type(r).__name__ for r in results) == ["Retry", "str"]  # the failed one asks for a retry
+    (mail,) = mails_to(settings, user.email)
+    assert mail["Message-ID"].strip() == f"<order-{order.id}-confirmation@sweetdream.example>"
+    sent = await db.scalar(select(SentMessage).where(SentMessage.key == f"order:{order.id}:confirmation"))
+    assert sent.status == "sent"

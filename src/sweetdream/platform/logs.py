@@ -51,7 +51,9 @@ def configure_logging(level: str, as_json: bool) -> None:
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-5s %(name)s: %(message)s"))
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    # Ours replaces ours (create_app and the worker's startup may both run in one process); any
+    # other handler stays (a test runner's log capture, say).
+    root.handlers[:] = [h for h in root.handlers if not isinstance(h, StdoutHandler)] + [handler]
     root.setLevel(level)
     # The per-request line comes from our middleware; the servers' access logs would repeat it.
     for noisy in ("uvicorn.access", "granian.access"):

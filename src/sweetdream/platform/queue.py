@@ -123,4 +123,4 @@ async def _close(worker: Worker) -> None:
     if worker.on_shutdown:
         await worker.on_shutdown(worker.ctx)
     with contextlib.suppress(*REDIS_DOWN):
-        await worker.pool.close(close_connection_pool=True)
+        await worker.pool.aclose(close_connection_pool=True)
