@@ -316,6 +316,13 @@ def worker_child(runner: subprocess.Popen[bytes]) -> psutil.Process | None:
     return None
 
 
+def alive(process: psutil.Process) -> bool:
+    try:
+        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
 def test_make_run_restarts_a_killed_worker_and_sigterm_stops_everything(isolated):
     port = free_port()
     log_path = isolated.var_dir / "dev.log"
@@ -337,11 +344,18 @@ def test_make_run_restarts_a_killed_worker_and_sigterm_stops_everything(isolated
         runner.send_signal(signal.SIGTERM)
         assert runner.wait(40) == 0
         time.sleep(0.2)
-        assert [p.pid for p in family if p.is_running() and p.status() != psutil.STATUS_ZOMBIE] == []
+        assert [p.pid for p in family if alive(p)] == []
     finally:
-        if runner.poll() is None:
-            runner.kill()
-            runner.wait()
+        if runner.poll() is None:  # the test failed midway: leave nothing running
+            leftovers = psutil.Process(runner.pid).children(recursive=True)
+            runner.terminate()
+            try:
+                runner.wait(40)
+            except subprocess.TimeoutExpired:
+                runner.kill()
+            for process in leftovers:
+                if alive(process):
+                    process.kill()
     output = log_path.read_text()
     assert "worker exited" in output and "restarting in 1 s" in output
 
