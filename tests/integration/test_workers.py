@@ -455,19 +455,28 @@ async def test_a_send_that_fails_is_released_so_the_retry_sends_it_once(client, 
     assert placed.attempts == 2 and "ConnectionRefusedError" in placed.last_error and placed.delivered_at
 
 
+def production_settings():
+    """workers.settings as a worker process with the default environment reads it at start."""
+    import importlib
+
+    import workers.settings
+
+    return importlib.reload(workers.settings).WorkerSettings
+
+
 def production_worker(settings, gateway) -> Worker:
     """The worker `sweetdream worker` runs (WorkerSettings: functions and timeouts), with a gateway
     of the test's, without the cron jobs (their sweep would pick up other tests' rows)."""
     from arq.worker import create_worker
 
-    from workers.settings import WorkerSettings
+    worker_settings = production_settings()
 
     async def startup(ctx):
         await jobs.startup(ctx)
         jobs.state(ctx).fulfillment.gateway = gateway
 
     return create_worker(
-        WorkerSettings,
+        worker_settings,
         cron_jobs=[],
         on_startup=startup,
         redis_settings=redis_settings(settings.redis_url),
@@ -475,11 +484,12 @@ def production_worker(settings, gateway) -> Worker:
     )
 
 
-async def test_a_job_abandoned_by_a_killed_worker_is_picked_up_again_after_about_a_minute(client, settings, db):
+async def test_a_job_abandoned_by_a_killed_worker_is_picked_up_again_after_about_a_minute(
+    client, settings, db, monkeypatch
+):
     """arq marks a running job in progress for its timeout + 10 s; a worker that is killed leaves
     the mark, and no other worker takes the job before it expires (it was 300 s + 10 s)."""
-    from workers.settings import WorkerSettings
-
+    monkeypatch.delenv("JOB_TIMEOUT_SECONDS", raising=False)
     _, _, order = await place_by_http(client, settings, db, **CARD)
     gateway = SlowGateway()
     worker = production_worker(settings, gateway)
@@ -501,7 +511,7 @@ async def test_a_job_abandoned_by_a_killed_worker_is_picked_up_again_after_about
     # The cron jobs share the mark's length (the longest timeout of any function + 10 s).
     from arq.worker import create_worker
 
-    assert create_worker(WorkerSettings, handle_signals=False).in_progress_timeout_s == 71
+    assert create_worker(production_settings(), handle_signals=False).in_progress_timeout_s == 71
 
 
 async def test_a_delivery_that_outlives_its_time_limit_is_recorded_and_retried(client, settings, db, monkeypatch):
