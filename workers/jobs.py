@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
 from arq import Retry
+from arq.worker import Function, func
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
 from sweetdream.cart.services import purge_stale_carts
@@ -37,6 +39,20 @@ class WorkerState:
 def state(ctx: dict[str, Any]) -> WorkerState:
     worker_state: WorkerState = ctx["sweetdream"]
     return worker_state
+
+
+def arq_timeout(settings: Settings) -> float:
+    """arq's hard limit for a job: our own deadline (settings.job_timeout, which records the failure
+    and retries) plus a second to do that. arq keeps a running job's in-progress mark for this + 10 s:
+    a job whose worker was killed is picked up again only then (71 s with the default 60 s)."""
+    return settings.job_timeout + 1
+
+
+def deliver_event_function(settings: Settings) -> Function:
+    """deliver_event as the worker registers it. Its time limit (JOB_TIMEOUT_SECONDS, 60 s) fits
+    what a delivery does: one payment-gateway call (a gateway client gives up within ~20 s) and
+    one email (SMTP gives up after 30 s)."""
+    return func(deliver_event, timeout=arq_timeout(settings))
 
 
 def backoff(attempt: int, base: float) -> float:
@@ -79,11 +95,13 @@ async def shutdown(ctx: dict[str, Any]) -> None:
 
 async def deliver_event(ctx: dict[str, Any], event_id: str) -> str:
     """Handle one outbox row. A failure is recorded on the row and retried with backoff; after
-    MAX_TRIES the row is marked failed."""
+    MAX_TRIES the row is marked failed. Running past JOB_TIMEOUT_SECONDS is such a failure (arq's
+    own timeout would end the job as failed with no retry, and keep that result for an hour)."""
     worker = state(ctx)
     attempt = int(ctx.get("job_try", 1))
     try:
-        return await worker.fulfillment.deliver(UUID(event_id), attempt)
+        async with asyncio.timeout(worker.settings.job_timeout):
+            return await worker.fulfillment.deliver(UUID(event_id), attempt)
     except Exception as exc:
         final = attempt >= MAX_TRIES
         try:

@@ -3,6 +3,10 @@
 Graceful shutdown: on SIGTERM arq stops taking jobs and waits up to job_completion_wait for the
 running ones (ECS gives the task 120 s before SIGKILL); a job still running then is cancelled and
 queued again, and runs later with the same result (every job is idempotent).
+
+A worker that is killed (SIGKILL, the host lost) leaves its running jobs marked in progress; arq
+gives them to another worker when the mark expires, after the longest timeout of any function +
+10 s. So every function here gets the same short timeout (jobs.arq_timeout: 61 s, a mark of 71 s).
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ _settings = Settings.from_env()
 
 
 class WorkerSettings:
-    functions = [jobs.deliver_event]
+    functions = [jobs.deliver_event_function(_settings)]
     cron_jobs = [
         cron(jobs.sweep_outbox, second=0, run_at_startup=True),  # every minute
         cron(jobs.cancel_unpaid_orders, second=30),  # every minute
@@ -27,6 +31,7 @@ class WorkerSettings:
     on_shutdown = jobs.shutdown
     redis_settings = redis_settings(_settings.redis_url or "redis://localhost:6379/0")
     max_tries = jobs.MAX_TRIES
+    job_timeout = jobs.arq_timeout(_settings)  # the cron jobs' limit (they take well under a second)
     keep_result = KEEP_RESULT_SECONDS
     job_completion_wait = _settings.worker_shutdown_grace
     # arq polls the queue every poll_delay and takes up to max_jobs per poll: with its defaults

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
-import subprocess
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -109,47 +107,21 @@ def dev_command(app: Litestar, host: str, port: int) -> None:
     click.echo(f"Demo catalog: {seed_demo(app)} product(s) added.")
     for hook in DEV_HOOKS:
         hook(app)
+    from sweetdream.platform.supervise import Child, supervise
+
     env = {**os.environ, "SWEETDREAM_ENV": app.state.settings.environment}
     children = [
-        subprocess.Popen(granian_command(host, port, workers=1), env=env),
-        *[subprocess.Popen(cmd, env=env) for cmd in DEV_PROCESSES],
+        Child("web", granian_command(host, port, workers=1), env),
+        *[Child(name, command, env) for name, command in DEV_PROCESSES],
     ]
     click.echo(f"SweetDream is running on http://{host}:{port}  (Ctrl-C stops everything)")
-    _wait_for_children(children)
+    # A child that dies (a crash, `kill -9`) is restarted with backoff; Ctrl-C/SIGTERM stops all.
+    supervise(children, say=lambda line: click.secho(line, fg="yellow"))
 
 
 # Later domains add setup steps (e.g. a dev admin) and processes (e.g. the worker) here.
 DEV_HOOKS: list[Callable[[Litestar], None]] = []
-DEV_PROCESSES: list[list[str]] = []
-
-
-def _wait_for_children(children: list[subprocess.Popen[bytes]]) -> None:
-    def stop(*_: object) -> None:
-        for child in children:
-            if child.poll() is None:
-                child.send_signal(signal.SIGTERM)
-
-    signal.signal(signal.SIGTERM, stop)
-    # A shell starting us in the background ignores SIGINT; Ctrl-C must still stop everything.
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    try:
-        while all(child.poll() is None for child in children):
-            try:
-                children[0].wait(timeout=0.5)
-            except subprocess.TimeoutExpired:
-                continue
-    except KeyboardInterrupt:
-        pass
-    finally:
-        # Ctrl-C reaches us twice (from the terminal and forwarded by `uv run`): a second one
-        # must not interrupt the clean-up, or a child could be left running.
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        stop()
-        for child in children:
-            try:
-                child.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                child.kill()
+DEV_PROCESSES: list[tuple[str, list[str]]] = []
 
 
 def _users(app: Litestar, work: Callable[[Any], Awaitable[T]]) -> T:
@@ -221,16 +193,15 @@ def worker_process() -> list[str]:
     return [str(Path(sys.executable).parent / "sweetdream"), "worker"]
 
 
-DEV_PROCESSES.append(worker_process())
+DEV_PROCESSES.append(("worker", worker_process()))
 
 
 @click.command(name="worker", help="Run the ARQ worker: order fulfilment, emails, the outbox sweep.")
 def worker_command(app: Litestar) -> None:
-    from arq.worker import run_worker
-
+    from sweetdream.platform.queue import run_worker
     from workers.settings import WorkerSettings
 
-    run_worker(WorkerSettings)  # type: ignore[arg-type]
+    run_worker(WorkerSettings)
 
 
 def _with_redis(app: Litestar, work: Callable[[Any, Any], Awaitable[T]]) -> T:
@@ -261,17 +232,23 @@ def outbox_list(app: Litestar) -> None:
 
 
 def _print_outbox(app: Litestar) -> None:
+    from sweetdream.fulfillment.notifications import UnconfirmedSend, unconfirmed_sends
     from sweetdream.orders import outbox
 
-    async def report(session: Any) -> tuple[int, list[outbox.FailedEvent]]:
-        return await outbox.undelivered_count(session), await outbox.failed(session)
+    async def report(session: Any) -> tuple[int, list[outbox.FailedEvent], list[UnconfirmedSend]]:
+        return await outbox.undelivered_count(session), await outbox.failed(session), await unconfirmed_sends(session)
 
-    waiting, failed = run_with_session(app, report)
+    waiting, failed, unconfirmed = run_with_session(app, report)
     click.echo(f"Waiting for delivery: {waiting}. Failed: {len(failed)}.")
     for row in failed:
         number = row.payload.get("number", "")
         click.echo(f"{row.id}  {row.topic:<22} {number!s:<10} tries={row.attempts}  {row.failed_at:%Y-%m-%d %H:%M}Z")
         click.echo(f"    {row.last_error}")
+    if unconfirmed:
+        # At most once: a worker died while sending these; they are not sent again by themselves.
+        click.echo(f"Emails that may not have gone out: {len(unconfirmed)} (search the mail log for the Message-ID).")
+        for send in unconfirmed:
+            click.echo(f"{send.claimed_at:%Y-%m-%d %H:%M}Z  {send.key}  {send.message_id}")
 
 
 @outbox_group.command(name="retry", help="Queue failed events again: the IDs given, or --all.")

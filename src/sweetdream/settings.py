@@ -78,6 +78,7 @@ class Settings:
     public_url: str = "http://127.0.0.1:8000"
     payment_gateway: str = "test"
     job_retry_delay: float = 5.0
+    job_timeout: float = 60.0
     worker_shutdown_grace: int = 110
     # How many proxies in front of us append to X-Forwarded-For (the ALB: 1); 0 trusts none.
     trust_proxy_hops: int = 0
@@ -119,6 +120,7 @@ class Settings:
             public_url=_env("PUBLIC_URL", "http://127.0.0.1:8000"),
             payment_gateway=_env("PAYMENT_GATEWAY", "test"),
             job_retry_delay=_float("JOB_RETRY_DELAY_SECONDS", 5.0),
+            job_timeout=_float("JOB_TIMEOUT_SECONDS", 60.0),
             worker_shutdown_grace=_int("WORKER_SHUTDOWN_GRACE_SECONDS", 110),
             var_dir=var_dir,
             trust_proxy_hops=_trusted_proxy_hops(),

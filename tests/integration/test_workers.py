@@ -386,3 +386,205 @@ async def test_a_job_abandoned_at_shutdown_runs_again_with_the_same_result(clien
     assert order.status == OrderStatus.PROCESSING and order.payment_status == "paid"
     assert len(mails_to(settings, user.email)) == 1
     assert await stock_of(db, variant) == 4
+
+
+async def test_every_email_carries_a_message_id_named_after_what_it_announces(client, settings, db):
+    """A stable Message-ID per (order, kind): the mail log can be searched for it, and a client
+    that ever got a copy drops it."""
+    user, _, order = await place_by_http(client, settings, db)
+    await run_worker(settings)
+    service = OrderService(db, Redis.from_url(settings.redis_url))
+    await service.transition(order.id, OrderStatus.SHIPPED, "admin@example.com")
+    await service.redis.aclose()
+    await run_worker(settings)
+    ids = sorted(m["Message-ID"].strip() for m in mails_to(settings, user.email))  # folded onto its own line
+    assert ids == [
+        f"<order-{order.id}-confirmation@sweetdream.example>",
+        f"<order-{order.id}-shipped@sweetdream.example>",
+    ]
+    rows = (await db.scalars(select(SentMessage).where(SentMessage.key.like(f"order:{order.id}:%")))).all()
+    assert sorted((r.key, r.status) for r in rows) == [
+        (f"order:{order.id}:confirmation", "sent"),
+        (f"order:{order.id}:shipped", "sent"),
+    ]
+
+
+class FailingOnceMailer:
+    """An SMTP server that refuses the first message (down for a moment), then takes them."""
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
+        self.refused = 0
+
+    async def send(self, message) -> None:
+        if not self.refused:
+            self.refused += 1
+            raise ConnectionRefusedError("the SMTP server is down")
+        await self.inner.send(message)
+
+
+async def test_a_send_that_fails_is_released_so_the_retry_sends_it_once(client, settings, db):
+    user, _, order = await place_by_http(client, settings, db)
+    mailers = []
+
+    async def startup(ctx):
+        await jobs.startup(ctx)
+        notifier = jobs.state(ctx).fulfillment.notifier
+        notifier.mailer = FailingOnceMailer(notifier.mailer)
+        mailers.append(notifier.mailer)
+
+    worker = Worker(
+        functions=[jobs.deliver_event],
+        on_startup=startup,
+        on_shutdown=jobs.shutdown,
+        redis_settings=redis_settings(settings.redis_url),
+        burst=True,
+        poll_delay=0.05,
+        handle_signals=False,
+        max_tries=jobs.MAX_TRIES,
+    )
+    try:
+        await worker.main()
+    finally:
+        await worker.close()
+    assert mailers[0].refused == 1
+    (mail,) = mails_to(settings, user.email)
+    assert mail["Message-ID"].strip() == f"<order-{order.id}-confirmation@sweetdream.example>"
+    placed = await db.scalar(
+        select(OutboxEvent)
+        .where(OutboxEvent.topic == "order.placed", OutboxEvent.payload["order_id"].astext == str(order.id))
+        .execution_options(populate_existing=True)
+    )
+    assert placed.attempts == 2 and "ConnectionRefusedError" in placed.last_error and placed.delivered_at
+
+
+def production_settings():
+    """workers.settings as a worker process with the default environment reads it at start."""
+    import importlib
+
+    import workers.settings
+
+    return importlib.reload(workers.settings).WorkerSettings
+
+
+def production_worker(settings, gateway) -> Worker:
+    """The worker `sweetdream worker` runs (WorkerSettings: functions and timeouts), with a gateway
+    of the test's, without the cron jobs (their sweep would pick up other tests' rows)."""
+    from arq.worker import create_worker
+
+    worker_settings = production_settings()
+
+    async def startup(ctx):
+        await jobs.startup(ctx)
+        jobs.state(ctx).fulfillment.gateway = gateway
+
+    return create_worker(
+        worker_settings,
+        cron_jobs=[],
+        on_startup=startup,
+        redis_settings=redis_settings(settings.redis_url),
+        handle_signals=False,
+    )
+
+
+async def test_a_job_abandoned_by_a_killed_worker_is_picked_up_again_after_about_a_minute(
+    client, settings, db, monkeypatch
+):
+    """arq marks a running job in progress for its timeout + 10 s; a worker that is killed leaves
+    the mark, and no other worker takes the job before it expires (it was 300 s + 10 s)."""
+    monkeypatch.delenv("JOB_TIMEOUT_SECONDS", raising=False)
+    _, _, order = await place_by_http(client, settings, db, **CARD)
+    gateway = SlowGateway()
+    worker = production_worker(settings, gateway)
+    running = asyncio.create_task(worker.async_run())
+    redis = Redis.from_url(settings.redis_url)
+    try:
+        await asyncio.wait_for(gateway.started.wait(), 10)
+        event_id = await db.scalar(
+            select(OutboxEvent.id).where(
+                OutboxEvent.topic == "order.placed", OutboxEvent.payload["order_id"].astext == str(order.id)
+            )
+        )
+        remaining_ms = await redis.pttl(f"arq:in-progress:{event_id}")
+        assert 60_000 < remaining_ms <= 71_000
+    finally:
+        gateway.release.set()
+        await redis.aclose()
+        await sigterm(worker, running)
+    # The cron jobs share the mark's length (the longest timeout of any function + 10 s).
+    from arq.worker import create_worker
+
+    assert create_worker(production_settings(), handle_signals=False).in_progress_timeout_s == 71
+
+
+async def test_a_delivery_that_outlives_its_time_limit_is_recorded_and_retried(client, settings, db, monkeypatch):
+    monkeypatch.setenv("JOB_TIMEOUT_SECONDS", "0.5")
+    _, _, order = await place_by_http(client, settings, db, **CARD)
+
+    class HangsOnce(TestGateway):
+        """The card network never answers the first charge; the retry's goes through."""
+
+        calls = 0
+
+        async def charge(self, *args, **kwargs):
+            type(self).calls += 1
+            if self.calls == 1:
+                await asyncio.Event().wait()
+            return await super().charge(*args, **kwargs)
+
+    async def startup(ctx):
+        await jobs.startup(ctx)
+        jobs.state(ctx).fulfillment.gateway = HangsOnce()
+
+    await drain_queue(settings.redis_url, on_startup=startup)
+    order = await fresh(db, order.id)
+    assert order.status == OrderStatus.PROCESSING and order.payment_status == "paid"
+    placed = await db.scalar(
+        select(OutboxEvent)
+        .where(OutboxEvent.topic == "order.placed", OutboxEvent.payload["order_id"].astext == str(order.id))
+        .execution_options(populate_existing=True)
+    )
+    assert placed.attempts == 2 and "TimeoutError" in placed.last_error and placed.delivered_at is not None
+
+
+class SlowlyRefusingOnce:
+    """The first message takes a while and is then refused; later ones go through."""
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
+        self.calls = 0
+
+    async def send(self, message) -> None:
+        self.calls += 1
+        if self.calls == 1:
+            await asyncio.sleep(0.5)
+            raise ConnectionRefusedError("the SMTP server hung up")
+        await self.inner.send(message)
+
+
+async def test_two_runs_at_once_send_one_email_even_when_the_first_send_fails(client, settings, db):
+    """The second run waits for the first one's send (the claim's row lock) instead of taking the
+    claim for a sent message: the first send fails, so the second run sends it."""
+    user, _, order = await place_by_http(client, settings, db)
+    placed = await db.scalar(
+        select(OutboxEvent.id).where(
+            OutboxEvent.topic == "order.placed", OutboxEvent.payload["order_id"].astext == str(order.id)
+        )
+    )
+    ctx = {"redis": Redis.from_url(settings.redis_url), "job_try": 1}
+    await jobs.startup(ctx)
+    notifier = jobs.state(ctx).fulfillment.notifier
+    notifier.mailer = SlowlyRefusingOnce(notifier.mailer)
+    try:
+        results = await asyncio.gather(
+            jobs.deliver_event(ctx, str(placed)), jobs.deliver_event(ctx, str(placed)), return_exceptions=True
+        )
+    finally:
+        await jobs.shutdown(ctx)
+        await ctx["redis"].aclose()
+    assert notifier.mailer.calls == 2
+    assert sorted(type(r).__name__ for r in results) == ["Retry", "str"]  # the failed one asks for a retry
+    (mail,) = mails_to(settings, user.email)
+    assert mail["Message-ID"].strip() == f"<order-{order.id}-confirmation@sweetdream.example>"
+    sent = await db.scalar(select(SentMessage).where(SentMessage.key == f"order:{order.id}:confirmation"))
+    assert sent.status == "sent"

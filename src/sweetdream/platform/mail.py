@@ -5,15 +5,22 @@
 - `ses`: Amazon SES through boto3, in AWS_REGION, with the task's IAM role.
 
 Blocking clients (smtplib, boto3) run in a thread, off the event loop.
+
+Every message the shop sends has a Message-ID made from what it announces (`message_id`), the same
+on every attempt: the mail log can be searched for it, and a mail client that ever received a copy
+keeps one. (Amazon SES puts its own Message-ID on what it relays; its send log is keyed by that.)
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import re
 import smtplib
 import uuid
 from datetime import UTC, datetime
 from email.message import EmailMessage
+from email.utils import parseaddr
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import unquote, urlsplit
@@ -23,13 +30,31 @@ class Mailer(Protocol):
     async def send(self, message: EmailMessage) -> None: ...
 
 
-def build_message(sender: str, to: str, subject: str, text: str, html: str) -> EmailMessage:
+_NOT_ATOM = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def message_id(key: str, sender: str) -> str:
+    """A stable Message-ID for the message named `key`, in the sender's domain:
+    `order:<id>:confirmation` from shop@sweetdream.example -> `<order-<id>-confirmation@sweetdream.example>`.
+    A key with characters a Message-ID cannot hold (an address, say) gets a short hash of itself
+    appended, so two keys never share an id."""
+    domain = parseaddr(sender)[1].partition("@")[2] or "sweetdream"
+    local = _NOT_ATOM.sub("-", key).strip("-.")
+    if local != key.replace(":", "-"):
+        local += "." + hashlib.sha256(key.encode()).hexdigest()[:12]
+    return f"<{local}@{domain}>"
+
+
+def build_message(
+    sender: str, to: str, subject: str, text: str, html: str, message_id: str | None = None
+) -> EmailMessage:
+    """The message as sent; `message_id` from `message_id()` (a random one when none is given)."""
     message = EmailMessage()
     message["From"] = sender
     message["To"] = to
     message["Subject"] = subject
     message["Date"] = datetime.now(UTC).strftime("%a, %d %b %Y %H:%M:%S +0000")
-    message["Message-ID"] = f"<{uuid.uuid4().hex}@sweetdream>"
+    message["Message-ID"] = message_id or f"<{uuid.uuid4().hex}@sweetdream>"
     message.set_content(text)
     message.add_alternative(html, subtype="html")
     return message

@@ -3,12 +3,36 @@ touch only this file and workers/).
 
 Jobs are enqueued with a caller-chosen id; arq refuses a second job with the same id while the
 first is queued, running or its result is kept, so delivering an event twice enqueues it once.
+
+`run_worker` runs the worker process (`sweetdream worker`) through Redis outages: arq's Worker
+stops with an exception when its Redis connection drops, so each outage ends one Worker and, once
+Redis answers again, a new one starts in the same process.
 """
 
 from __future__ import annotations
 
-from arq.connections import ArqRedis, RedisSettings
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from dataclasses import replace
+from typing import Any
+
+from arq.connections import ArqRedis, RedisSettings, create_pool
+from arq.worker import Worker, create_worker
 from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+log = logging.getLogger("sweetdream.worker")
+
+# What "Redis is unreachable" looks like from redis-py and from the socket underneath.
+REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
+# Between tries to reach a Redis that went away: 1 s, 2 s, 4 s ... at most 30 s.
+RECONNECT_FIRST_DELAY = 1.0
+RECONNECT_MAX_DELAY = 30.0
+STEADY_AFTER = 60.0
 
 DELIVER_EVENT = "deliver_event"
 # A finished job's result is kept this long; a repeat enqueue within it is a no-op (the sweep
@@ -26,3 +50,77 @@ async def enqueue(redis: Redis, function: str, job_id: str, *args: object) -> bo
     False when that job already exists."""
     job = await ArqRedis(connection_pool=redis.connection_pool).enqueue_job(function, *args, _job_id=job_id)
     return job is not None
+
+
+def reconnect_delay(failures: int) -> float:
+    """Seconds to wait after the `failures`-th failed try in a row to reach Redis."""
+    return float(min(RECONNECT_FIRST_DELAY * 2 ** (failures - 1), RECONNECT_MAX_DELAY))
+
+
+def run_worker(settings_cls: Any) -> None:
+    """Run the arq worker described by `settings_cls` until SIGTERM/SIGINT.
+
+    When Redis drops, the running Worker stops (jobs in flight finish; one that cannot record its
+    end is run again when its in-progress mark expires, and every job is idempotent); one warning is
+    logged, Redis is tried again with backoff (quietly), and a new Worker starts when it answers.
+    Jobs lost with Redis's own data come back with the outbox sweep, which runs at each start.
+    """
+    asyncio.run(_run_through_outages(settings_cls))
+
+
+async def _run_through_outages(settings_cls: Any) -> None:
+    stop = asyncio.Event()
+    settings: RedisSettings = replace(settings_cls.redis_settings, conn_retries=0)  # our retries, our log
+    failures = 0  # failed tries in a row; a Worker that ran STEADY_AFTER seconds starts the count over
+    down_since: float | None = None
+    while not stop.is_set():
+        _stop_on_signals(stop)  # until a Worker installs arq's own (graceful) handlers
+        if failures:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), reconnect_delay(failures))
+            if stop.is_set():
+                break
+        try:
+            pool = await create_pool(settings)
+        except REDIS_DOWN as exc:
+            failures += 1
+            if down_since is None:  # not connected since the start: say so, once
+                down_since = time.monotonic()
+                log.warning("Redis unreachable (%s); trying again with backoff", type(exc).__name__)
+            log.debug("Redis still unreachable (%s)", exc)
+            continue
+        if down_since is not None:
+            log.info("Redis is back after %.0f s; the worker carries on", time.monotonic() - down_since)
+            down_since = None
+        started = time.monotonic()
+        worker = create_worker(settings_cls, redis_pool=pool)
+        worker.on_stop = lambda _signal: stop.set()
+        try:
+            worker.main_task = asyncio.ensure_future(worker.main())
+            await worker.main_task
+        except asyncio.CancelledError:  # arq's signal handler cancels main_task: a clean stop
+            if not stop.is_set():
+                raise
+        except REDIS_DOWN as exc:
+            down_since = time.monotonic()
+            failures = 1 if down_since - started >= STEADY_AFTER else failures + 1  # a flapping Redis waits longer
+            log.warning("Redis connection lost (%s); reconnecting with backoff", type(exc).__name__)
+        finally:
+            await _close(worker)
+
+
+def _stop_on_signals(stop: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+
+
+async def _close(worker: Worker) -> None:
+    """Worker.close, minus what cannot work while Redis is down (it would skip on_shutdown)."""
+    await asyncio.gather(*worker.tasks.values(), return_exceptions=True)
+    with contextlib.suppress(*REDIS_DOWN):
+        await worker.pool.delete(worker.health_check_key)
+    if worker.on_shutdown:
+        await worker.on_shutdown(worker.ctx)
+    with contextlib.suppress(*REDIS_DOWN):
+        await worker.pool.aclose(close_connection_pool=True)
