@@ -394,17 +394,20 @@ async def test_every_email_carries_a_message_id_named_after_what_it_announces(cl
     user, _, order = await place_by_http(client, settings, db)
     await run_worker(settings)
     service = OrderService(db, Redis.from_url(settings.redis_url))
+    await service.transition(order.id, OrderStatus.PREPARING, "admin@example.com")
     await service.transition(order.id, OrderStatus.SHIPPED, "admin@example.com")
     await service.redis.aclose()
     await run_worker(settings)
     ids = sorted(m["Message-ID"].strip() for m in mails_to(settings, user.email))  # folded onto its own line
     assert ids == [
         f"<order-{order.id}-confirmation@sweetdream.example>",
+        f"<order-{order.id}-preparing@sweetdream.example>",
         f"<order-{order.id}-shipped@sweetdream.example>",
     ]
     rows = (await db.scalars(select(SentMessage).where(SentMessage.key.like(f"order:{order.id}:%")))).all()
     assert sorted((r.key, r.status) for r in rows) == [
         (f"order:{order.id}:confirmation", "sent"),
+        (f"order:{order.id}:preparing", "sent"),
         (f"order:{order.id}:shipped", "sent"),
     ]
 
