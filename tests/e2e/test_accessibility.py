@@ -138,8 +138,15 @@ def shop(browser: Browser, base_url: str) -> Shop:
         page.locator("#cancel-order").click()
         expect(page.locator("#order-status")).to_have_text("Cancelled")
         move(place_order(page), OrderStatus.PROCESSING)
-        move(place_order(page), OrderStatus.PROCESSING, OrderStatus.SHIPPED)
-        move(place_order(page), OrderStatus.PROCESSING, OrderStatus.SHIPPED, OrderStatus.DELIVERED)
+        move(place_order(page), OrderStatus.PROCESSING, OrderStatus.PREPARING)
+        move(place_order(page), OrderStatus.PROCESSING, OrderStatus.PREPARING, OrderStatus.SHIPPED)
+        move(
+            place_order(page),
+            OrderStatus.PROCESSING,
+            OrderStatus.PREPARING,
+            OrderStatus.SHIPPED,
+            OrderStatus.DELIVERED,
+        )
         pending = place_order(page)
         assert cancelled != pending
         add_to_cart(page)  # the cart is full again
