@@ -16,7 +16,6 @@ from datetime import UTC, datetime, timedelta
 from html import unescape
 
 import pytest
-from arq.worker import Worker
 from litestar.testing import AsyncTestClient
 from redis.asyncio import Redis
 from sqlalchemy import func, select, update
@@ -25,11 +24,11 @@ from sweetdream.accounts.models import Role
 from sweetdream.app import create_app
 from sweetdream.fulfillment.payments import APPROVE_CARD, DECLINE_CARD, GatewayUnavailable, TestGateway
 from sweetdream.orders.models import Order, OrderEvent, OrderStatus
-from sweetdream.platform.queue import redis_settings
 from tests.integration.factories import make_product, make_user, put_in_cart, signed_in, stock_of
 from tests.integration.helpers import post_form, reviewed
 from tests.integration.test_checkout import NUMBER, checkout_form
 from tests.integration.test_workers import body, fresh, mails_to, place_by_http
+from tests.support import drain_queue
 from workers import jobs
 
 
@@ -50,20 +49,7 @@ async def burst_worker(settings, gateway: TestGateway | None = None) -> None:
         if gateway is not None:
             jobs.state(ctx).fulfillment.gateway = gateway
 
-    worker = Worker(
-        functions=[jobs.deliver_event],
-        on_startup=startup,
-        on_shutdown=jobs.shutdown,
-        redis_settings=redis_settings(settings.redis_url),
-        burst=True,
-        poll_delay=0.05,
-        handle_signals=False,
-        max_tries=jobs.MAX_TRIES,
-    )
-    try:
-        await worker.main()
-    finally:
-        await worker.close()
+    await drain_queue(settings.redis_url, on_startup=startup)
 
 
 async def worker_in_thread(settings, gateway: TestGateway | None = None) -> None:

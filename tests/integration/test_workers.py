@@ -436,20 +436,7 @@ async def test_a_send_that_fails_is_released_so_the_retry_sends_it_once(client, 
         notifier.mailer = FailingOnceMailer(notifier.mailer)
         mailers.append(notifier.mailer)
 
-    worker = Worker(
-        functions=[jobs.deliver_event],
-        on_startup=startup,
-        on_shutdown=jobs.shutdown,
-        redis_settings=redis_settings(settings.redis_url),
-        burst=True,
-        poll_delay=0.05,
-        handle_signals=False,
-        max_tries=jobs.MAX_TRIES,
-    )
-    try:
-        await worker.main()
-    finally:
-        await worker.close()
+    await drain_queue(settings.redis_url, on_startup=startup)
     assert mailers[0].refused == 1
     (mail,) = mails_to(settings, user.email)
     assert mail["Message-ID"].strip() == f"<order-{order.id}-confirmation@sweetdream.example>"
