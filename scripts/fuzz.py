@@ -56,6 +56,7 @@ EXTRA_METHODS = ("PUT", "DELETE", "PATCH")
 NOT_QUERY = {"request", "state", "scope", "socket", "headers", "cookies", "query", "body", "data"}
 MAX_BODY_SHOWN = 300
 MAX_QUERY = 60_000
+NOT_SENT = 0  # the status _send reports for a URL httpx refuses to send
 
 Value = str | bytes
 
@@ -291,6 +292,7 @@ class Report:
     statuses: Counter[int] = field(default_factory=Counter)
     failures: list[Failure] = field(default_factory=list)
     seconds: float = 0.0
+    not_sent: int = 0  # URLs longer than any client sends: httpx refuses them before they leave
 
     @property
     def server_errors(self) -> int:
@@ -302,7 +304,7 @@ class Report:
             f"fuzz: {self.requests} requests over {self.targets} targets (route x method), seed {self.seed}, "
             f"in {self.seconds:.0f} s ({self.setup_requests} more to sign in and fill carts); "
             f"5xx: {self.server_errors}",
-            f"statuses: {histogram}",
+            f"statuses: {histogram}" + (f"; {self.not_sent} too long to send, not counted" if self.not_sent else ""),
         ]
         if self.failures:
             lines.append("server errors:")
@@ -367,6 +369,8 @@ class Fuzzer:
                     if len(chunks) > 65536 or response.headers.get("content-type", "").startswith("text/event-stream"):
                         break
                 status, answer = response.status_code, dict(response.headers)
+        except httpx.InvalidURL:  # longer than any client sends (httpx refuses over 64 KiB): not sent
+            return NOT_SENT, {}, ""
         except httpx.HTTPError as exc:  # a dropped connection is a server failure too
             status, answer, chunks = 599, {}, f"{type(exc).__name__}: {exc}".encode()
         identity.cookies = httpx.Cookies(self.client.cookies)
@@ -572,6 +576,9 @@ class Fuzzer:
                     ),
                 )
         status, answer, text = await self._send(identity, target.method, url, body, headers)
+        if status == NOT_SENT:
+            self.report.not_sent += 1
+            return
         self.report.requests += 1
         self.report.statuses[status] += 1
         if status >= 500:
