@@ -141,7 +141,10 @@ def module_call_problems(directory: Directory, module: str, body: dict[str, Any]
         return [f"{where}: module {module!r} source {unquote(body['source'])} has no .tf files"]
     target = module_source(directory, module)
     passed = {key for key in body if not key.startswith("__")} - MODULE_META_ARGUMENTS
-    found = [f"{where}: module {module!r} passes {arg!r}, not a variable of its source" for arg in sorted(passed - set(target.variables))]
+    found = [
+        f"{where}: module {module!r} passes {arg!r}, not a variable of its source"
+        for arg in sorted(passed - set(target.variables))
+    ]
     required = {name for name, has_default in target.variables.items() if not has_default}
     found += [f"{where}: module {module!r} does not pass required {arg!r}" for arg in sorted(required - passed)]
     return found
