@@ -29,7 +29,10 @@ push() {
   registry=${repo%%/*}
   aws ecr get-login-password | skopeo login --username AWS --password-stdin "$registry"
   built=$(skopeo inspect --format '{{.Digest}}' "oci-archive:$archive")
-  skopeo copy --preserve-digests "oci-archive:$archive" "docker://$repo:$tag"
+  # Tags are immutable in ECR: a re-run of the same commit finds its image already there.
+  if ! skopeo inspect --format '{{.Digest}}' "docker://$repo:$tag" > /dev/null 2>&1; then
+    skopeo copy --preserve-digests "oci-archive:$archive" "docker://$repo:$tag"
+  fi
   pushed=$(skopeo inspect --format '{{.Digest}}' "docker://$repo:$tag")
   if [ "$built" != "$pushed" ]; then
     echo "pushed digest $pushed differs from the built $built" >&2
