@@ -223,11 +223,14 @@ def test_worker_gets_time_to_finish_its_job():
     assert "portMappings" not in worker
 
 
-def test_web_listens_on_8000_with_health_check():
+def test_web_listens_on_8000_with_a_patient_readiness_check():
     (web,) = task_template("web")["containerDefinitions"]
     assert web["name"] == "web"
     assert web["portMappings"][0]["containerPort"] == 8000
-    assert "/health" in " ".join(web["healthCheck"]["command"])
+    check = web["healthCheck"]
+    assert "http://127.0.0.1:8000/ready" in " ".join(check["command"])
+    # Replaced only after ~2.5 minutes cut off from PostgreSQL/Redis: longer than a Multi-AZ failover.
+    assert check["interval"] * check["retries"] >= 150
 
 
 @pytest.mark.parametrize("kind", ["web", "worker"])
@@ -483,8 +486,6 @@ def test_load_balancer_checks_the_process_not_its_dependencies():
     service = read(TF / "modules/service/main.tf")
     health = re.search(r"health_check\s*\{(.*?)\n  \}", service, re.S).group(1)
     assert re.search(r'path\s*=\s*"/health"', health)
-    (web,) = task_template("web")["containerDefinitions"]
-    assert "/health" in " ".join(web["healthCheck"]["command"])
 
 
 def test_prod_has_a_test_listener_and_a_hook_codedeploy_can_call():

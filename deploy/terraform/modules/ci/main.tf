@@ -24,7 +24,9 @@ resource "aws_iam_openid_connect_provider" "github" {
   count          = var.create_oidc_provider ? 1 : 0
   url            = "https://${local.github_host}"
   client_id_list = ["sts.amazonaws.com"]
-  tags           = var.tags
+  # AWS no longer checks these for GitHub (it trusts the issuer's CA); older providers require the list.
+  thumbprint_list = ["6938fd4d98bab03faadb97b34396831e3780aea1", "1c58a3a8518e8759bf075b76b750d4f2df264fcd"]
+  tags            = var.tags
 }
 
 data "aws_iam_openid_connect_provider" "github" {
@@ -157,7 +159,7 @@ resource "aws_ssm_parameter" "release" {
   name        = "/${var.name}/release"
   description = "Cluster, services, network and task definition values for the release pipeline"
   type        = "String"
-  tier        = "Standard"
+  tier        = "Standard" # about 1.6 KB of 4
   value       = jsonencode(var.release)
   tags        = var.tags
 }

@@ -206,7 +206,8 @@ resource "aws_lb_target_group" "web" {
   deregistration_delay = 30
   health_check {
     # Process up. Not /ready: during a database or Redis failover every task would fail it at
-    # once and be replaced for nothing. /ready is checked by the blue/green hook before traffic moves.
+    # once and be replaced for nothing. /ready is checked by the blue/green hook before traffic moves,
+    # and patiently (5 x 30 s) by the container health check (deploy/ecs/web.json).
     path                = "/health"
     matcher             = "200"
     interval            = 15

@@ -31,11 +31,12 @@ variable "test_listener_cidrs" {
 
 # ------------------------------------------------------------ test listener
 
+# count, not for_each: the NAT addresses are only known after apply, their number before.
 resource "aws_vpc_security_group_ingress_rule" "alb_test" {
-  for_each          = local.blue_green ? toset(var.test_listener_cidrs) : toset([])
+  count             = local.blue_green ? length(var.test_listener_cidrs) : 0
   security_group_id = aws_security_group.alb.id
   description       = "Blue/green test listener, from the hook only"
-  cidr_ipv4         = each.value
+  cidr_ipv4         = var.test_listener_cidrs[count.index]
   ip_protocol       = "tcp"
   from_port         = var.test_listener_port
   to_port           = var.test_listener_port
