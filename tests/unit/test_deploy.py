@@ -394,8 +394,20 @@ def broken_problems(root: Path, relative: str, old: str, new: str) -> list[str]:
             'aws_lb_target_group.webb["green"].arn',
             "modules/service/release.tf: aws_lb_target_group.webb is not a resource declared here",
         ),
+        (
+            "modules/service/main.tf",
+            "AWS_REGION         = local.region",
+            "AWS_REGION         = local.regoin",
+            "modules/service/main.tf: local.regoin is not a declared local",
+        ),
+        (
+            "modules/ci/main.tf",
+            "data.aws_iam_policy_document.trust.json",
+            "data.aws_iam_policy_document.trusts.json",
+            "modules/ci/main.tf: data.aws_iam_policy_document.trusts is not declared here",
+        ),
     ],
-    ids=["variable", "module-output", "module-input", "resource"],
+    ids=["variable", "module-output", "module-input", "resource", "local", "data"],
 )
 def test_a_broken_reference_is_caught(tf_copy: Path, relative: str, old: str, new: str, expected: str):
     assert expected in broken_problems(tf_copy, relative, old, new)
