@@ -7,7 +7,7 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := .venv
 RUN := $(UV) run --frozen --python $(PYTHON)
 
-.PHONY: run test install browser wrk lint bench fuzz unit integration e2e clean
+.PHONY: run test install browser wrk lint lint-deploy bench fuzz unit integration e2e clean
 
 run: install  ## install, start embedded PostgreSQL/Redis (unless DATABASE_URL/REDIS_URL), migrate, seed, serve + worker
 	$(RUN) sweetdream dev
@@ -25,10 +25,24 @@ integration: install
 e2e: install browser
 	$(RUN) pytest tests/e2e -q
 
-lint: install
-	$(RUN) ruff check src tests workers scripts
-	$(RUN) ruff format --check src tests workers scripts
+lint: install lint-deploy
+	$(RUN) ruff check src tests workers scripts deploy
+	$(RUN) ruff format --check src tests workers scripts deploy
 	$(RUN) mypy
+
+# Offline checks of deploy/ and .github/: no Docker engine, no AWS, no Terraform providers needed.
+# checkov runs in its own tool environment (its pins never touch uv.lock).
+CHECKOV := $(UV) tool run --quiet --python $(PYTHON) --from checkov==3.3.30 checkov
+lint-deploy: install
+	$(RUN) hadolint deploy/Dockerfile
+	$(RUN) shellcheck deploy/release.sh
+	$(RUN) actionlint
+	$(RUN) python scripts/check_terraform.py
+	@if command -v terraform >/dev/null; then TF_CLI_CONFIG_FILE=/dev/null terraform fmt -check -recursive deploy/terraform && echo "terraform fmt: ok"; \
+	else echo "terraform fmt: no terraform binary here, skipped (the check workflow runs it)"; fi
+	$(CHECKOV) --quiet --compact --skip-download --framework terraform -d deploy/terraform
+	$(CHECKOV) --quiet --compact --skip-download --framework dockerfile github_actions \
+	  -f deploy/Dockerfile $(addprefix -f ,$(wildcard .github/workflows/*.yml))
 
 bench: install browser wrk
 	$(RUN) python scripts/bench.py

@@ -53,6 +53,7 @@ module "service" {
   export_bucket_arn  = module.data.export_bucket_arn
   ses_identity_arns  = var.ses_identity_arns
   mail_from          = var.mail_from
+  public_url         = var.public_url
   log_level          = "DEBUG"
 
   web_desired_count       = 1

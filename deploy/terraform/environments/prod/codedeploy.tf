@@ -78,6 +78,10 @@ resource "aws_codedeploy_deployment_group" "web" {
       prod_traffic_route {
         listener_arns = [module.service.https_listener_arn]
       }
+      # The replacement task set answers here first; the hooks in the AppSpec check it.
+      test_traffic_route {
+        listener_arns = [module.service.test_listener_arn]
+      }
       target_group {
         name = module.service.target_group_names["blue"]
       }

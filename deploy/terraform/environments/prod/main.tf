@@ -53,6 +53,10 @@ module "service" {
   export_bucket_arn  = module.data.export_bucket_arn
   ses_identity_arns  = var.ses_identity_arns
   mail_from          = var.mail_from
+  public_url         = var.public_url
+  # The hook Lambda reaches the test listener from the NAT addresses; nobody else may.
+  test_listener_port  = var.test_listener_port
+  test_listener_cidrs = [for ip in module.network.nat_public_ips : "${ip}/32"]
 
   web_desired_count    = 2
   worker_desired_count = 1

@@ -9,6 +9,10 @@ terraform {
       source  = "hashicorp/random"
       version = "~> 3.6"
     }
+    archive = {
+      source  = "hashicorp/archive"
+      version = "~> 2.4"
+    }
   }
   # State holds generated credentials: use an encrypted, private bucket.
   # terraform init -backend-config=backend.hcl  (see deploy/README.md)

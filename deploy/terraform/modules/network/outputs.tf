@@ -13,3 +13,8 @@ output "public_subnet_ids" {
 output "private_subnet_ids" {
   value = aws_subnet.private[*].id
 }
+
+output "nat_public_ips" {
+  description = "Addresses the private subnets reach the internet from (the blue/green hook calls the ALB's test listener through them)."
+  value       = aws_eip.nat[*].public_ip
+}

@@ -26,6 +26,8 @@ locals {
       S3_BUCKET          = var.export_bucket_name
       MAIL_BACKEND       = var.mail_backend
       MAIL_FROM          = var.mail_from
+      PUBLIC_URL         = var.public_url
+      PAYMENT_GATEWAY    = var.payment_gateway
       LOG_LEVEL          = var.log_level
       DB_POOL_SIZE       = tostring(var.db_pool_size)
       WEB_CONCURRENCY    = tostring(var.web_concurrency)
@@ -203,7 +205,10 @@ resource "aws_lb_target_group" "web" {
   vpc_id               = var.vpc_id
   deregistration_delay = 30
   health_check {
-    path                = "/ready" # DB + Redis reachable; /health is the container liveness check
+    # Process up. Not /ready: during a database or Redis failover every task would fail it at
+    # once and be replaced for nothing. /ready is checked by the blue/green hook before traffic moves,
+    # and patiently (5 x 30 s) by the container health check (deploy/ecs/web.json).
+    path                = "/health"
     matcher             = "200"
     interval            = 15
     timeout             = 5
@@ -358,6 +363,13 @@ resource "aws_ecs_task_definition" "app" {
   execution_role_arn       = each.value.executionRoleArn
   task_role_arn            = each.value.taskRoleArn
   container_definitions    = jsonencode(each.value.containerDefinitions)
+  # Empty per-task volumes for the paths the app writes (/tmp, /app/var): the root filesystem is read-only.
+  dynamic "volume" {
+    for_each = lookup(each.value, "volumes", [])
+    content {
+      name = volume.value.name
+    }
+  }
   runtime_platform {
     operating_system_family = each.value.runtimePlatform.operatingSystemFamily
     cpu_architecture        = each.value.runtimePlatform.cpuArchitecture
