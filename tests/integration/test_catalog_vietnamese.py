@@ -92,3 +92,11 @@ async def test_a_search_page_stays_within_three_queries(client, app, url):
         r = await client.get(url)
     assert r.status_code == 200 and total(r.text) >= 0
     assert len(statements) <= 3, statements
+
+
+async def test_a_demo_product_reads_in_vietnamese_then_english(client):
+    page = (await client.get("/products/banh-kem-dau-tay")).text
+    assert (
+        '<p class="description">Cốt bông lan vani mềm ẩm, kem tươi ít ngọt và dâu tây Đà Lạt tươi mỗi ngày.</p>'
+        '<p class="description">Soft vanilla sponge, light fresh cream and Da Lat strawberries picked daily.</p>'
+    ) in page
