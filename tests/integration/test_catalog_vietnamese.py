@@ -1,9 +1,10 @@
 """Vietnamese search through real HTTP: exact diacritics rank first, synonyms widen a query."""
 
 import pytest
-from sqlalchemy import delete
+from sqlalchemy import delete, select
 
-from sweetdream.catalog.models import SearchSynonym
+from sweetdream.catalog.models import Product, SearchSynonym
+from tests.integration.factories import make_product
 from tests.integration.helpers import cli
 from tests.integration.test_catalog import count_queries, names, total
 
@@ -100,3 +101,11 @@ async def test_a_demo_product_reads_in_vietnamese_then_english(client):
         '<p class="description">Cốt bông lan vani mềm ẩm, kem tươi ít ngọt và dâu tây Đà Lạt tươi mỗi ngày.</p>'
         '<p class="description">Soft vanilla sponge, light fresh cream and Da Lat strawberries picked daily.</p>'
     ) in page
+
+
+async def test_writing_a_name_writes_its_sort_key(db):
+    product, _ = await make_product(db, active=False)
+    product.name = "Ăn vặt"  # as the admin product editor will
+    await db.commit()
+    stored = await db.scalar(select(Product.name_sort_key).where(Product.id == product.id))
+    assert stored == "BR!]BZ 00050"  # ă n | v ặ t, then the tones: only ặ has one (nặng)

@@ -138,8 +138,7 @@ _CAKES = (
         340000,
         25,
         _sml(340000, 90000, 10, 6, 0),
-        "Kem tươi matcha Uji thơm nhẹ, xen lớp đậu đỏ bùi bùi.\n"
-        "Uji matcha cream with a layer of sweet red beans.",
+        "Kem tươi matcha Uji thơm nhẹ, xen lớp đậu đỏ bùi bùi.\nUji matcha cream with a layer of sweet red beans.",
     ),
     _p(
         "banh-kem",
@@ -219,8 +218,7 @@ _CAKES = (
         370000,
         88,
         _sml(370000, 90000, 9, 6),
-        "Mousse việt quất tím mịn, lớp thạch trái cây bóng mặt.\n"
-        "Smooth blueberry mousse under a glossy fruit jelly.",
+        "Mousse việt quất tím mịn, lớp thạch trái cây bóng mặt.\nSmooth blueberry mousse under a glossy fruit jelly.",
     ),
     _p(
         "banh-kem",
@@ -488,8 +486,7 @@ _COOKIES = (
         70000,
         68,
         (_v("Hộp 250g", 22), _v("Hộp 500g", 10, 130000)),
-        "Bánh quế cuộn nước cốt dừa Bến Tre, giòn rụm thơm lừng.\n"
-        "Crisp rolled wafers made with Ben Tre coconut milk.",
+        "Bánh quế cuộn nước cốt dừa Bến Tre, giòn rụm thơm lừng.\nCrisp rolled wafers made with Ben Tre coconut milk.",
     ),
     _p(
         "banh-quy",
@@ -561,8 +558,7 @@ _MOONCAKES = (
         80000,
         35,
         (_v("Cái 150g", 32), _v("Hộp 4", 0, 300000)),
-        "Nhân đậu xanh sên mịn, một lòng đỏ trứng muối béo bùi.\n"
-        "Smooth mung bean paste around a rich salted egg yolk.",
+        "Nhân đậu xanh sên mịn, một lòng đỏ trứng muối béo bùi.\nSmooth mung bean paste around a rich salted egg yolk.",
     ),
     _p(
         "banh-trung-thu",
@@ -581,8 +577,7 @@ _MOONCAKES = (
         78000,
         46,
         (_v("Cái 150g", 15), _v("Hộp 4", 5, 290000)),
-        "Nhân trà xanh Thái Nguyên thanh mát, ít ngọt.\n"
-        "Thai Nguyen green tea filling, fresh and not too sweet.",
+        "Nhân trà xanh Thái Nguyên thanh mát, ít ngọt.\nThai Nguyen green tea filling, fresh and not too sweet.",
     ),
     _p(
         "banh-trung-thu",
@@ -591,8 +586,7 @@ _MOONCAKES = (
         75000,
         50,
         (_v("Cái 150g", 18),),
-        "Nhân khoai môn dẻo bùi, thơm mùi lá dứa.\n"
-        "Soft taro filling with the scent of pandan leaves.",
+        "Nhân khoai môn dẻo bùi, thơm mùi lá dứa.\nSoft taro filling with the scent of pandan leaves.",
     ),
     _p(
         "banh-trung-thu",
@@ -685,8 +679,7 @@ _DRINKS = (
         48000,
         53,
         _sml(48000, 7000, 22, 16, 9),
-        "Trà ô long ướp hoa hồng, vải thiều bóc vỏ ngọt mát.\n"
-        "Rose-scented oolong tea with sweet peeled lychees.",
+        "Trà ô long ướp hoa hồng, vải thiều bóc vỏ ngọt mát.\nRose-scented oolong tea with sweet peeled lychees.",
     ),
     _p(
         "do-uong",
@@ -705,8 +698,7 @@ _DRINKS = (
         42000,
         75,
         _sml(42000, 6000, 26, 18, 11),
-        "Cà phê kiểu Huế phủ lớp kem muối mằn mặn.\n"
-        "Hue-style coffee under a layer of lightly salted cream.",
+        "Cà phê kiểu Huế phủ lớp kem muối mằn mặn.\nHue-style coffee under a layer of lightly salted cream.",
     ),
     _p(
         "do-uong",
@@ -725,8 +717,7 @@ _DRINKS = (
         38000,
         115,
         (_v("M", 25),),
-        "Trà gừng tươi pha mật ong rừng, ấm bụng ngày mưa.\n"
-        "Fresh ginger tea with wild honey, warming on a rainy day.",
+        "Trà gừng tươi pha mật ong rừng, ấm bụng ngày mưa.\nFresh ginger tea with wild honey, warming on a rainy day.",
     ),
 )
 
