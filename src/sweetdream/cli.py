@@ -279,6 +279,55 @@ def outbox_sweep(app: Litestar) -> None:
     click.echo(f"Queued {count} undelivered event(s).")
 
 
+@click.group(name="synonyms", cls=LitestarGroup, help="Search synonyms: a query with TERM also finds EXPANSION.")
+def synonyms_group(app: Litestar) -> None:
+    pass
+
+
+@synonyms_group.command(name="list", help="Every synonym, one `term -> expansion` a line.")
+def synonyms_list(app: Litestar) -> None:
+    from sweetdream.catalog.services import list_synonyms
+
+    async def rows(session: Any) -> list[tuple[str, str]]:
+        return [(s.term, s.expansion) for s in await list_synonyms(session)]
+
+    for term, expansion in run_with_session(app, rows):
+        click.echo(f"{term} -> {expansion}")
+
+
+@synonyms_group.command(
+    name="add", help="A search for TERM also finds EXPANSION, from the next search on. For 'A = B' add both ways."
+)
+@click.argument("term")
+@click.argument("expansion")
+def synonyms_add(app: Litestar, term: str, expansion: str) -> None:
+    from sweetdream.catalog.services import SynonymError, add_synonym
+
+    async def add(session: Any) -> str:
+        synonym = await add_synonym(session, term, expansion)
+        return f"{synonym.term} -> {synonym.expansion}"
+
+    try:
+        added = run_with_session(app, add)
+    except SynonymError as exc:
+        raise click.BadParameter(str(exc)) from exc
+    _bump_catalog(app)  # cached search results were rendered without it
+    click.echo(f"Synonym: {added}")
+
+
+@synonyms_group.command(name="remove", help="Remove TERM's EXPANSION, or every expansion of TERM.")
+@click.argument("term")
+@click.argument("expansion", required=False)
+def synonyms_remove(app: Litestar, term: str, expansion: str | None) -> None:
+    from sweetdream.catalog.services import remove_synonym
+
+    removed = run_with_session(app, lambda session: remove_synonym(session, term, expansion))
+    if not removed:
+        raise click.ClickException(f"No synonym for {term!r}" + (f" -> {expansion!r}." if expansion else "."))
+    _bump_catalog(app)
+    click.echo(f"Removed {removed} synonym(s).")
+
+
 class SweetDreamCLI(CLIPluginProtocol):
     """Registers our commands on Litestar's CLI group."""
 
@@ -294,4 +343,5 @@ COMMANDS: list[click.Command] = [
     set_role_command,
     worker_command,
     outbox_group,
+    synonyms_group,
 ]

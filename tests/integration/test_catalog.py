@@ -13,6 +13,7 @@ from sweetdream.catalog import demo
 from sweetdream.catalog.cache import invalidate_catalog
 from sweetdream.catalog.models import Product, Variant
 from tests.integration.helpers import post_form, register
+from tests.unit.test_vietnamese_text import DEMO_NAMES_IN_ORDER
 
 CARD_NAME = re.compile(r'<span class="card-name">([^<]+)</span>')
 CARD_PRICE = re.compile(r'<span class="card-price">(?:from )?([\d.]+)\u00a0đ</span>')
@@ -79,9 +80,14 @@ async def test_price_range_and_price_sort(client):
     assert prices == sorted(prices, reverse=True)
 
 
-async def test_name_sort(client):
-    r = await client.get("/products", params={"sort": "name"})
-    assert names(r.text) == sorted(names(r.text))
+async def test_name_sort_follows_vietnamese_order(client):
+    """Every page of "Name A-Z", read in turn, lists the demo names in the order written by hand
+    (case-insensitive, tones after letters, đ after d: byte order would put "Bánh Tiramisu" first)."""
+    listed: list[str] = []
+    for page in ("1", "2", "3"):
+        listed += names((await client.get("/products", params={"sort": "name", "page": page})).text)
+    assert len(listed) == len(demo.PRODUCTS)
+    assert [name for name in listed if name in DEMO_NAMES_IN_ORDER] == DEMO_NAMES_IN_ORDER
 
 
 async def test_pagination_pages_do_not_overlap_and_past_the_end_says_so(client):

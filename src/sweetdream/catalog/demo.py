@@ -116,7 +116,8 @@ _CAKES = (
         320000,
         3,
         _sml(320000, 90000, 14, 9, 2),
-        "Cốt bông lan vani mềm ẩm, kem tươi ít ngọt và dâu tây Đà Lạt tươi mỗi ngày.",
+        "Cốt bông lan vani mềm ẩm, kem tươi ít ngọt và dâu tây Đà Lạt tươi mỗi ngày.\n"
+        "Soft vanilla sponge, light fresh cream and Da Lat strawberries picked daily.",
         featured=True,
     ),
     _p(
@@ -126,7 +127,8 @@ _CAKES = (
         350000,
         10,
         _sml(350000, 100000, 12, 8, 5),
-        "Ba lớp cốt socola đậm vị phủ ganache socola Bỉ 70%. Dành cho người mê chocolate.",
+        "Ba lớp cốt socola đậm vị phủ ganache socola Bỉ 70%. Dành cho người mê chocolate.\n"
+        "Three layers of dark chocolate sponge under a 70% Belgian chocolate ganache.",
         featured=True,
     ),
     _p(
@@ -136,7 +138,7 @@ _CAKES = (
         340000,
         25,
         _sml(340000, 90000, 10, 6, 0),
-        "Kem tươi matcha Uji thơm nhẹ, xen lớp đậu đỏ bùi bùi.",
+        "Kem tươi matcha Uji thơm nhẹ, xen lớp đậu đỏ bùi bùi.\nUji matcha cream with a layer of sweet red beans.",
     ),
     _p(
         "banh-kem",
@@ -145,7 +147,8 @@ _CAKES = (
         280000,
         41,
         _sml(280000, 70000, 18, 11, 7),
-        "Bánh kem bắp kiểu Sài Gòn: cốt bông lan nhân kem bắp, phủ hạt bắp ngọt.",
+        "Bánh kem bắp kiểu Sài Gòn: cốt bông lan nhân kem bắp, phủ hạt bắp ngọt.\n"
+        "A Saigon favourite: sponge filled with sweet corn cream, topped with corn kernels.",
     ),
     _p(
         "banh-kem",
@@ -154,7 +157,8 @@ _CAKES = (
         330000,
         15,
         _cm(330000, 110000, 9, 7, 4),
-        "Mousse xoài cát Hòa Lộc chua ngọt với sốt chanh dây, mát lạnh ngày hè.",
+        "Mousse xoài cát Hòa Lộc chua ngọt với sốt chanh dây, mát lạnh ngày hè.\n"
+        "Hoa Loc mango mousse with a tangy passion fruit sauce, cool on a hot day.",
     ),
     _p(
         "banh-kem",
@@ -163,7 +167,8 @@ _CAKES = (
         310000,
         33,
         _sml(310000, 80000, 8, 5, 3),
-        "Cốt bánh tẩm cà phê phin Buôn Ma Thuột, kem sữa đặc béo ngậy.",
+        "Cốt bánh tẩm cà phê phin Buôn Ma Thuột, kem sữa đặc béo ngậy.\n"
+        "Sponge soaked in Buon Ma Thuot phin coffee, with rich condensed-milk cream.",
     ),
     _p(
         "banh-kem",
@@ -172,7 +177,8 @@ _CAKES = (
         360000,
         52,
         _cm(360000, 120000, 11, 6, 1),
-        "Tiramisu truyền thống với mascarpone, bánh savoiardi và cacao rắc mặt.",
+        "Tiramisu truyền thống với mascarpone, bánh savoiardi và cacao rắc mặt.\n"
+        "Classic tiramisu: mascarpone, ladyfingers and a dusting of cocoa.",
     ),
     _p(
         "banh-kem",
@@ -181,7 +187,8 @@ _CAKES = (
         450000,
         6,
         _sml(450000, 120000, 7, 5, 2),
-        "Bánh kem bắt hoa hồng kem bơ thủ công, có thể ghi lời chúc theo yêu cầu.",
+        "Bánh kem bắt hoa hồng kem bơ thủ công, có thể ghi lời chúc theo yêu cầu.\n"
+        "Hand-piped buttercream roses; we write your birthday wishes on request.",
         featured=True,
     ),
     _p(
@@ -191,7 +198,8 @@ _CAKES = (
         380000,
         60,
         _sml(380000, 100000, 10, 7, 4),
-        "Cốt red velvet đỏ mịn xen lớp kem phô mai Philadelphia chua nhẹ.",
+        "Cốt red velvet đỏ mịn xen lớp kem phô mai Philadelphia chua nhẹ.\n"
+        "Fine red velvet layers with a gently tangy Philadelphia cream cheese frosting.",
     ),
     _p(
         "banh-kem",
@@ -200,7 +208,8 @@ _CAKES = (
         420000,
         74,
         _cm(420000, 130000, 6, 4, 0),
-        "Cheesecake nướng kiểu New York, đế bánh quy bơ giòn, béo mà không ngấy.",
+        "Cheesecake nướng kiểu New York, đế bánh quy bơ giòn, béo mà không ngấy.\n"
+        "Baked New York cheesecake on a crisp butter biscuit base, rich but never heavy.",
     ),
     _p(
         "banh-kem",
@@ -209,7 +218,7 @@ _CAKES = (
         370000,
         88,
         _sml(370000, 90000, 9, 6),
-        "Mousse việt quất tím mịn, lớp thạch trái cây bóng mặt.",
+        "Mousse việt quất tím mịn, lớp thạch trái cây bóng mặt.\nSmooth blueberry mousse under a glossy fruit jelly.",
     ),
     _p(
         "banh-kem",
@@ -218,7 +227,8 @@ _CAKES = (
         220000,
         18,
         _cm(220000, 60000, 25, 16, 8),
-        "Bông lan mềm xốp, sốt bơ trứng, chà bông và trứng muối béo mặn.",
+        "Bông lan mềm xốp, sốt bơ trứng, chà bông và trứng muối béo mặn.\n"
+        "Airy sponge with egg butter sauce, pork floss and salted egg yolk.",
     ),
     _p(
         "banh-kem",
@@ -227,7 +237,8 @@ _CAKES = (
         290000,
         97,
         _sml(290000, 70000, 13, 8, 0),
-        "Kem dừa non Bến Tre thơm dịu, phủ cơm dừa nạo sợi.",
+        "Kem dừa non Bến Tre thơm dịu, phủ cơm dừa nạo sợi.\n"
+        "Young coconut cream from Ben Tre, covered in shredded coconut.",
     ),
     _p(
         "banh-kem",
@@ -236,7 +247,8 @@ _CAKES = (
         300000,
         105,
         _sml(300000, 80000, 10, 6, 3),
-        "Kem khoai môn tím bùi béo, màu tím tự nhiên không phẩm màu.",
+        "Kem khoai môn tím bùi béo, màu tím tự nhiên không phẩm màu.\n"
+        "Creamy taro cream, naturally purple with no colouring.",
     ),
     _p(
         "banh-kem",
@@ -245,7 +257,8 @@ _CAKES = (
         390000,
         112,
         _cm(390000, 120000, 5, 3, 2),
-        "Sầu riêng Ri6 xay cùng kem tươi, thơm nức cho tín đồ sầu riêng.",
+        "Sầu riêng Ri6 xay cùng kem tươi, thơm nức cho tín đồ sầu riêng.\n"
+        "Ri6 durian blended into fresh cream, for true durian lovers.",
     ),
     _p(
         "banh-kem",
@@ -254,7 +267,8 @@ _CAKES = (
         850000,
         66,
         (_v("2 tầng", 2),),
-        "Bánh kem hai tầng trang trí hoa tươi cho tiệc cưới, đặt trước 3 ngày.",
+        "Bánh kem hai tầng trang trí hoa tươi cho tiệc cưới, đặt trước 3 ngày.\n"
+        "A two-tier wedding cake dressed with fresh flowers; order three days ahead.",
     ),
 )
 
@@ -266,7 +280,8 @@ _BREADS = (
         95000,
         0,
         (_v("Ổ", 20), _v("Hộp 2", 8, 180000)),
-        "Brioche hoa cúc kiểu Pháp, nhiều bơ và trứng, thơm hương cam.",
+        "Brioche hoa cúc kiểu Pháp, nhiều bơ và trứng, thơm hương cam.\n"
+        "French brioche rich in butter and eggs, scented with orange.",
         featured=True,
     ),
     _p(
@@ -276,7 +291,8 @@ _BREADS = (
         35000,
         8,
         (_v("Cái", 30), _v("Hộp 6", 10, 195000)),
-        "Croissant 27 lớp bơ Pháp, vỏ giòn rụm, ruột xốp như tổ ong.",
+        "Croissant 27 lớp bơ Pháp, vỏ giòn rụm, ruột xốp như tổ ong.\n"
+        "A croissant of 27 layers of French butter: crisp outside, honeycomb inside.",
     ),
     _p(
         "banh-mi-ngot",
@@ -285,7 +301,8 @@ _BREADS = (
         32000,
         20,
         (_v("Cái", 40), _v("Hộp 4", 0, 120000)),
-        "Bánh mì mềm phết sốt bơ trứng, phủ chà bông gà và hành lá.",
+        "Bánh mì mềm phết sốt bơ trứng, phủ chà bông gà và hành lá.\n"
+        "Soft bun spread with egg butter sauce, topped with chicken floss and spring onion.",
     ),
     _p(
         "banh-mi-ngot",
@@ -294,7 +311,8 @@ _BREADS = (
         30000,
         29,
         (_v("Cái", 26), _v("Hộp 4", 9, 110000)),
-        "Bánh mì kiểu Hồng Kông với lớp vỏ bơ giòn nứt hình quả dứa.",
+        "Bánh mì kiểu Hồng Kông với lớp vỏ bơ giòn nứt hình quả dứa.\n"
+        "Hong Kong pineapple bun with a crackly butter crust (no pineapple inside).",
     ),
     _p(
         "banh-mi-ngot",
@@ -303,7 +321,8 @@ _BREADS = (
         65000,
         37,
         _sml(65000, 20000, 15, 10, 6),
-        "Bánh mì gối sữa tươi mềm như bông, xé từng thớ, hợp ăn sáng.",
+        "Bánh mì gối sữa tươi mềm như bông, xé từng thớ, hợp ăn sáng.\n"
+        "Hokkaido milk loaf, soft as cotton and pulled apart in strands; perfect for breakfast.",
     ),
     _p(
         "banh-mi-ngot",
@@ -312,7 +331,8 @@ _BREADS = (
         45000,
         44,
         (_v("Cái", 18), _v("Hộp 4", 2, 170000)),
-        "Cinnamon roll cuộn quế đường nâu, phủ kem phô mai khi còn ấm.",
+        "Cinnamon roll cuộn quế đường nâu, phủ kem phô mai khi còn ấm.\n"
+        "Brown-sugar cinnamon roll, topped with cream cheese while still warm.",
     ),
     _p(
         "banh-mi-ngot",
@@ -321,7 +341,8 @@ _BREADS = (
         60000,
         12,
         (_v("Hộp 6", 22), _v("Hộp 12", 14, 110000), _v("Hộp 24", 5, 210000)),
-        "Su kem vỏ giòn nhân kem trứng vani mát lạnh, nhỏ xinh vừa miệng.",
+        "Su kem vỏ giòn nhân kem trứng vani mát lạnh, nhỏ xinh vừa miệng.\n"
+        "Crisp choux puffs filled with chilled vanilla custard, one bite each.",
     ),
     _p(
         "banh-mi-ngot",
@@ -330,7 +351,8 @@ _BREADS = (
         30000,
         55,
         (_v("Cái", 24), _v("Hộp 4", 7, 112000)),
-        "Bánh ngàn lớp nhân pate thịt heo, vỏ bơ giòn xốp, ăn nóng ngon nhất.",
+        "Bánh ngàn lớp nhân pate thịt heo, vỏ bơ giòn xốp, ăn nóng ngon nhất.\n"
+        "Flaky puff pastry filled with pork pâté, best eaten hot.",
     ),
     _p(
         "banh-mi-ngot",
@@ -339,7 +361,8 @@ _BREADS = (
         75000,
         63,
         _sml(75000, 25000, 12, 7, 0),
-        "Bánh mì nguyên cám với nho khô và óc chó rang, ít đường.",
+        "Bánh mì nguyên cám với nho khô và óc chó rang, ít đường.\n"
+        "Wholemeal loaf with raisins and roasted walnuts, low in sugar.",
     ),
     _p(
         "banh-mi-ngot",
@@ -348,7 +371,8 @@ _BREADS = (
         40000,
         71,
         (_v("Cái", 20), _v("Hộp 4", 6, 150000)),
-        "Bánh mì Hàn Quốc nhân kem phô mai, tẩm bơ tỏi mật ong nướng thơm.",
+        "Bánh mì Hàn Quốc nhân kem phô mai, tẩm bơ tỏi mật ong nướng thơm.\n"
+        "Korean garlic cream cheese bread, brushed with honey garlic butter and baked.",
     ),
     _p(
         "banh-mi-ngot",
@@ -357,7 +381,8 @@ _BREADS = (
         38000,
         80,
         (_v("Cái", 17),),
-        "Bánh mì bơ xoắn bện cùng socola đen, vân đẹp mắt.",
+        "Bánh mì bơ xoắn bện cùng socola đen, vân đẹp mắt.\n"
+        "Butter bread braided with dark chocolate for a pretty marbled twist.",
     ),
     _p(
         "banh-mi-ngot",
@@ -366,7 +391,8 @@ _BREADS = (
         32000,
         91,
         (_v("Cái", 28), _v("Hộp 6", 11, 180000)),
-        "Donut chiên mềm xốp phủ socola và cốm màu, trẻ con rất thích.",
+        "Donut chiên mềm xốp phủ socola và cốm màu, trẻ con rất thích.\n"
+        "Soft fried doughnut dipped in chocolate and sprinkles, a children's favourite.",
     ),
     _p(
         "banh-mi-ngot",
@@ -375,7 +401,8 @@ _BREADS = (
         30000,
         99,
         (_v("Cái", 35), _v("Túi 4", 12, 110000)),
-        "Bánh bao hấp vỏ trắng mềm, nhân đậu đỏ sên nhuyễn ngọt thanh.",
+        "Bánh bao hấp vỏ trắng mềm, nhân đậu đỏ sên nhuyễn ngọt thanh.\n"
+        "Soft white steamed bun filled with smooth, lightly sweet red bean paste.",
     ),
     _p(
         "banh-mi-ngot",
@@ -384,7 +411,8 @@ _BREADS = (
         42000,
         118,
         _sml(42000, 15000, 14, 9, 5),
-        "Bánh mì mềm nhân khoai lang tím Đà Lạt nghiền với sữa.",
+        "Bánh mì mềm nhân khoai lang tím Đà Lạt nghiền với sữa.\n"
+        "Soft bread filled with Da Lat purple sweet potato mashed with milk.",
     ),
 )
 
@@ -396,7 +424,8 @@ _COOKIES = (
         120000,
         14,
         _boxes(120000, 20000, 20, 12),
-        "Bánh quy bơ giòn tan theo công thức Đan Mạch, đựng hộp thiếc.",
+        "Bánh quy bơ giòn tan theo công thức Đan Mạch, đựng hộp thiếc.\n"
+        "Melt-in-the-mouth Danish butter cookies in a tin.",
     ),
     _p(
         "banh-quy",
@@ -405,7 +434,8 @@ _COOKIES = (
         85000,
         5,
         _boxes(85000, 15000, 30, 15),
-        "Cookie kiểu Mỹ viền giòn ruột dẻo, đầy socola chip.",
+        "Cookie kiểu Mỹ viền giòn ruột dẻo, đầy socola chip.\n"
+        "American-style cookies, crisp at the edge and chewy inside, full of chocolate chips.",
         featured=True,
     ),
     _p(
@@ -415,7 +445,8 @@ _COOKIES = (
         80000,
         22,
         _boxes(80000, 10000, 16, 0),
-        "Yến mạch cán dẹt, nho khô và chút quế, ít đường, nhiều chất xơ.",
+        "Yến mạch cán dẹt, nho khô và chút quế, ít đường, nhiều chất xơ.\n"
+        "Rolled oats, raisins and a pinch of cinnamon; low in sugar, high in fibre.",
     ),
     _p(
         "banh-quy",
@@ -424,7 +455,8 @@ _COOKIES = (
         150000,
         9,
         _boxes(150000, 20000, 10, 4),
-        "Macaron vỏ mịn chân đều: vani, dâu, pistachio, chanh và socola.",
+        "Macaron vỏ mịn chân đều: vani, dâu, pistachio, chanh và socola.\n"
+        "Smooth-shelled macarons: vanilla, strawberry, pistachio, lemon and chocolate.",
         featured=True,
     ),
     _p(
@@ -434,7 +466,8 @@ _COOKIES = (
         90000,
         48,
         (_v("Túi 5", 0), _v("Hộp 10", 6, 170000)),
-        "Gingerbread man vị gừng quế ấm áp, trang trí đường icing.",
+        "Gingerbread man vị gừng quế ấm áp, trang trí đường icing.\n"
+        "Gingerbread men, warm with ginger and cinnamon, decorated with icing.",
     ),
     _p(
         "banh-quy",
@@ -443,7 +476,8 @@ _COOKIES = (
         95000,
         57,
         (_v("Hộp 250g", 18), _v("Hộp 500g", 7, 180000)),
-        "Bánh tuiles mỏng giòn phủ hạnh nhân lát nướng vàng.",
+        "Bánh tuiles mỏng giòn phủ hạnh nhân lát nướng vàng.\n"
+        "Thin crisp tuiles covered in golden toasted almond flakes.",
     ),
     _p(
         "banh-quy",
@@ -452,7 +486,7 @@ _COOKIES = (
         70000,
         68,
         (_v("Hộp 250g", 22), _v("Hộp 500g", 10, 130000)),
-        "Bánh quế cuộn nước cốt dừa Bến Tre, giòn rụm thơm lừng.",
+        "Bánh quế cuộn nước cốt dừa Bến Tre, giòn rụm thơm lừng.\nCrisp rolled wafers made with Ben Tre coconut milk.",
     ),
     _p(
         "banh-quy",
@@ -461,7 +495,8 @@ _COOKIES = (
         88000,
         77,
         _boxes(88000, 16000, 14, 6),
-        "Bánh quy bơ matcha đắng nhẹ, hợp dùng cùng trà nóng.",
+        "Bánh quy bơ matcha đắng nhẹ, hợp dùng cùng trà nóng.\n"
+        "Matcha butter cookies, gently bitter; lovely with hot tea.",
     ),
     _p(
         "banh-quy",
@@ -470,7 +505,8 @@ _COOKIES = (
         75000,
         86,
         (_v("Hộp 250g", 19), _v("Hộp 500g", 1, 140000)),
-        "Đậu phộng rang giã dập trộn bơ đậu phộng, bùi béo giòn xốp.",
+        "Đậu phộng rang giã dập trộn bơ đậu phộng, bùi béo giòn xốp.\n"
+        "Crushed roasted peanuts and peanut butter: nutty, rich and crunchy.",
     ),
     _p(
         "banh-quy",
@@ -479,7 +515,8 @@ _COOKIES = (
         65000,
         101,
         (_v("Hộp 10", 24), _v("Hộp 20", 8, 120000)),
-        "Bánh đậu xanh mịn tan trong miệng, ngọt dịu, gói giấy bạc truyền thống.",
+        "Bánh đậu xanh mịn tan trong miệng, ngọt dịu, gói giấy bạc truyền thống.\n"
+        "Hai Duong mung bean cakes that melt in the mouth, wrapped in traditional foil.",
     ),
     _p(
         "banh-quy",
@@ -488,7 +525,8 @@ _COOKIES = (
         92000,
         109,
         _boxes(92000, 14000, 11, 5),
-        "Bánh quy bơ hình hoa, giữa là mứt dâu tây tự nấu.",
+        "Bánh quy bơ hình hoa, giữa là mứt dâu tây tự nấu.\n"
+        "Flower-shaped butter cookies with our own strawberry jam in the middle.",
     ),
     _p(
         "banh-quy",
@@ -497,7 +535,8 @@ _COOKIES = (
         110000,
         120,
         (_v("Hộp 250g", 9),),
-        "Biscotti Ý nướng hai lần, giòn chắc với hạt dẻ cười và vỏ cam.",
+        "Biscotti Ý nướng hai lần, giòn chắc với hạt dẻ cười và vỏ cam.\n"
+        "Twice-baked Italian biscotti with pistachios and orange peel.",
     ),
 )
 
@@ -509,7 +548,8 @@ _MOONCAKES = (
         85000,
         30,
         (_v("Cái 150g", 40), _v("Hộp 4", 12, 320000)),
-        "Bánh nướng nhân thập cẩm truyền thống: lạp xưởng, hạt sen, mứt bí, vừng rang.",
+        "Bánh nướng nhân thập cẩm truyền thống: lạp xưởng, hạt sen, mứt bí, vừng rang.\n"
+        "Traditional baked mooncake with mixed filling: Chinese sausage, lotus seeds, candied winter melon and sesame.",
     ),
     _p(
         "banh-trung-thu",
@@ -518,7 +558,7 @@ _MOONCAKES = (
         80000,
         35,
         (_v("Cái 150g", 32), _v("Hộp 4", 0, 300000)),
-        "Nhân đậu xanh sên mịn, một lòng đỏ trứng muối béo bùi.",
+        "Nhân đậu xanh sên mịn, một lòng đỏ trứng muối béo bùi.\nSmooth mung bean paste around a rich salted egg yolk.",
     ),
     _p(
         "banh-trung-thu",
@@ -527,7 +567,8 @@ _MOONCAKES = (
         65000,
         39,
         (_v("Cái 150g", 21), _v("Hộp 4", 8, 240000)),
-        "Vỏ bánh dẻo thơm nước hoa bưởi, nhân hạt sen Huế ngọt thanh.",
+        "Vỏ bánh dẻo thơm nước hoa bưởi, nhân hạt sen Huế ngọt thanh.\n"
+        "Sticky-rice mooncake scented with pomelo flower water, filled with Hue lotus seed paste.",
     ),
     _p(
         "banh-trung-thu",
@@ -536,7 +577,7 @@ _MOONCAKES = (
         78000,
         46,
         (_v("Cái 150g", 15), _v("Hộp 4", 5, 290000)),
-        "Nhân trà xanh Thái Nguyên thanh mát, ít ngọt.",
+        "Nhân trà xanh Thái Nguyên thanh mát, ít ngọt.\nThai Nguyen green tea filling, fresh and not too sweet.",
     ),
     _p(
         "banh-trung-thu",
@@ -545,7 +586,7 @@ _MOONCAKES = (
         75000,
         50,
         (_v("Cái 150g", 18),),
-        "Nhân khoai môn dẻo bùi, thơm mùi lá dứa.",
+        "Nhân khoai môn dẻo bùi, thơm mùi lá dứa.\nSoft taro filling with the scent of pandan leaves.",
     ),
     _p(
         "banh-trung-thu",
@@ -554,7 +595,8 @@ _MOONCAKES = (
         95000,
         11,
         (_v("Cái 150g", 20), _v("Hộp 4", 6, 360000)),
-        "Nhân kem trứng muối chảy lava khi hâm nóng, vỏ bánh mỏng mềm.",
+        "Nhân kem trứng muối chảy lava khi hâm nóng, vỏ bánh mỏng mềm.\n"
+        "Salted egg custard that flows like lava when warmed, in a thin soft crust.",
         featured=True,
     ),
     _p(
@@ -564,7 +606,8 @@ _MOONCAKES = (
         82000,
         59,
         (_v("Cái 150g", 0), _v("Hộp 4", 3, 310000)),
-        "Vỏ cacao, nhân socola đen và hạnh nhân, dành cho các bạn nhỏ.",
+        "Vỏ cacao, nhân socola đen và hạnh nhân, dành cho các bạn nhỏ.\n"
+        "Cocoa crust with dark chocolate and almond filling, made for children.",
     ),
     _p(
         "banh-trung-thu",
@@ -573,7 +616,8 @@ _MOONCAKES = (
         650000,
         27,
         (_v("Hộp 4", 10), _v("Hộp 6", 4, 820000)),
-        "Hộp quà sơn mài kèm trà ô long, tuỳ chọn vị bánh, có thiệp ghi lời chúc.",
+        "Hộp quà sơn mài kèm trà ô long, tuỳ chọn vị bánh, có thiệp ghi lời chúc.\n"
+        "A lacquered gift box with oolong tea, your choice of mooncakes and a greeting card.",
     ),
 )
 
@@ -585,7 +629,8 @@ _DRINKS = (
         45000,
         4,
         _sml(45000, 8000, 30, 25, 20),
-        "Sữa tươi thanh trùng, trân châu nấu đường đen dẻo thơm.",
+        "Sữa tươi thanh trùng, trân châu nấu đường đen dẻo thơm.\n"
+        "Fresh pasteurised milk with chewy tapioca pearls cooked in brown sugar.",
     ),
     _p(
         "do-uong",
@@ -594,7 +639,8 @@ _DRINKS = (
         35000,
         16,
         _sml(35000, 5000, 40, 35, 22),
-        "Cà phê phin Robusta đậm đà với sữa đặc, đúng chất Sài Gòn.",
+        "Cà phê phin Robusta đậm đà với sữa đặc, đúng chất Sài Gòn.\n"
+        "Strong Robusta phin coffee with condensed milk over ice, the Saigon way.",
     ),
     _p(
         "do-uong",
@@ -603,7 +649,8 @@ _DRINKS = (
         45000,
         23,
         _sml(45000, 7000, 28, 20, 12),
-        "Trà đen ủ lạnh với đào miếng, cam vàng và sả tươi.",
+        "Trà đen ủ lạnh với đào miếng, cam vàng và sả tươi.\n"
+        "Cold-brewed black tea with peach slices, orange and fresh lemongrass.",
     ),
     _p(
         "do-uong",
@@ -612,7 +659,8 @@ _DRINKS = (
         55000,
         31,
         _sml(55000, 8000, 20, 14, 0),
-        "Matcha Nhật đánh tay với sữa tươi, dùng nóng hoặc đá.",
+        "Matcha Nhật đánh tay với sữa tươi, dùng nóng hoặc đá.\n"
+        "Hand-whisked Japanese matcha with fresh milk, hot or iced.",
     ),
     _p(
         "do-uong",
@@ -621,7 +669,8 @@ _DRINKS = (
         50000,
         45,
         (_v("S", 18), _v("M", 12, 58000)),
-        "Socola đen nấu với sữa, thêm marshmallow nướng trên mặt.",
+        "Socola đen nấu với sữa, thêm marshmallow nướng trên mặt.\n"
+        "Dark chocolate melted into milk, topped with toasted marshmallows.",
     ),
     _p(
         "do-uong",
@@ -630,7 +679,7 @@ _DRINKS = (
         48000,
         53,
         _sml(48000, 7000, 22, 16, 9),
-        "Trà ô long ướp hoa hồng, vải thiều bóc vỏ ngọt mát.",
+        "Trà ô long ướp hoa hồng, vải thiều bóc vỏ ngọt mát.\nRose-scented oolong tea with sweet peeled lychees.",
     ),
     _p(
         "do-uong",
@@ -639,7 +688,8 @@ _DRINKS = (
         50000,
         64,
         _sml(50000, 10000, 12, 8, 2),
-        "Bơ sáp Đắk Lắk xay cùng sữa đặc, sánh mịn béo ngậy.",
+        "Bơ sáp Đắk Lắk xay cùng sữa đặc, sánh mịn béo ngậy.\n"
+        "Dak Lak avocado blended with condensed milk, thick and creamy.",
     ),
     _p(
         "do-uong",
@@ -648,7 +698,7 @@ _DRINKS = (
         42000,
         75,
         _sml(42000, 6000, 26, 18, 11),
-        "Cà phê kiểu Huế phủ lớp kem muối mằn mặn.",
+        "Cà phê kiểu Huế phủ lớp kem muối mằn mặn.\nHue-style coffee under a layer of lightly salted cream.",
     ),
     _p(
         "do-uong",
@@ -657,7 +707,8 @@ _DRINKS = (
         40000,
         94,
         _sml(40000, 10000, 15, 10, 6),
-        "Cam sành ép tươi tại quầy, không đường, không đá nếu bạn muốn.",
+        "Cam sành ép tươi tại quầy, không đường, không đá nếu bạn muốn.\n"
+        "Fresh-squeezed orange juice at the counter, no sugar, and no ice if you like.",
     ),
     _p(
         "do-uong",
@@ -666,7 +717,7 @@ _DRINKS = (
         38000,
         115,
         (_v("M", 25),),
-        "Trà gừng tươi pha mật ong rừng, ấm bụng ngày mưa.",
+        "Trà gừng tươi pha mật ong rừng, ấm bụng ngày mưa.\nFresh ginger tea with wild honey, warming on a rainy day.",
     ),
 )
 
@@ -678,7 +729,8 @@ _CLASSES = (
         850000,
         7,
         (_v("Thứ Bảy 10/01", 10),),
-        "Buổi học 3 giờ: nướng cốt bông lan, đánh kem tươi và trang trí bánh 16cm mang về.",
+        "Buổi học 3 giờ: nướng cốt bông lan, đánh kem tươi và trang trí bánh 16cm mang về.\n"
+        "A 3-hour class: bake a sponge, whip fresh cream and decorate a 16 cm cake to take home.",
         featured=True,
         max_per_customer=2,
     ),
@@ -689,7 +741,8 @@ _CLASSES = (
         650000,
         13,
         (_v("Chủ Nhật 11/01", 8),),
-        "Nhồi bột, ủ và tạo hình bánh mì hoa cúc, bánh cuộn quế. Dụng cụ có sẵn tại lớp.",
+        "Nhồi bột, ủ và tạo hình bánh mì hoa cúc, bánh cuộn quế. Dụng cụ có sẵn tại lớp.\n"
+        "Knead, proof and shape brioche and cinnamon rolls. All tools are provided.",
         max_per_customer=2,
     ),
     _p(
@@ -699,7 +752,8 @@ _CLASSES = (
         750000,
         19,
         (_v("Thứ Bảy 17/01", 12),),
-        "Học kỹ thuật macaronage, bắt vỏ và làm nhân ganache. Phù hợp người đã biết làm bánh.",
+        "Học kỹ thuật macaronage, bắt vỏ và làm nhân ganache. Phù hợp người đã biết làm bánh.\n"
+        "Learn macaronage, piping shells and ganache fillings. For people who already bake.",
         max_per_customer=3,
     ),
     _p(
@@ -709,7 +763,8 @@ _CLASSES = (
         700000,
         26,
         (_v("Chủ Nhật 18/01", 9),),
-        "Làm vỏ bánh nướng, bánh dẻo và sên nhân đậu xanh; mỗi học viên mang về 4 bánh.",
+        "Làm vỏ bánh nướng, bánh dẻo và sên nhân đậu xanh; mỗi học viên mang về 4 bánh.\n"
+        "Make baked and sticky-rice mooncake crusts and cook mung bean filling; take 4 mooncakes home.",
         max_per_customer=2,
     ),
 )

@@ -13,10 +13,12 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    UniqueConstraint,
 )
 from sqlalchemy.dialects.postgresql import JSONB, TSVECTOR
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
+from sweetdream.catalog.text import name_sort_key
 from sweetdream.db import UUIDAuditBase
 
 
@@ -36,6 +38,8 @@ class Product(UUIDAuditBase):
         Index("ix_products_search", "search_vector", postgresql_using="gin"),
         Index("ix_products_active_created", "is_active", "created_at"),
         Index("ix_products_category", "category_id"),
+        # "Name A-Z": an index scan in Vietnamese order, keyset-friendly (key, id).
+        Index("ix_products_name_sort", "name_sort_key", "id"),
     )
 
     slug: Mapped[str] = mapped_column(String(160), unique=True)
@@ -53,9 +57,22 @@ class Product(UUIDAuditBase):
     # Accent-folded name/category/description, computed by the service (see catalog/text.py).
     search_text: Mapped[str] = mapped_column(Text, default="")
     search_vector: Mapped[str] = mapped_column(TSVECTOR, Computed("to_tsvector('simple', search_text)", persisted=True))
+    # The same words lowercased with their diacritics kept: ranks 'dâu' above 'đậu' for a query 'dâu'.
+    search_exact: Mapped[str] = mapped_column(Text, default="")
+    search_exact_vector: Mapped[str] = mapped_column(
+        TSVECTOR, Computed("to_tsvector('simple', search_exact)", persisted=True)
+    )
+    # Vietnamese order as bytes (catalog/text.py name_sort_key); set whenever the name is (below).
+    name_sort_key: Mapped[str] = mapped_column(Text(collation="C"), default="")
 
     category: Mapped[Category] = relationship(lazy="raise")
     variants: Mapped[list[Variant]] = relationship(back_populates="product", lazy="raise", order_by="Variant.position")
+
+    @validates("name")
+    def _keep_sort_key(self, _key: str, name: str) -> str:
+        """Every ORM write of a name (seed, demo, the admin editor) writes its sort key with it."""
+        self.name_sort_key = name_sort_key(name)
+        return name
 
 
 class Variant(UUIDAuditBase):
@@ -81,3 +98,18 @@ class Variant(UUIDAuditBase):
 
     def effective_price(self, product_price: int) -> int:
         return self.price_override if self.price_override is not None else product_price
+
+
+class SearchSynonym(UUIDAuditBase):
+    """A search word and what it also means: a query with `term` also finds `expansion`.
+
+    One direction per row ("cake" -> "bánh kem"); an equivalence is a row each way. Keys are the
+    folded words (catalog/text.py synonym_key), so 'Sô cô la', 'so co la' and 'SÔ CÔ LA' are one term."""
+
+    __tablename__ = "search_synonyms"
+    __table_args__ = (UniqueConstraint("term_key", "expansion_key", name="uq_search_synonyms_term_expansion"),)
+
+    term_key: Mapped[str] = mapped_column(Text)
+    expansion_key: Mapped[str] = mapped_column(Text)
+    term: Mapped[str] = mapped_column(Text)
+    expansion: Mapped[str] = mapped_column(Text)

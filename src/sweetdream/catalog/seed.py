@@ -11,7 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from sweetdream.catalog import demo
 from sweetdream.catalog.models import Category, Product, Variant
-from sweetdream.catalog.services import search_text_for
+from sweetdream.catalog.services import search_exact_for, search_text_for
+from sweetdream.catalog.text import name_sort_key
 
 
 async def load_demo_catalog(session: AsyncSession) -> int:
@@ -46,6 +47,7 @@ async def load_demo_catalog(session: AsyncSession) -> int:
             images=list(p.images),
             is_featured=p.featured,
             search_text=search_text_for(p.name, p.description, category.name),
+            search_exact=search_exact_for(p.name, p.description, category.name),
             created_at=now - timedelta(days=p.created_days_ago),
             max_per_customer=p.max_per_customer,
         )
@@ -92,6 +94,8 @@ async def load_bench_catalog(session: AsyncSession, count: int) -> int:
                 "images": list(p.images),
                 "is_featured": False,
                 "search_text": search_text_for(name, p.description, category.name),
+                "search_exact": search_exact_for(name, p.description, category.name),
+                "name_sort_key": name_sort_key(name),  # a bulk insert skips the model's name hook
                 "currency": "VND",
                 "is_active": True,
                 "created_at": now - timedelta(minutes=n),

@@ -4,15 +4,24 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 from uuid import UUID
 
-from sqlalchemy import ColumnElement, Select, and_, exists, false, func, select, true
+from sqlalchemy import ColumnElement, Select, and_, delete, exists, false, func, literal, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload
 
 from sweetdream.catalog.filters import ProductFilter
-from sweetdream.catalog.models import Category, Product, Variant
-from sweetdream.catalog.text import fold, prefix_tsquery
+from sweetdream.catalog.models import Category, Product, SearchSynonym, Variant
+from sweetdream.catalog.text import (
+    exact_prefix_tsquery,
+    exact_text,
+    fold,
+    has_diacritics,
+    search_words,
+    spans_covering,
+    synonym_key,
+)
 
 
 @dataclass(frozen=True)
@@ -42,6 +51,40 @@ class ProductPage:
 
 def search_text_for(name: str, description: str, category_name: str) -> str:
     return fold(f"{name} {category_name} {description}")
+
+
+def search_exact_for(name: str, description: str, category_name: str) -> str:
+    """The same words as search_text, lowercased but with their diacritics (for the exact ranking)."""
+    return exact_text(f"{name} {category_name} {description}")
+
+
+def search_tsquery(query: str) -> ColumnElement[str] | None:
+    """The shopper's query as a folded prefix tsquery with synonyms expanded, or None if it has no words.
+
+    'tra sua ngon' -> '(tra:* | (milk <-> tea)) & (sua:* | (milk <-> tea)) & (ngon:*)' when the
+    synonym 'trà sữa' -> 'milk tea' exists: per word, the OR of the expansions of every term that
+    covers it, which equals ((tra & sua) | milk tea) & ngon. The synonyms are looked up inside the
+    listing query itself (an init plan over a small indexed table): a search costs no extra round
+    trip, and the rendered results are cached per process at the catalog version, which the
+    synonym commands bump.
+    """
+    words = search_words(query)
+    if not words:
+        return None
+    parts = []
+    for word, spans in zip(words, spans_covering(words), strict=True):
+        expansions = (
+            select(
+                func.string_agg(
+                    literal(" | (") + func.replace(SearchSynonym.expansion_key, " ", " <-> ") + literal(")"),
+                    literal(""),
+                )
+            )
+            .where(SearchSynonym.term_key.in_(spans))
+            .scalar_subquery()
+        )
+        parts.append(literal(f"({word}:*") + func.coalesce(expansions, "") + literal(")"))
+    return select(func.to_tsquery("simple", func.concat_ws(" & ", *parts))).scalar_subquery()
 
 
 class CatalogService:
@@ -108,12 +151,12 @@ class CatalogService:
             conditions.append(prices.c.from_price >= view.min_price)
         if view.max_price is not None:
             conditions.append(prices.c.from_price <= view.max_price)
-        tsquery = prefix_tsquery(view.q) if view.q else ""
+        tsquery = search_tsquery(view.q) if view.q else None
         if view.q:
-            if not tsquery:  # only punctuation: nothing can match
+            if tsquery is None:  # only punctuation: nothing can match
                 conditions.append(false())
             else:
-                conditions.append(Product.search_vector.op("@@")(func.to_tsquery("simple", tsquery)))
+                conditions.append(Product.search_vector.op("@@")(tsquery))
         base = (
             select(Product).join(Category, Category.id == Product.category_id).join(prices, true()).where(*conditions)
         )
@@ -124,14 +167,9 @@ class CatalogService:
             "newest": newest,
             "price_asc": [prices.c.from_price.asc()],
             "price_desc": [prices.c.from_price.desc()],
-            "name": [Product.name.asc()],
+            "name": [Product.name_sort_key.asc()],
             # Best match: the closest matches first for a query; with no query, the newest.
-            "relevance": [
-                func.ts_rank(Product.search_vector, func.to_tsquery("simple", tsquery)).desc(),
-                Product.name.asc(),
-            ]
-            if tsquery
-            else newest,
+            "relevance": self._relevance(view.q, tsquery) if tsquery is not None else newest,
         }[view.sort]
         return (
             base.with_only_columns(
@@ -148,6 +186,18 @@ class CatalogService:
             .limit(self.page_size)
             .offset((view.page - 1) * self.page_size)
         )
+
+    @staticmethod
+    def _relevance(query: str, tsquery: ColumnElement[str]) -> list[ColumnElement[Any]]:
+        """Closest matches first. A query typed with diacritics ('dâu') puts the products with those
+        exact words ('dâu tây') before the ones that only match once folded ('đậu')."""
+        order: list[ColumnElement[Any]] = []
+        if has_diacritics(query):
+            exact = func.to_tsquery("simple", exact_prefix_tsquery(query))
+            order.append(func.ts_rank(Product.search_exact_vector, exact).desc())
+        order.append(func.ts_rank(Product.search_vector, tsquery).desc())
+        order.append(Product.name_sort_key.asc())
+        return order
 
     async def get_by_slug(self, slug: str) -> Product | None:
         """The product with its category and sizes, in one query."""
@@ -166,3 +216,46 @@ class CatalogService:
 
     async def get_variant(self, variant_id: UUID) -> Variant | None:
         return await self.session.get(Variant, variant_id)
+
+
+class SynonymError(ValueError):
+    """A synonym that cannot be stored, with a message for the person who typed it."""
+
+
+async def add_synonym(session: AsyncSession, term: str, expansion: str) -> SearchSynonym:
+    """A search for `term` also finds `expansion` from the next search on (bump the catalog after
+    committing). Adding the same pair again changes nothing."""
+    term_key, expansion_key = synonym_key(term), synonym_key(expansion)
+    if not term_key or not expansion_key:
+        raise SynonymError("A synonym needs letters or digits on both sides.")
+    if term_key == expansion_key:
+        raise SynonymError("The term and its expansion are the same words once accents are ignored.")
+    existing = await session.scalar(
+        select(SearchSynonym).where(SearchSynonym.term_key == term_key, SearchSynonym.expansion_key == expansion_key)
+    )
+    if existing is not None:
+        return existing
+    synonym = SearchSynonym(
+        term_key=term_key,
+        expansion_key=expansion_key,
+        term=" ".join(term.split()),
+        expansion=" ".join(expansion.split()),
+    )
+    session.add(synonym)
+    await session.flush()
+    return synonym
+
+
+async def list_synonyms(session: AsyncSession) -> list[SearchSynonym]:
+    result = await session.scalars(select(SearchSynonym).order_by(SearchSynonym.term_key, SearchSynonym.expansion_key))
+    return list(result)
+
+
+async def remove_synonym(session: AsyncSession, term: str, expansion: str | None = None) -> int:
+    """Remove a term's expansion, or all of its expansions. Returns how many rows went."""
+    stmt = delete(SearchSynonym).where(SearchSynonym.term_key == synonym_key(term))
+    if expansion is not None:
+        stmt = stmt.where(SearchSynonym.expansion_key == synonym_key(expansion))
+    result = await session.execute(stmt)
+    await session.flush()
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
