@@ -16,7 +16,8 @@ import pytest
 from arq.worker import Worker
 from litestar.testing import AsyncTestClient
 from redis.asyncio import Redis
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 
 from sweetdream.accounts.models import Role
 from sweetdream.cart.services import CartService, DbCartStore
@@ -578,3 +579,36 @@ async def test_two_runs_at_once_send_one_email_even_when_the_first_send_fails(cl
     assert mail["Message-ID"].strip() == f"<order-{order.id}-confirmation@sweetdream.example>"
     sent = await db.scalar(select(SentMessage).where(SentMessage.key == f"order:{order.id}:confirmation"))
     assert sent.status == "sent"
+
+
+class RecordingMailer:
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+
+    async def send(self, message) -> None:
+        self.sent.append(message["Message-ID"])
+
+
+async def test_a_claim_its_sender_has_not_locked_yet_is_waited_for_not_taken_for_a_dead_one(settings, db):
+    """A sender commits its claim, then locks it: a second run that looks in between must wait for
+    the outcome (here the send failed and the claim was released, so the second run sends it)
+    rather than take the fresh, unlocked claim for a dead worker's and send nothing."""
+    from sweetdream.fulfillment.notifications import Email, Notifier
+
+    key = f"test:gap:{uuid4()}"
+    db.add(SentMessage(key=key, kind="confirmation", recipient="lan@example.com", subject="Hi", status="sending"))
+    await db.commit()
+    mailer = RecordingMailer()
+    notifier = Notifier(mailer, "SweetDream <shop@sweetdream.example>", settings.templates_dir, "SweetDream", "")
+    message = Email("confirmation", "lan@example.com", "Hi", "Hello", "<p>Hello</p>")
+    engine = create_async_engine(settings.database_url)
+    try:
+        async with async_sessionmaker(engine, expire_on_commit=False)() as other:
+            second_run = asyncio.create_task(notifier.send_once(other, key, message))
+            await asyncio.sleep(0.3)  # the first sender's send fails meanwhile: it releases its claim
+            await db.execute(delete(SentMessage).where(SentMessage.key == key))
+            await db.commit()
+            assert await asyncio.wait_for(second_run, 5) is True
+    finally:
+        await engine.dispose()
+    assert len(mailer.sent) == 1

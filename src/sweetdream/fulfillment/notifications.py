@@ -26,6 +26,7 @@ listed, and can be sent by hand, while a duplicate cannot be unsent.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -49,6 +50,8 @@ log = logging.getLogger("sweetdream.mail")
 # A send takes seconds (SMTP gives up after 30 s): `sweetdream outbox` lists a claim older than this
 # that was never marked sent (younger ones may be sending right now).
 STUCK_AFTER = timedelta(minutes=1)
+# How long after its claim a live sender surely holds the claim's lock (it takes it right after).
+IN_FLIGHT = timedelta(seconds=10)
 
 SUBJECTS = {
     "confirmation": "Your order {number} is confirmed",
@@ -145,24 +148,34 @@ async def _claim(db: AsyncSession, key: str, email: Email, stable_id: str) -> UU
 async def _claimed_elsewhere(db: AsyncSession, key: str) -> str | None:
     """The key was claimed by another run: wait until that run is done sending (its row lock), then
     its outcome: "sent"; "sending" if it died while sending (not sent again: at most once, and a
-    warning); None if its send failed and it released the claim."""
-    row = (
-        await db.execute(
-            select(SentMessage.status, SentMessage.created_at).where(SentMessage.key == key).with_for_update()
-        )
-    ).one_or_none()
-    await db.commit()
-    if row is None:
-        return None
-    status, claimed_at = row
-    if status == SENDING:
-        log.warning(
-            "email %s was claimed at %s by a run that never finished sending it (its worker died?); "
-            "not sending it again: see `sweetdream outbox`",
-            key,
-            claimed_at,
-        )
-    return str(status)
+    warning); None if its send failed and it released the claim.
+
+    A live sender commits its claim and then locks it, so for a moment a claim is "sending" without
+    a lock: a claim younger than IN_FLIGHT is looked at again instead of taken for a dead sender's."""
+    while True:
+        row = (
+            await db.execute(
+                select(SentMessage.status, SentMessage.created_at, func.now())
+                .where(SentMessage.key == key)
+                .with_for_update()
+            )
+        ).one_or_none()
+        await db.commit()
+        if row is None:
+            return None
+        status, claimed_at, now = row
+        if status != SENDING:
+            return str(status)
+        if now - claimed_at >= IN_FLIGHT:
+            break
+        await asyncio.sleep(0.05)
+    log.warning(
+        "email %s was claimed at %s by a run that never finished sending it (its worker died?); "
+        "not sending it again: see `sweetdream outbox`",
+        key,
+        claimed_at,
+    )
+    return SENDING
 
 
 @dataclass(frozen=True)
