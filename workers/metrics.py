@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable, Coroutine
 from contextlib import AbstractAsyncContextManager
 from typing import Any, ParamSpec, TypeVar
+from wsgiref.simple_server import WSGIServer
 
 from arq import Retry
 from prometheus_client import Counter, Gauge, start_http_server
@@ -110,15 +111,24 @@ async def refresh_forever(session: SessionFactory, redis: Redis) -> None:
         await asyncio.sleep(METRICS_REFRESH_SECONDS)
 
 
-_serving_on: int | None = None
+_server: WSGIServer | None = None
 
 
-def serve(port: int) -> None:
-    """Serve /metrics on 127.0.0.1:port, once per process (startup runs again after a Redis outage)."""
-    global _serving_on
-    if _serving_on is None:
-        start_http_server(port, addr=METRICS_ADDRESS)
-        _serving_on = port
+def serve(port: int) -> int:
+    """Serve /metrics on 127.0.0.1:port, once per process (startup runs again after a Redis
+    outage). Returns the port it listens on (port 0 picks a free one)."""
+    global _server
+    if _server is None:
+        _server, _thread = start_http_server(port, addr=METRICS_ADDRESS)
+    return int(_server.server_port)
+
+
+def stop_serving() -> None:
+    global _server
+    if _server is not None:
+        _server.shutdown()
+        _server.server_close()
+        _server = None
 
 
 def start(ctx: dict[str, Any], port: int, session: SessionFactory) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import urllib.request
 from datetime import UTC, datetime, timedelta
 from uuid import uuid4
 
@@ -224,3 +225,20 @@ async def test_jobs_are_counted_by_function_and_outcome_in_a_real_worker(setting
     assert jobs(after, "flaky_job", "succeeded") - jobs(before, "flaky_job", "succeeded") == 1
     assert jobs(after, "broken_job", "failed") - jobs(before, "broken_job", "failed") == 1
     assert jobs(after, "broken_job", "succeeded") - jobs(before, "broken_job", "succeeded") == 0
+
+
+async def test_the_worker_serves_its_metrics_over_http_on_localhost(settings) -> None:
+    engine = create_async_engine(settings.database_url)
+    redis = Redis.from_url(settings.redis_url)
+    port = worker_metrics.serve(0)
+    try:
+        await worker_metrics.refresh(async_sessionmaker(engine), redis)
+        url = f"http://127.0.0.1:{port}/metrics"
+        text = await asyncio.to_thread(lambda: urllib.request.urlopen(url, timeout=5).read().decode())
+    finally:
+        worker_metrics.stop_serving()
+        await redis.aclose()
+        await engine.dispose()
+    samples = parse(text)
+    assert value(samples, "sweetdream_queue_depth") == 0
+    assert ("sweetdream_outbox_lag_seconds", frozenset()) in samples

@@ -46,6 +46,18 @@ METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 # Seconds; 2 s is the alarm's p95 threshold, so it is a bucket edge.
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0)
 
+
+def _multiprocess_directory() -> str | None:
+    """PROMETHEUS_MULTIPROC_DIR, created if missing: prometheus-client writes a file there as soon
+    as a metric is declared, so it must exist before the first one below."""
+    directory = os.environ.get(MULTIPROC_ENV)
+    if directory:
+        Path(directory).mkdir(parents=True, exist_ok=True)
+    return directory
+
+
+_multiprocess_directory()
+
 REQUESTS = Counter(
     "sweetdream_http_requests",
     "HTTP requests answered, by method, route template and status.",
@@ -70,10 +82,9 @@ _REFUSED_HEADERS = [(b"content-type", b"text/plain; charset=utf-8"), (b"content-
 
 def exposition() -> bytes:
     """The Prometheus text of this process, or of every process sharing PROMETHEUS_MULTIPROC_DIR."""
-    directory = os.environ.get(MULTIPROC_ENV)
+    directory = _multiprocess_directory()
     if not directory:
         return generate_latest(REGISTRY)
-    Path(directory).mkdir(parents=True, exist_ok=True)
     registry = CollectorRegistry()
     multiprocess.MultiProcessCollector(registry, path=directory)
     return generate_latest(registry)
