@@ -89,7 +89,7 @@ resource "aws_appautoscaling_policy" "web_requests" {
       metrics {
         id          = "per_task"
         label       = "ALB requests per web task (a minute)"
-        expression  = "requests / MAX([tasks, 1])"
+        expression  = "requests / tasks" # the service never runs fewer than min_capacity (>= 1) tasks
         return_data = true
       }
     }
@@ -144,7 +144,7 @@ resource "aws_appautoscaling_policy" "worker_queue" {
       metrics {
         id          = "per_task"
         label       = "Due jobs per worker task"
-        expression  = "FILL(depth, 0) / MAX([tasks, 1])"
+        expression  = "depth / tasks"
         return_data = true
       }
     }
