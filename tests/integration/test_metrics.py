@@ -5,6 +5,7 @@ Redis and PostgreSQL with a real ARQ worker."""
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 import urllib.request
 from datetime import UTC, datetime, timedelta
@@ -149,10 +150,18 @@ async def test_queue_stats_of_an_empty_queue(settings) -> None:
     assert (stats.depth, stats.deferred, stats.oldest_age) == (0, 0, 0.0)
 
 
+def quiet_database(redis_url: str) -> str:
+    """The same Redis server, another database: no worker of another test takes these jobs."""
+    quiet = re.sub(r"(db=|/)\d+$", r"\g<1>9", redis_url)
+    assert quiet != redis_url, redis_url
+    return quiet
+
+
 async def test_worker_publishes_queue_depth_outbox_lag_and_failed_events(settings) -> None:
     engine = create_async_engine(settings.database_url)
     session = async_sessionmaker(engine, expire_on_commit=False)
-    redis = Redis.from_url(settings.redis_url)
+    redis = Redis.from_url(quiet_database(settings.redis_url))
+    await redis.flushdb()
     ids = [uuid4(), uuid4()]
     try:
         await worker_metrics.refresh(session, redis)
@@ -181,6 +190,7 @@ async def test_worker_publishes_queue_depth_outbox_lag_and_failed_events(setting
         async with session() as db:
             await db.execute(delete(OutboxEvent).where(OutboxEvent.id.in_(ids)))
             await db.commit()
+        await redis.flushdb()
         await redis.aclose()
         await engine.dispose()
 
@@ -242,3 +252,17 @@ async def test_the_worker_serves_its_metrics_over_http_on_localhost(settings) ->
     samples = parse(text)
     assert value(samples, "sweetdream_queue_depth") == 0
     assert ("sweetdream_outbox_lag_seconds", frozenset()) in samples
+
+
+async def test_a_job_enqueued_this_very_millisecond_is_due(settings) -> None:
+    """arq rounds a job's score to the nearest millisecond: it may lie just after "now"."""
+    redis = Redis.from_url(quiet_database(settings.redis_url))
+    await redis.flushdb()
+    try:
+        now = time.time()
+        await redis.zadd("arq:queue", {"just-now": int(now * 1000) + 1, "in-a-minute": int(now * 1000) + 60_000})
+        stats = await queue_stats(redis, now=now)
+    finally:
+        await redis.flushdb()
+        await redis.aclose()
+    assert (stats.depth, stats.deferred, stats.oldest_age) == (1, 1, 0.0)
