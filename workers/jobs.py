@@ -19,6 +19,8 @@ from sweetdream.fulfillment.services import Fulfillment
 from sweetdream.platform.logs import configure_logging
 from sweetdream.platform.mail import mailer_for
 from sweetdream.settings import Settings
+from workers import metrics
+from workers.metrics import observed
 
 log = logging.getLogger("sweetdream.worker")
 
@@ -63,9 +65,11 @@ def backoff(attempt: int, base: float) -> float:
 async def startup(ctx: dict[str, Any]) -> None:
     settings = Settings.from_env()
     configure_logging(settings.log_level, settings.log_json)
-    # One connection per running job at most (WorkerSettings.max_jobs = 20).
+    # One connection per running job at most (WorkerSettings.max_jobs = 20: pool + overflow), plus
+    # the metrics refresh now and then. WORKER_DB_POOL_SIZE sizes it (deploy/README.md: the budget).
     # hide_parameters: a database error never logs the values (emails, addresses, tokens).
-    engine = create_async_engine(settings.database_url, pool_size=10, max_overflow=10, hide_parameters=True)
+    pool = settings.worker_db_pool_size
+    engine = create_async_engine(settings.database_url, pool_size=pool, max_overflow=pool, hide_parameters=True)
     notifier = Notifier(
         mailer_for(
             settings.mail_backend,
@@ -86,13 +90,17 @@ async def startup(ctx: dict[str, Any]) -> None:
         gateway=gateway_for(settings.payment_gateway),
     )
     ctx["sweetdream"] = WorkerState(settings, engine, fulfillment)
+    if settings.worker_metrics_port:
+        metrics.start(ctx, settings.worker_metrics_port, fulfillment.session)
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
+    await metrics.stop(ctx)
     if "sweetdream" in ctx:
         await state(ctx).engine.dispose()
 
 
+@observed
 async def deliver_event(ctx: dict[str, Any], event_id: str) -> str:
     """Handle one outbox row. A failure is recorded on the row and retried with backoff; after
     MAX_TRIES the row is marked failed. Running past JOB_TIMEOUT_SECONDS is such a failure (arq's
@@ -116,6 +124,7 @@ async def deliver_event(ctx: dict[str, Any], event_id: str) -> str:
         raise Retry(defer=delay) from exc
 
 
+@observed
 async def sweep_outbox(ctx: dict[str, Any]) -> int:
     """Every minute: enqueue outbox rows that were committed but never reached the queue."""
     offered = await state(ctx).fulfillment.sweep()
@@ -124,6 +133,7 @@ async def sweep_outbox(ctx: dict[str, Any]) -> int:
     return offered
 
 
+@observed
 async def cancel_unpaid_orders(ctx: dict[str, Any]) -> int:
     """Every minute: cancel orders left unpaid 30 minutes after their card was declined (their
     stock returns and the shopper is emailed). Safe to run twice, or on two workers at once."""
@@ -133,6 +143,7 @@ async def cancel_unpaid_orders(ctx: dict[str, Any]) -> int:
     return cancelled
 
 
+@observed
 async def purge_carts(ctx: dict[str, Any]) -> int:
     """Daily: drop cart lines untouched for 30 days."""
     async with state(ctx).fulfillment.session() as db:

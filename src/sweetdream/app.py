@@ -39,6 +39,7 @@ from sweetdream.platform.errors import exception_handlers
 from sweetdream.platform.http import http_middleware
 from sweetdream.platform.inputs import unusable_input_middleware
 from sweetdream.platform.logs import configure_logging
+from sweetdream.platform.metrics import metrics_middleware
 from sweetdream.platform.pages import compression_config, plain_visitor_pages
 from sweetdream.platform.sessions import SessionConfig
 from sweetdream.platform.shop_time import time_filters
@@ -78,8 +79,9 @@ def provide_catalog(request: Request, state: State) -> CatalogService:
 class SweetDream(Litestar):
     """Litestar with our outermost middleware around everything.
 
-    Litestar's own middleware runs only for matched routes; request ids, security headers and
-    the request log must also cover 404s and 405s, so they wrap the whole ASGI app.
+    Litestar's own middleware runs only for matched routes; request ids, security headers, the
+    request log and the request metrics must also cover 404s, 405s and cached pages, so they wrap
+    the whole ASGI app.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -89,7 +91,9 @@ class SweetDream(Litestar):
         # Compression wraps everything, the cached pages included, and sits outside Litestar's error
         # handling: an error page sent after a failed session save starts a fresh compressed body.
         pages = plain_visitor_pages(super().__call__, self, cached_plain_page)
-        self._outer = http_middleware(CompressionMiddleware(pages, compression_config()), hsts=hsts)
+        # Metrics time the whole answer (compression and cached pages included) and serve /metrics.
+        measured = metrics_middleware(CompressionMiddleware(pages, compression_config()), self)
+        self._outer = http_middleware(measured, hsts=hsts)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:  # type: ignore[override]
         if scope["type"] == "http":

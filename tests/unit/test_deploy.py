@@ -224,7 +224,7 @@ def test_worker_gets_time_to_finish_its_job():
 
 
 def test_web_listens_on_8000_with_a_patient_readiness_check():
-    (web,) = task_template("web")["containerDefinitions"]
+    web = task_template("web")["containerDefinitions"][0]  # the app; the metrics agent follows
     assert web["name"] == "web"
     assert web["portMappings"][0]["containerPort"] == 8000
     check = web["healthCheck"]
@@ -441,7 +441,12 @@ MAY_STAY_DEFAULT = {
     "JOB_RETRY_DELAY_SECONDS": "the default is the production value",
     "JOB_TIMEOUT_SECONDS": "the default is the production value",
 }
-ONLY_FOR = {"TRUST_PROXY_HOPS": "web", "WORKER_SHUTDOWN_GRACE_SECONDS": "worker"}
+ONLY_FOR = {
+    "TRUST_PROXY_HOPS": "web",
+    "WORKER_SHUTDOWN_GRACE_SECONDS": "worker",
+    "WORKER_DB_POOL_SIZE": "worker",
+    "WORKER_METRICS_PORT": "worker",
+}
 
 
 def image_env() -> set[str]:
@@ -464,7 +469,7 @@ def test_settings_are_read_where_this_test_looks():
 
 @pytest.mark.parametrize("kind", ["web", "worker"])
 def test_task_definition_sets_every_setting_production_reads(kind: str):
-    (container,) = rendered(kind)["containerDefinitions"]
+    container = rendered(kind)["containerDefinitions"][0]  # the app; the metrics agent follows
     env = {e["name"]: e["value"] for e in container["environment"]}
     given = set(env) | {s["name"] for s in container["secrets"]} | image_env()
     needed = {name for name in settings_read_from_env() - set(MAY_STAY_DEFAULT) if ONLY_FOR.get(name, kind) == kind}
@@ -482,7 +487,7 @@ def test_every_setting_is_in_the_readme_configuration_table():
 @pytest.mark.parametrize("kind", ["web", "worker"])
 def test_root_filesystem_is_read_only_with_writable_volumes(kind: str):
     td = rendered(kind)
-    (container,) = td["containerDefinitions"]
+    container = td["containerDefinitions"][0]  # the app; the metrics agent follows
     assert container["readonlyRootFilesystem"] is True
     mounts = {m["containerPath"]: m["sourceVolume"] for m in container["mountPoints"]}
     assert mounts == {"/tmp": "tmp", "/app/var": "var"}

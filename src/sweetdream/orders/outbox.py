@@ -132,3 +132,22 @@ async def retry_failed(db: AsyncSession, redis: Redis, event_ids: Sequence[UUID]
     for row in rows:
         await enqueue(redis, DELIVER_EVENT, f"{row.id}:retry:{row.attempts}", str(row.id))
     return len(rows)
+
+
+@dataclass(frozen=True)
+class OutboxLag:
+    oldest_undelivered_age: float  # seconds since the oldest row still waiting was written; 0 with none
+    failed: int  # rows that gave up after MAX_TRIES (`sweetdream outbox` lists them)
+
+
+async def lag(db: AsyncSession) -> OutboxLag:
+    """How far event delivery is behind, for the worker's metrics: one read-only query of two
+    subqueries, each answered from its partial index (ix_outbox_undelivered, ix_outbox_failed)."""
+    oldest = (
+        select(func.min(OutboxEvent.created_at))
+        .where(OutboxEvent.delivered_at.is_(None), OutboxEvent.failed_at.is_(None))
+        .scalar_subquery()
+    )
+    failed = select(func.count()).where(OutboxEvent.failed_at.is_not(None)).scalar_subquery()
+    age, failed_count = (await db.execute(select(func.extract("epoch", func.now() - oldest), failed))).one()
+    return OutboxLag(oldest_undelivered_age=max(0.0, float(age or 0)), failed=int(failed_count))

@@ -16,10 +16,11 @@ import contextlib
 import logging
 import signal
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from arq.connections import ArqRedis, RedisSettings, create_pool
+from arq.constants import default_queue_name
 from arq.worker import Worker, create_worker
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -50,6 +51,31 @@ async def enqueue(redis: Redis, function: str, job_id: str, *args: object) -> bo
     False when that job already exists."""
     job = await ArqRedis(connection_pool=redis.connection_pool).enqueue_job(function, *args, _job_id=job_id)
     return job is not None
+
+
+DUE_SLACK_MS = 1000
+
+
+@dataclass(frozen=True)
+class QueueStats:
+    depth: int  # jobs due now: waiting, or running (arq keeps a job in its queue until it ends)
+    deferred: int  # jobs waiting for a later time (a retry's backoff)
+    oldest_age: float  # seconds since the oldest job due now became due; 0 with none
+
+
+async def queue_stats(redis: Redis, now: float | None = None) -> QueueStats:
+    """How far behind the workers are: arq's queue is a sorted set scored by when each job is due (ms)."""
+    now_ms = int((time.time() if now is None else now) * 1000)
+    # arq rounds its scores to the nearest ms and other tasks' clocks differ by a few: a job due
+    # within DUE_SLACK_MS is due now (a retry's backoff is seconds).
+    due_by = now_ms + DUE_SLACK_MS
+    async with redis.pipeline(transaction=False) as pipe:
+        pipe.zcount(default_queue_name, "-inf", due_by)
+        pipe.zcount(default_queue_name, f"({due_by}", "+inf")
+        pipe.zrange(default_queue_name, 0, 0, withscores=True)
+        due, later, first = await pipe.execute()
+    oldest_age = max(0.0, (now_ms - first[0][1]) / 1000) if due and first else 0.0
+    return QueueStats(depth=int(due), deferred=int(later), oldest_age=oldest_age)
 
 
 def reconnect_delay(failures: int) -> float:

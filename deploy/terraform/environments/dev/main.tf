@@ -29,7 +29,7 @@ module "data" {
   deletion_protection      = false
   db_instance_class        = "db.t4g.micro"
   redis_node_type          = "cache.t4g.micro"
-  backup_retention_days    = 3
+  backup_retention_days    = 7
 }
 
 module "service" {
@@ -59,4 +59,17 @@ module "service" {
   web_desired_count       = 1
   worker_desired_count    = 1
   alb_deletion_protection = false
+
+  # Operations (monitoring.tf, deploy/README.md "Metrics, alarms and scaling")
+  environment            = "dev"
+  log_retention_days     = 7
+  web_min_capacity       = 1
+  web_max_capacity       = 3
+  worker_min_capacity    = 1
+  worker_max_capacity    = 3
+  db_pool_size           = 1
+  worker_db_pool_size    = 2
+  db_max_connections     = module.data.db_max_connections
+  enable_execute_command = true
+  alb_access_logs        = false
 }

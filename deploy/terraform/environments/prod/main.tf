@@ -30,7 +30,7 @@ module "data" {
   deletion_protection      = true
   db_instance_class        = "db.t4g.medium"
   redis_node_type          = "cache.t4g.small"
-  backup_retention_days    = 14
+  backup_retention_days    = 30
 }
 
 module "service" {
@@ -59,5 +59,18 @@ module "service" {
   test_listener_cidrs = [for ip in module.network.nat_public_ips : "${ip}/32"]
 
   web_desired_count    = 2
-  worker_desired_count = 1
+  worker_desired_count = 2
+
+  # Operations (monitoring.tf, deploy/README.md "Metrics, alarms and scaling")
+  environment            = "prod"
+  log_retention_days     = 30
+  web_min_capacity       = 2
+  web_max_capacity       = 10
+  worker_min_capacity    = 2
+  worker_max_capacity    = 10
+  db_pool_size           = 2
+  worker_db_pool_size    = 5
+  db_max_connections     = module.data.db_max_connections
+  enable_execute_command = var.enable_execute_command
+  alb_access_logs        = true
 }

@@ -36,6 +36,17 @@ resource "aws_kms_key" "this" {
           ArnLike = { "kms:EncryptionContext:aws:logs:arn" = "arn:${local.partition}:logs:${local.region}:${local.account_id}:*" }
         }
       },
+      {
+        # Alarms publish to the encrypted alarm topic (modules/monitoring).
+        Sid       = "CloudWatchAlarmsToEncryptedTopic"
+        Effect    = "Allow"
+        Principal = { Service = "cloudwatch.amazonaws.com" }
+        Action    = ["kms:Decrypt", "kms:GenerateDataKey*"]
+        Resource  = "*"
+        Condition = {
+          StringEquals = { "aws:SourceAccount" = local.account_id }
+        }
+      },
     ]
   })
   tags = var.tags

@@ -31,6 +31,7 @@ locals {
       LOG_LEVEL          = var.log_level
       DB_POOL_SIZE       = tostring(var.db_pool_size)
       WEB_CONCURRENCY    = tostring(var.web_concurrency)
+      CW_AGENT_IMAGE     = var.cloudwatch_agent_image # observability.tf: the metrics sidecar
     }
     web = {
       CPU           = tostring(var.web_cpu)
@@ -40,12 +41,20 @@ locals {
       # One proxy, the ALB, stands between shoppers and the web tasks (only it may reach port
       # 8000: see web_from_alb). Rate limits count the address it saw, never a client's claim.
       TRUST_PROXY_HOPS = "1"
+      # observability.tf: the agent's config in SSM Parameter Store
+      CW_AGENT_CONFIG_ARN   = aws_ssm_parameter.agent_config["web"].arn
+      PROMETHEUS_CONFIG_ARN = aws_ssm_parameter.prometheus_config["web"].arn
     }
     worker = {
       CPU           = tostring(var.worker_cpu)
       MEMORY        = tostring(var.worker_memory)
       TASK_ROLE_ARN = aws_iam_role.task["worker"].arn
       LOG_GROUP     = aws_cloudwatch_log_group.app["worker"].name
+      # Connection budget and metrics (observability.tf, deploy/README.md)
+      WORKER_DB_POOL_SIZE   = tostring(var.worker_db_pool_size)
+      WORKER_METRICS_PORT   = tostring(local.worker_metrics_port)
+      CW_AGENT_CONFIG_ARN   = aws_ssm_parameter.agent_config["worker"].arn
+      PROMETHEUS_CONFIG_ARN = aws_ssm_parameter.prometheus_config["worker"].arn
     }
   }
   image = "${aws_ecr_repository.app.repository_url}:${var.image_tag}"
@@ -91,6 +100,17 @@ resource "aws_ecs_cluster" "this" {
   setting {
     name  = "containerInsights"
     value = "enabled"
+  }
+  # ECS Exec sessions (exec.tf) are encrypted with the environment's key and logged.
+  configuration {
+    execute_command_configuration {
+      kms_key_id = var.kms_key_arn
+      logging    = "OVERRIDE"
+      log_configuration {
+        cloud_watch_log_group_name     = aws_cloudwatch_log_group.exec.name
+        cloud_watch_encryption_enabled = true
+      }
+    }
   }
   tags = var.tags
 }
@@ -178,8 +198,8 @@ resource "aws_vpc_security_group_egress_rule" "tasks_data" {
 # ------------------------------------------------------------------------ ALB
 
 resource "aws_lb" "web" {
-  #checkov:skip=CKV_AWS_91:Access logs need a separate SSE-S3 log bucket; request logs come from the app (LOG_JSON) meanwhile.
-  #checkov:skip=CKV2_AWS_28:No WAF yet: the managed common rule set blocks admin image uploads (body size) and needs tuning first.
+  #checkov:skip=CKV_AWS_91:Access logs are on in prod (alb_access_logs, access_logs.tf); dev relies on the app's request log (LOG_JSON).
+  #checkov:skip=CKV2_AWS_76:Log4JRCE is blocked by KnownBadInputs (waf.tf); the AnonymousIpList group this check also wants would block shoppers on VPNs and the blue/green hook, which calls from AWS NAT addresses.
   name                       = var.name
   load_balancer_type         = "application"
   internal                   = false
@@ -190,7 +210,15 @@ resource "aws_lb" "web" {
   # web tasks believe that last entry only (TRUST_PROXY_HOPS = 1 in the web task definition).
   xff_header_processing_mode = "append"
   enable_deletion_protection = var.alb_deletion_protection
-  tags                       = var.tags
+  dynamic "access_logs" {
+    for_each = var.alb_access_logs ? [1] : []
+    content {
+      bucket  = aws_s3_bucket_policy.alb_logs[0].bucket # after the policy that lets the ALB write
+      prefix  = "alb"
+      enabled = true
+    }
+  }
+  tags = var.tags
 }
 
 # Two target groups: blue serves traffic, green receives the replacement task set during a
@@ -411,8 +439,11 @@ resource "aws_ecs_service" "web" {
     container_port   = 8000
   }
 
+  enable_execute_command = var.enable_execute_command
+
   lifecycle {
-    ignore_changes = [task_definition, load_balancer]
+    # desired_count belongs to autoscaling (autoscaling.tf) once the service exists.
+    ignore_changes = [task_definition, load_balancer, desired_count]
   }
   depends_on = [aws_lb_listener.https]
   tags       = var.tags
@@ -445,8 +476,10 @@ resource "aws_ecs_service" "worker" {
     assign_public_ip = false
   }
 
+  enable_execute_command = var.enable_execute_command
+
   lifecycle {
-    ignore_changes = [task_definition]
+    ignore_changes = [task_definition, desired_count]
   }
   tags = var.tags
 }
