@@ -206,7 +206,7 @@ def test_checkov_skips_give_reasons():
 def test_task_definition_takes_secrets_from_secrets_manager(kind: str):
     td = task_template(kind)
     assert td["requiresCompatibilities"] == ["FARGATE"] and td["networkMode"] == "awsvpc"
-    (container,) = td["containerDefinitions"]
+    container = td["containerDefinitions"][0]  # the app; the metrics agent follows
     env = {e["name"]: e["value"] for e in container["environment"]}
     secrets = {s["name"]: s["valueFrom"] for s in container["secrets"]}
     assert set(secrets) == APP_SECRETS
@@ -217,7 +217,7 @@ def test_task_definition_takes_secrets_from_secrets_manager(kind: str):
 
 
 def test_worker_gets_time_to_finish_its_job():
-    (worker,) = task_template("worker")["containerDefinitions"]
+    worker = task_template("worker")["containerDefinitions"][0]  # the app; the metrics agent follows
     assert worker["stopTimeout"] == 120
     assert worker["command"] == ["sweetdream", "worker"]
     assert "portMappings" not in worker
@@ -248,7 +248,7 @@ def test_web_trusts_exactly_the_load_balancers_hop():
     """Behind the ALB every request comes from the ALB's address: without TRUST_PROXY_HOPS the
     rate limits would be one bucket for the whole shop. The ALB appends the address it saw to
     X-Forwarded-For (never replaces it), so one hop is believed and nothing a client sends."""
-    (web,) = task_template("web")["containerDefinitions"]
+    web = task_template("web")["containerDefinitions"][0]  # the app; the metrics agent follows
     env = {e["name"]: e["value"] for e in web["environment"]}
     assert "TRUST_PROXY_HOPS" in env, "the web task definition must say how many proxies to trust"
     assert "TRUST_PROXY" not in env, "one setting, TRUST_PROXY_HOPS, says it"
@@ -317,7 +317,7 @@ def test_dockerfile_cmd_is_the_procfile_web_command():
     if procfile.exists():
         procs = dict(line.split(":", 1) for line in read(procfile).splitlines() if ":" in line)
         assert shell.removeprefix("exec ").strip() == procs["web"].strip()
-        (worker,) = task_template("worker")["containerDefinitions"]
+        worker = task_template("worker")["containerDefinitions"][0]  # the app; the metrics agent follows
         assert worker["command"] == shlex.split(procs["worker"])
 
 
