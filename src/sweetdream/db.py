@@ -9,10 +9,11 @@ from advanced_alchemy.extensions.litestar import (
     EngineConfig,
     SQLAlchemyAsyncConfig,
 )
+from sqlalchemy.exc import IntegrityError
 
 from sweetdream.settings import PROJECT_ROOT, Settings
 
-__all__ = ["UUIDAuditBase", "UUIDBase", "make_sqlalchemy_config", "metadata"]
+__all__ = ["UUIDAuditBase", "UUIDBase", "make_sqlalchemy_config", "metadata", "violated_constraint"]
 
 metadata = orm_registry.metadata
 
@@ -34,3 +35,12 @@ def make_sqlalchemy_config(settings: Settings) -> SQLAlchemyAsyncConfig:
             script_config=str(PROJECT_ROOT / "alembic.ini"),
         ),
     )
+
+
+def violated_constraint(exc: IntegrityError) -> str:
+    """The name of the constraint PostgreSQL refused the statement for ("" if it did not say)."""
+    for error in (exc.orig, getattr(exc.orig, "__cause__", None)):
+        name = getattr(error, "constraint_name", None)
+        if name:
+            return str(name)
+    return ""

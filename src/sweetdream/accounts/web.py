@@ -7,11 +7,8 @@ from uuid import UUID
 
 from advanced_alchemy.extensions.litestar import SQLAlchemyAsyncConfig
 from litestar import Controller, Request, get, post
-from litestar.connection import ASGIConnection
 from litestar.datastructures import Cookie
 from litestar.di import NamedDependency, Provide
-from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
-from litestar.handlers.base import BaseRouteHandler
 from litestar.params import FromQuery
 from litestar.response import Redirect, Template
 from litestar.types import ASGIApp, Receive, Scope, Send
@@ -19,6 +16,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from sweetdream.accounts import devices
 from sweetdream.accounts.forms import ProfileForm, RegistrationForm, password_problem, safe_next
+from sweetdream.accounts.guards import (
+    SESSION_EPOCH,
+    LoginRequired,
+    current_user,
+    requires_admin,
+    requires_user,
+    session_epoch,
+)
 from sweetdream.accounts.models import User
 from sweetdream.accounts.services import AccountError, UserService
 from sweetdream.platform import ratelimit
@@ -41,18 +46,6 @@ REGISTER_PER_CLIENT = Limit("register-client", attempts=5, window_seconds=60 * 6
 
 # Hooks run after a successful sign-in (the cart merges the visitor's cart here).
 AFTER_SIGN_IN: list[Any] = []
-
-
-class LoginRequired(NotAuthorizedException):
-    """A visitor asked for a page that needs an account: they are sent to sign in and brought back."""
-
-
-# The user's `session_epoch` when this session was signed in (sessions from before it existed: 0).
-SESSION_EPOCH = "epoch"
-
-
-def session_epoch(connection: ASGIConnection) -> int:
-    return int((connection.session or {}).get(SESSION_EPOCH, 0))
 
 
 async def load_current_user(request: Request) -> None:
@@ -95,21 +88,6 @@ def current_user_middleware(app: ASGIApp) -> ASGIApp:
         await app(scope, receive, send)
 
     return middleware
-
-
-def current_user(request: Request) -> User | None:
-    return request.state.get("user")
-
-
-def requires_user(connection: ASGIConnection, _: BaseRouteHandler) -> None:
-    if connection.state.get("user") is None:
-        raise LoginRequired("Please sign in to continue.")
-
-
-def requires_admin(connection: ASGIConnection, handler: BaseRouteHandler) -> None:
-    requires_user(connection, handler)
-    if not connection.state.user.is_admin:
-        raise PermissionDeniedException("This page is for SweetDream staff only.")
 
 
 def provide_users(db_session: NamedDependency[AsyncSession]) -> UserService:

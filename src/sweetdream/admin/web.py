@@ -4,21 +4,18 @@ from __future__ import annotations
 
 from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency, Provide
-from litestar.exceptions import HTTPException, NotFoundException
+from litestar.exceptions import NotFoundException
 from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Template
-from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from sweetdream.accounts.models import Role, User
-from sweetdream.accounts.web import requires_admin
-from sweetdream.catalog.models import Product
-from sweetdream.orders import outbox
-from sweetdream.orders.models import Order, OrderStatus
+from sweetdream.accounts.guards import requires_admin
+from sweetdream.admin import services
+from sweetdream.orders.dependencies import provide_orders
+from sweetdream.orders.models import OrderStatus
 from sweetdream.orders.services import ADMIN_MOVES, IllegalTransition, OrderService, admin_moves
-from sweetdream.orders.web import Conflict, provide_orders
 from sweetdream.platform.parsing import parse_page
-from sweetdream.platform.web import flash, form_data, render
+from sweetdream.platform.web import BadRequest, Conflict, flash, form_data, render
 
 PAGE_SIZE = 25
 # What the move buttons say: the action, not the state it leads to.
@@ -30,10 +27,6 @@ MOVE_VERBS = {
 }
 
 
-class BadRequest(HTTPException):
-    status_code = 400
-
-
 class AdminController(Controller):
     path = "/admin"
     guards = [requires_admin]
@@ -41,43 +34,25 @@ class AdminController(Controller):
 
     @get("/", name="admin")
     async def dashboard(self, request: Request, db_session: NamedDependency[AsyncSession]) -> Template:
-        products = await db_session.scalar(select(func.count()).select_from(Product)) or 0
-        customers = await db_session.scalar(select(func.count()).where(User.role == Role.CUSTOMER)) or 0
-        orders = await db_session.scalar(select(func.count()).select_from(Order)) or 0
-        pending = await db_session.scalar(select(func.count()).where(Order.status == OrderStatus.PENDING)) or 0
-        figures = {"Products": products, "Customers": customers, "Orders": orders, "Pending orders": pending}
-        # Fulfilment health: events the workers have not delivered yet, and those that gave up.
-        failed = await outbox.failed(db_session, limit=20)
-        figures["Events waiting"] = await outbox.undelivered_count(db_session)
-        figures["Failed events"] = len(failed)
-        return render(request, "admin/dashboard.html", figures=figures, failed=failed)
+        shown = await services.dashboard(db_session)
+        return render(request, "admin/dashboard.html", figures=shown.figures, failed=shown.failed_events)
 
     @get("/orders", name="admin-orders")
     async def orders(
         self,
         request: Request,
-        db_session: NamedDependency[AsyncSession],
+        orders: NamedDependency[OrderService],
         status: FromQuery[str] = "",
         page: FromQuery[str] = "1",
     ) -> Template:
         number = parse_page(page)
         if status not in OrderStatus.__members__:
             status = ""
-        filters = [Order.status == OrderStatus(status)] if status else []
-        # Counted from the orders table itself: a count derived from `select(Order)` by swapping its
-        # columns loses the FROM when there is no filter, and answered 1 for the whole shop.
-        total = await db_session.scalar(select(func.count()).select_from(Order).where(*filters)) or 0
-        rows = await db_session.scalars(
-            select(Order)
-            .where(*filters)
-            .order_by(Order.created_at.desc(), Order.number.desc())  # a total order: pages never overlap
-            .limit(PAGE_SIZE)
-            .offset((number - 1) * PAGE_SIZE)
-        )
+        rows, total = await orders.staff_page(OrderStatus(status) if status else None, number, PAGE_SIZE)
         return render(
             request,
             "admin/orders.html",
-            orders=list(rows),
+            orders=rows,
             status=status,
             statuses=list(OrderStatus),
             page=number,

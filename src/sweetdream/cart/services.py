@@ -162,6 +162,11 @@ class CartService:
         self.db = db
         self.store = store
 
+    @classmethod
+    def of(cls, db: AsyncSession, user_id: UUID | None, session: MutableMapping[str, Any]) -> CartService:
+        """The shopper's own cart: in the database when signed in, in the session for a visitor."""
+        return cls(db, DbCartStore(db, user_id) if user_id else SessionCartStore(session))
+
     async def _variant(self, variant_id: UUID) -> tuple[Variant, Product]:
         row = (
             await self.db.execute(

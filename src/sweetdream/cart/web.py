@@ -29,14 +29,9 @@ from sweetdream.platform.parsing import parse_int
 from sweetdream.platform.web import flash, form_data, render
 
 
-def cart_for(request: Request, db: AsyncSession) -> CartService:
-    user: User | None = request.state.get("user")
-    store = DbCartStore(db, user.id) if user else SessionCartStore(request.session)
-    return CartService(db, store)
-
-
 def provide_cart(request: Request, db_session: NamedDependency[AsyncSession]) -> CartService:
-    return cart_for(request, db_session)
+    user: User | None = request.state.get("user")
+    return CartService.of(db_session, user.id if user else None, request.session)
 
 
 def cart_count_middleware(app: ASGIApp) -> ASGIApp:

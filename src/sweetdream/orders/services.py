@@ -24,16 +24,18 @@ from typing import Any
 from uuid import UUID, uuid4
 
 from redis.asyncio import Redis
-from sqlalchemy import Select, Update, func, select, text, update
+from sqlalchemy import Select, func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from sweetdream.accounts.models import User
 from sweetdream.cart.services import CartLine, CartService, CartView
+from sweetdream.catalog import stock
 from sweetdream.catalog.cache import invalidate_catalog
 from sweetdream.catalog.models import Variant
 from sweetdream.catalog.money import format_vnd
+from sweetdream.db import violated_constraint
 from sweetdream.fulfillment.payments import CardToken, ChargeResult, RefundResult
 from sweetdream.orders import live
 from sweetdream.orders.models import (
@@ -125,7 +127,6 @@ def totals_for(cart: CartView, flat_fee: int, free_from: int) -> Totals:
 
 
 ORDER_KEY_CONSTRAINT = "uq_orders_user_idempotency_key"
-STOCK_CONSTRAINT = "ck_variants_stock_not_negative"
 
 
 class _ShortOfStock(Exception):
@@ -134,15 +135,6 @@ class _ShortOfStock(Exception):
     def __init__(self, line: CartLine) -> None:
         super().__init__(line.variant_id)
         self.line = line
-
-
-def _violated_constraint(exc: IntegrityError) -> str:
-    """The name of the constraint PostgreSQL refused the statement for ("" if it did not say)."""
-    for error in (exc.orig, getattr(exc.orig, "__cause__", None)):
-        name = getattr(error, "constraint_name", None)
-        if name:
-            return str(name)
-    return ""
 
 
 class OrderService:
@@ -215,7 +207,7 @@ class OrderService:
         except IntegrityError as exc:
             self._new_events.clear()
             await self.db.commit()
-            if _violated_constraint(exc) != ORDER_KEY_CONSTRAINT:
+            if violated_constraint(exc) != ORDER_KEY_CONSTRAINT:
                 raise
             # A concurrent submit of the same form won the key: its order is this submit's answer.
             order_or_none = await self._by_key(idempotency_key, user.id)
@@ -293,13 +285,7 @@ class OrderService:
         return order
 
     async def _take_stock(self, line: CartLine) -> None:
-        try:
-            taken = (await self.db.execute(self._stock_update(line))).first()
-        except IntegrityError as exc:
-            # The CHECK constraint caught what the update's own condition should have: the same answer.
-            if _violated_constraint(exc) != STOCK_CONSTRAINT:
-                raise
-            raise _ShortOfStock(line) from exc
+        taken = await stock.take(self.db, line.variant_id, line.quantity)
         if taken is None:
             raise _ShortOfStock(line)
         # Only the update that takes stock across the threshold announces it: one alert per
@@ -352,17 +338,8 @@ class OrderService:
     async def _by_key(self, key: str, user_id: UUID) -> Order | None:
         return await self.db.scalar(select(Order).where(Order.idempotency_key == key, Order.user_id == user_id))
 
-    def _stock_update(self, line: CartLine) -> Update:
-        """Take the line's quantity only if that much is left (the CHECK constraint is the second guard)."""
-        return (
-            update(Variant)
-            .where(Variant.id == line.variant_id, Variant.stock >= line.quantity)
-            .values(stock=Variant.stock - line.quantity)
-            .returning(Variant.stock, Variant.low_stock_threshold, Variant.sku)
-        )
-
     async def _short_of_stock_message(self, line: CartLine) -> str:
-        left = await self.db.scalar(select(Variant.stock).where(Variant.id == line.variant_id)) or 0
+        left = await stock.left(self.db, line.variant_id)
         what = f"{line.product_name} ({line.size_label})"
         return f"{what}: sold out while you were checking out." if left == 0 else f"{what}: only {left} left."
 
@@ -395,6 +372,22 @@ class OrderService:
             .offset((page - 1) * page_size)
         )
         return list(orders), total
+
+    async def staff_page(self, status: OrderStatus | None, page: int, page_size: int) -> tuple[list[Order], int]:
+        """One page of every shopper's orders, newest first (optionally of one status), and how many
+        there are in all."""
+        filters = [Order.status == status] if status else []
+        # Counted from the orders table itself: a count derived from `select(Order)` by swapping its
+        # columns loses the FROM when there is no filter, and answered 1 for the whole shop.
+        total = await self.db.scalar(select(func.count()).select_from(Order).where(*filters)) or 0
+        rows = await self.db.scalars(
+            select(Order)
+            .where(*filters)
+            .order_by(Order.created_at.desc(), Order.number.desc())  # a total order: pages never overlap
+            .limit(page_size)
+            .offset((page - 1) * page_size)
+        )
+        return list(rows), total
 
     # --- moving --------------------------------------------------------------------------------
 
@@ -592,10 +585,7 @@ class OrderService:
         """Change the status inside the open transaction (the row is locked by the caller)."""
         await self._check(order, to)
         if to == OrderStatus.CANCELLED:
-            for line in sorted(order.lines, key=lambda item: item.variant_id):
-                await self.db.execute(
-                    update(Variant).where(Variant.id == line.variant_id).values(stock=Variant.stock + line.quantity)
-                )
+            await stock.give_back(self.db, [(line.variant_id, line.quantity) for line in order.lines])
             if order.payment_status == PaymentStatus.PAID:
                 self._refund(order)
             # A charge still in flight ("charging") is settled by settle_payment, which refunds it.

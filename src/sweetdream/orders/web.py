@@ -14,19 +14,20 @@ from uuid import UUID
 
 from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency, Provide
-from litestar.exceptions import HTTPException, NotFoundException
+from litestar.exceptions import NotFoundException
 from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, ServerSentEvent, ServerSentEventMessage, Template
 from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sweetdream.accounts.forms import PHONE
+from sweetdream.accounts.guards import requires_user, session_epoch
 from sweetdream.accounts.models import User
 from sweetdream.accounts.services import UserService
-from sweetdream.accounts.web import requires_user, session_epoch
-from sweetdream.cart.web import cart_for
+from sweetdream.cart.services import CartService
 from sweetdream.fulfillment.payments import PaymentGateway, luhn_valid
 from sweetdream.orders import live
+from sweetdream.orders.dependencies import provide_orders
 from sweetdream.orders.models import Order, PaymentMethod, PaymentStatus
 from sweetdream.orders.review import DIGEST, UNREADABLE, Review, changes_between, parse_review, review_of
 from sweetdream.orders.services import (
@@ -40,7 +41,7 @@ from sweetdream.orders.services import (
 )
 from sweetdream.platform.parsing import parse_page
 from sweetdream.platform.ratelimit import Limit, hit
-from sweetdream.platform.web import flash, form_data, render, render_fragment
+from sweetdream.platform.web import Conflict, flash, form_data, render, render_fragment
 
 log = logging.getLogger("sweetdream.orders")
 
@@ -50,12 +51,9 @@ CHECKOUT_PER_USER = Limit("checkout-user", attempts=10, window_seconds=60)
 PAY_AGAIN_PER_USER = Limit("pay-again-user", attempts=5, window_seconds=600)
 
 
-class Conflict(HTTPException):
-    status_code = 409
-
-
-def provide_orders(request: Request, db_session: NamedDependency[AsyncSession]) -> OrderService:
-    return OrderService(db_session, request.app.state.redis)
+def cart_for(request: Request, db: AsyncSession) -> CartService:
+    """The shopper's cart (checkout is for signed-in shoppers: their cart in the database)."""
+    return CartService.of(db, _user(request).id, request.session)
 
 
 def _user(request: Request) -> User:

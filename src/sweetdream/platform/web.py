@@ -6,12 +6,23 @@ import ipaddress
 from typing import Any
 
 from litestar import Request
+from litestar.exceptions import HTTPException
 from litestar.response import Template
 from litestar.utils.empty import value_or_default
 from litestar.utils.scope.state import ScopeState
 
 from sweetdream.platform.inputs import reject_control_characters
 from sweetdream.platform.pages import VARY, csrf_input, layout_for
+
+
+class BadRequest(HTTPException):
+    status_code = 400
+
+
+class Conflict(HTTPException):
+    """The request is understood but the state says no (an illegal move, a changed price): 409."""
+
+    status_code = 409
 
 
 def render(request: Request, name: str, status_code: int = 200, **context: Any) -> Template:
