@@ -39,7 +39,7 @@ from sweetdream.platform.errors import exception_handlers
 from sweetdream.platform.http import http_middleware
 from sweetdream.platform.inputs import unusable_input_middleware
 from sweetdream.platform.logs import configure_logging
-from sweetdream.platform.metrics import metrics_middleware
+from sweetdream.platform.metrics import RequestMetrics, metrics_endpoint
 from sweetdream.platform.pages import compression_config, plain_visitor_pages
 from sweetdream.platform.sessions import SessionConfig
 from sweetdream.platform.shop_time import time_filters
@@ -92,8 +92,8 @@ class SweetDream(Litestar):
         # handling: an error page sent after a failed session save starts a fresh compressed body.
         pages = plain_visitor_pages(super().__call__, self, cached_plain_page)
         # Metrics time the whole answer (compression and cached pages included) and serve /metrics.
-        measured = metrics_middleware(CompressionMiddleware(pages, compression_config()), self)
-        self._outer = http_middleware(measured, hsts=hsts)
+        served = metrics_endpoint(CompressionMiddleware(pages, compression_config()))
+        self._outer = http_middleware(served, hsts=hsts, metrics=RequestMetrics(self))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:  # type: ignore[override]
         if scope["type"] == "http":

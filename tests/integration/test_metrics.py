@@ -22,7 +22,8 @@ from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 
 from sweetdream.orders.models import OutboxEvent
-from sweetdream.platform.metrics import IN_FLIGHT, exposition, metrics_middleware
+from sweetdream.platform.http import http_middleware
+from sweetdream.platform.metrics import IN_FLIGHT, RequestMetrics, exposition
 from sweetdream.platform.queue import queue_stats, redis_settings
 from tests.integration.factories import make_product
 from workers import metrics as worker_metrics
@@ -106,7 +107,7 @@ async def test_in_flight_counts_requests_being_answered() -> None:
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": b"ok"})
 
-    app = metrics_middleware(slow_app, Litestar(route_handlers=[]))
+    app = http_middleware(slow_app, metrics=RequestMetrics(Litestar(route_handlers=[])))
     sent: list[dict] = []
 
     async def send(message) -> None:

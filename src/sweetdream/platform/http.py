@@ -10,6 +10,8 @@ import uuid
 
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
+from sweetdream.platform.metrics import RequestMetrics
+
 log = logging.getLogger("sweetdream.http")
 
 SECURITY_HEADERS: list[tuple[bytes, bytes]] = [
@@ -37,7 +39,7 @@ def request_id_from(scope: Scope) -> bytes:
     return uuid.uuid4().hex.encode()
 
 
-def http_middleware(app: ASGIApp, hsts: bool = False) -> ASGIApp:
+def http_middleware(app: ASGIApp, hsts: bool = False, metrics: RequestMetrics | None = None) -> ASGIApp:
     security_headers = [*SECURITY_HEADERS, HSTS] if hsts else SECURITY_HEADERS
 
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
@@ -60,9 +62,14 @@ def http_middleware(app: ASGIApp, hsts: bool = False) -> ASGIApp:
                 message["headers"] = headers
             await send(message)
 
+        if metrics:
+            metrics.started()
         try:
             await app(scope, receive, send_with_headers)
         finally:
+            seconds = time.perf_counter() - started
+            if metrics:
+                metrics.finished(scope, status, seconds)
             log.info(
                 "%s %s %s",
                 method,
@@ -73,7 +80,7 @@ def http_middleware(app: ASGIApp, hsts: bool = False) -> ASGIApp:
                     "method": method,
                     "path": scope["path"],
                     "status": status,
-                    "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                    "duration_ms": round(seconds * 1000, 2),
                 },
             )
 

@@ -23,11 +23,10 @@ path either (see deploy/terraform/modules/service/observability.tf); this is the
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 
 from litestar import Litestar
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from litestar.types import ASGIApp, Receive, Scope, Send
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
@@ -121,39 +120,35 @@ async def _send_metrics(scope: Scope, send: Send) -> None:
     await send({"type": "http.response.body", "body": body, "more_body": False})
 
 
-def metrics_middleware(app: ASGIApp, litestar: Litestar) -> ASGIApp:
-    """Count and time every HTTP request (cached pages included) and answer `/metrics`.
-
-    Raw ASGI because it runs on every request: a clock read, a gauge up and down, and two label
-    lookups after the response has gone.
-    """
+def metrics_endpoint(app: ASGIApp) -> ASGIApp:
+    """Answer `/metrics`; pass everything else on."""
 
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await app(scope, receive, send)
-            return
-        if scope["path"] == METRICS_PATH:
+        if scope["type"] == "http" and scope["path"] == METRICS_PATH:
             await _send_metrics(scope, send)
             return
-        status = 500
-
-        async def send_and_note_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        started = time.perf_counter()
-        IN_FLIGHT.inc()
-        try:
-            await app(scope, receive, send_and_note_status)
-        finally:
-            IN_FLIGHT.dec()
-            method = scope.get("method", "")
-            method = method if method in METHODS else "OTHER"
-            # A 404 that Litestar did not route (no template) is no route: skip routing it again.
-            route = scope.get("path_template") or (UNMATCHED if status == 404 else route_template(litestar, scope))
-            LATENCY.labels(method, route).observe(time.perf_counter() - started)
-            REQUESTS.labels(method, route, str(status)).inc()
+        await app(scope, receive, send)
 
     return middleware
+
+
+class RequestMetrics:
+    """Counts and times every HTTP request, cached pages included. The one request middleware
+    (platform.http) calls it around each request, with the status and duration it already has."""
+
+    def __init__(self, litestar: Litestar) -> None:
+        self.litestar = litestar
+
+    def started(self) -> None:
+        IN_FLIGHT.inc()
+
+    def finished(self, scope: Scope, status: int, seconds: float) -> None:
+        IN_FLIGHT.dec()
+        if scope["path"] == METRICS_PATH:
+            return
+        method = scope.get("method", "")
+        method = method if method in METHODS else "OTHER"
+        # A 404 that Litestar did not route (no template) is no route: skip routing it again.
+        route = scope.get("path_template") or (UNMATCHED if status == 404 else route_template(self.litestar, scope))
+        LATENCY.labels(method, route).observe(seconds)
+        REQUESTS.labels(method, route, str(status)).inc()
