@@ -35,6 +35,7 @@ from sweetdream.cli import SweetDreamCLI
 from sweetdream.db import make_sqlalchemy_config
 from sweetdream.fulfillment.payments import gateway_for
 from sweetdream.orders.web import CheckoutController, OrderController
+from sweetdream.platform import i18n
 from sweetdream.platform.errors import exception_handlers
 from sweetdream.platform.http import http_middleware
 from sweetdream.platform.inputs import unusable_input_middleware
@@ -123,6 +124,11 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
     def template_engine(engine: JinjaTemplateEngine) -> None:
         engine.engine.filters["vnd"] = format_vnd
+        # {{ _("...") }}, {{ ngettext(...) }} and {% trans %} read the request's language (platform/i18n.py)
+        engine.engine.add_extension("jinja2.ext.i18n")
+        engine.engine.install_gettext_callables(  # type: ignore[attr-defined]
+            i18n.gettext, i18n.ngettext, newstyle=True, pgettext=i18n.pgettext, npgettext=i18n.npgettext
+        )
         engine.engine.filters.update(time_filters(settings.shop_timezone))  # shop_time, shop_date
         engine.engine.globals["site_name"] = settings.site_name
         engine.engine.globals["static_version"] = "2"  # bump when static/ changes: browsers fetch it anew

@@ -41,6 +41,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from sweetdream.catalog.money import format_vnd
 from sweetdream.fulfillment.models import SENDING, SENT, SentMessage
+from sweetdream.platform import i18n
 from sweetdream.platform.mail import Mailer, build_message, message_id
 from sweetdream.platform.shop_time import time_filters
 from sweetdream.settings import Settings
@@ -82,6 +83,10 @@ class Notifier:
             autoescape=select_autoescape(["html"]),
             trim_blocks=True,
             lstrip_blocks=True,
+            extensions=["jinja2.ext.i18n"],
+        )
+        self.env.install_gettext_callables(  # type: ignore[attr-defined]
+            i18n.gettext, i18n.ngettext, newstyle=True, pgettext=i18n.pgettext, npgettext=i18n.npgettext
         )
         self.env.filters["vnd"] = format_vnd
         self.env.filters.update(time_filters(Settings.shop_timezone))  # a time in an email is shop time too
