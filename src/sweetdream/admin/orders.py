@@ -86,11 +86,15 @@ def _words(request: Request) -> dict[str, object]:
         "moves_for": admin_moves,
         "verbs": {status: _(verb) for status, verb in MOVE_VERBS.items()},
         "payment_words": {key: _(word) for key, word in PAYMENT_WORDS.items()},
+        "status_labels": {status: _(status.label) for status in OrderStatus},
     }
 
 
 def _row(request: Request, order: Order, back: str, new: bool = False) -> str:
-    return render_fragment(request, "admin/orders/_row.html", o=order, back=back, new=new, **_words(request))
+    """A new order's row (its own tbody) for the top of the list, or a moved order's cells."""
+    return render_fragment(
+        request, "admin/orders/_live_row.html", o=order, back=back, new=new, cells_only=not new, **_words(request)
+    )
 
 
 class AdminOrdersController(Controller):

@@ -218,6 +218,21 @@ def day_start(day: date, zone: str) -> datetime:
     return datetime.combine(day, time(), tzinfo=ZoneInfo(zone)).astimezone(UTC)
 
 
+def page_statement(
+    f: OrderFilter, zone: str, after: Cursor | None = None, before: Cursor | None = None, size: int = PAGE_SIZE
+) -> Select[tuple[Order]]:
+    """The page's query: size + 1 rows (the extra one says whether there is a page beyond), newest
+    first, or oldest first when reading the page newer than `before` (reversed by `page`)."""
+    keyset = tuple_(Order.created_at, Order.id)
+    stmt = select(Order).where(*conditions(f, zone))
+    if before is not None:
+        stmt = stmt.where(keyset > tuple_(literal(before.created_at), literal(before.id)))
+        return stmt.order_by(Order.created_at, Order.id).limit(size + 1)
+    if after is not None:
+        stmt = stmt.where(keyset < tuple_(literal(after.created_at), literal(after.id)))
+    return stmt.order_by(Order.created_at.desc(), Order.id.desc()).limit(size + 1)
+
+
 async def page(
     db: AsyncSession,
     f: OrderFilter,
@@ -228,11 +243,8 @@ async def page(
 ) -> OrderPage:
     """One page, newest first: the first page, or the one older than `after`, or the one newer than
     `before`. An order placed meanwhile joins the top and never shifts a later page."""
-    keyset = tuple_(Order.created_at, Order.id)
-    stmt = select(Order).where(*conditions(f, zone))
+    rows = list(await db.scalars(page_statement(f, zone, after, before, size)))
     if before is not None:
-        stmt = stmt.where(keyset > tuple_(literal(before.created_at), literal(before.id)))
-        rows = list(await db.scalars(stmt.order_by(Order.created_at, Order.id).limit(size + 1)))
         more_newer = len(rows) > size
         rows = rows[:size][::-1]
         return OrderPage(
@@ -240,9 +252,6 @@ async def page(
             newer=Cursor.of(rows[0]).encode() if more_newer and rows else None,
             older=Cursor.of(rows[-1]).encode() if rows else before.encode(),
         )
-    if after is not None:
-        stmt = stmt.where(keyset < tuple_(literal(after.created_at), literal(after.id)))
-    rows = list(await db.scalars(stmt.order_by(Order.created_at.desc(), Order.id.desc()).limit(size + 1)))
     more_older = len(rows) > size
     rows = rows[:size]
     newer = None
@@ -251,12 +260,16 @@ async def page(
     return OrderPage(rows, newer=newer, older=Cursor.of(rows[-1]).encode() if more_older else None)
 
 
+def totals_statement(f: OrderFilter, zone: str) -> Select[tuple[int, int]]:
+    capped = select(Order.total, Order.status).where(*conditions(f, zone)).limit(COUNT_CAP + 1).subquery()
+    kept = case((capped.c.status != OrderStatus.CANCELLED.value, capped.c.total), else_=0)
+    return select(func.count(), func.coalesce(func.sum(kept), 0))
+
+
 async def totals(db: AsyncSession, f: OrderFilter, zone: str) -> Totals:
     """Count and revenue of the filtered set: exact up to COUNT_CAP orders (an index-only read of
     at most COUNT_CAP + 1 entries), "more than" above it."""
-    capped = select(Order.total, Order.status).where(*conditions(f, zone)).limit(COUNT_CAP + 1).subquery()
-    kept = case((capped.c.status != OrderStatus.CANCELLED.value, capped.c.total), else_=0)
-    count, revenue = (await db.execute(select(func.count(), func.coalesce(func.sum(kept), 0)))).one()
+    count, revenue = (await db.execute(totals_statement(f, zone))).one()
     if count > COUNT_CAP:
         return Totals(COUNT_CAP, 0, over_cap=True)
     return Totals(int(count), int(revenue))
