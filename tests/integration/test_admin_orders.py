@@ -79,7 +79,11 @@ async def add_order(
                 quantity=1,
             )
         )
-    db.add(OrderEvent(order_id=order.id, from_status=None, to_status=OrderStatus.PENDING, actor=user.email, note="Order placed"))
+    db.add(
+        OrderEvent(
+            order_id=order.id, from_status=None, to_status=OrderStatus.PENDING, actor=user.email, note="Order placed"
+        )
+    )
     await db.commit()
     return order
 
@@ -108,7 +112,9 @@ async def admin(client, settings, db):
 async def audit_rows(db, action: str, actor: User) -> list[AuditEntry]:
     return list(
         await db.scalars(
-            select(AuditEntry).where(AuditEntry.action == action, AuditEntry.actor_id == actor.id).order_by(AuditEntry.id)
+            select(AuditEntry)
+            .where(AuditEntry.action == action, AuditEntry.actor_id == actor.id)
+            .order_by(AuditEntry.id)
         )
     )
 
@@ -124,7 +130,10 @@ GETS = [
     "/admin/orders/SD-000001",
     "/admin/orders/SD-000001/slip",
 ]
-POSTS = [("/admin/orders/bulk", {"status": "PREPARING", "number": "SD-000001"}), ("/admin/orders/SD-000001/status", {"status": "PREPARING"})]
+POSTS = [
+    ("/admin/orders/bulk", {"status": "PREPARING", "number": "SD-000001"}),
+    ("/admin/orders/SD-000001/status", {"status": "PREPARING"}),
+]
 
 
 async def test_a_visitor_is_sent_to_sign_in_and_a_customer_is_refused_everywhere(client, settings, db):
@@ -157,10 +166,19 @@ async def test_filters_and_search_find_the_expected_orders(client, db, admin):
     other = await make_user(db)
     a = await add_order(db, shopper, "SD-7200001", shop(1982, 3, 1, 23, 30), name="Nguyễn Văn An", phone="0987000111")
     b = await add_order(
-        db, other, "SD-7200002", shop(1982, 3, 2, 0, 15), status=OrderStatus.CANCELLED, name="Lê Thị Hoa",
-        method=PaymentMethod.CARD, payment_status="refunded", total=250_000,
+        db,
+        other,
+        "SD-7200002",
+        shop(1982, 3, 2, 0, 15),
+        status=OrderStatus.CANCELLED,
+        name="Lê Thị Hoa",
+        method=PaymentMethod.CARD,
+        payment_status="refunded",
+        total=250_000,
     )
-    c = await add_order(db, other, "SD-7200003", shop(1982, 3, 5), status=OrderStatus.SHIPPED, name="Nguyễn Thị Lan", total=40_000)
+    c = await add_order(
+        db, other, "SD-7200003", shop(1982, 3, 5), status=OrderStatus.SHIPPED, name="Nguyễn Thị Lan", total=40_000
+    )
     year = "from=1982-01-01&to=1982-12-31"
 
     async def numbers(query: str) -> list[str]:
@@ -271,7 +289,11 @@ async def test_the_staff_order_page_shows_the_order_and_a_move_is_recorded_and_a
     moves = page.split('id="moves-heading"')[1].split("</section>")[0]
     assert re.findall(r'<button type="submit"[^>]*>([^<]+)</button>', moves) == ["Start preparing", "Cancel order"]
 
-    r = await post_form(client, f"/admin/orders/{order.number}/status", {"status": "PREPARING", "note": "Oven 2", "back": f"/admin/orders/{order.number}"})
+    r = await post_form(
+        client,
+        f"/admin/orders/{order.number}/status",
+        {"status": "PREPARING", "note": "Oven 2", "back": f"/admin/orders/{order.number}"},
+    )
     assert r.status_code == 303 and r.headers["location"] == f"/admin/orders/{order.number}"
     page = (await client.get(f"/admin/orders/{order.number}")).text
     assert "Being prepared" in page and "Oven 2" in page
@@ -299,22 +321,40 @@ async def test_bulk_moves_each_order_through_the_rules_and_says_which_were_refus
     token = str(client.cookies["sd_csrf"])
     form = [("_csrf_token", token), ("status", "PREPARING"), ("note", "Morning batch")]
     form += [("number", n) for n in ["SD-7600001", "SD-7600002", "SD-7600003", "SD-7600004", "SD-0000000"]]
-    r = await client.post("/admin/orders/bulk", content="&".join(f"{k}={v}" for k, v in form).replace(" ", "+"),
-                          headers={"content-type": "application/x-www-form-urlencoded"})
+    r = await client.post(
+        "/admin/orders/bulk",
+        content="&".join(f"{k}={v}" for k, v in form).replace(" ", "+"),
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    )
     assert r.status_code == 200
     page = unescape(r.text)
     assert "2 orders moved, 3 refused." in page
-    rows = dict(re.findall(r'<tr class="(moved|refused)"><td><a href="/admin/orders/(SD-\d+)">', page)[i][::-1] for i in range(5))
+    rows = dict(
+        re.findall(r'<tr class="(moved|refused)"><td><a href="/admin/orders/(SD-\d+)">', page)[i][::-1]
+        for i in range(5)
+    )
     assert rows == {
-        "SD-7600001": "moved", "SD-7600002": "moved", "SD-7600003": "refused", "SD-7600004": "refused", "SD-0000000": "refused",
+        "SD-7600001": "moved",
+        "SD-7600002": "moved",
+        "SD-7600003": "refused",
+        "SD-7600004": "refused",
+        "SD-0000000": "refused",
     }
     assert "Order SD-7600003 is pending and can't become being prepared." in page
     assert "Order SD-7600004 is delivered and can't become being prepared." in page
     assert "No such order." in page
-    statuses = dict((await db.execute(select(Order.number, Order.status).where(Order.id.in_([ready.id, also_ready.id, unpaid.id, done.id])))).all())
+    statuses = dict(
+        (
+            await db.execute(
+                select(Order.number, Order.status).where(Order.id.in_([ready.id, also_ready.id, unpaid.id, done.id]))
+            )
+        ).all()
+    )
     assert statuses == {
-        "SD-7600001": OrderStatus.PREPARING, "SD-7600002": OrderStatus.PREPARING,
-        "SD-7600003": OrderStatus.PENDING, "SD-7600004": OrderStatus.DELIVERED,
+        "SD-7600001": OrderStatus.PREPARING,
+        "SD-7600002": OrderStatus.PREPARING,
+        "SD-7600003": OrderStatus.PENDING,
+        "SD-7600004": OrderStatus.DELIVERED,
     }
     moves = await audit_rows(db, "order.move", admin)
     assert [(m.target_label, m.after, m.note) for m in moves] == [
@@ -332,8 +372,10 @@ async def test_bulk_moves_each_order_through_the_rules_and_says_which_were_refus
 
 async def test_the_csv_export_streams_the_filtered_orders_safely_and_is_audited(client, db, admin):
     user = await make_user(db)
-    await add_order(db, user, "SD-7700001", shop(1987, 6, 1, 9, 5), name="=HYPERLINK(\"http://x\")", phone="+84912345678")
-    await add_order(db, user, "SD-7700002", shop(1987, 6, 2, 18, 30), name="Phạm Minh", total=65_000, status=OrderStatus.CANCELLED)
+    await add_order(db, user, "SD-7700001", shop(1987, 6, 1, 9, 5), name='=HYPERLINK("http://x")', phone="+84912345678")
+    await add_order(
+        db, user, "SD-7700002", shop(1987, 6, 2, 18, 30), name="Phạm Minh", total=65_000, status=OrderStatus.CANCELLED
+    )
     r = await client.get("/admin/orders.csv?from=1987-01-01&to=1987-12-31")
     assert r.status_code == 200
     assert r.headers["content-type"].startswith("text/csv")
@@ -341,16 +383,44 @@ async def test_the_csv_export_streams_the_filtered_orders_safely_and_is_audited(
     assert "content-length" not in r.headers  # streamed
     rows = list(csv.reader(io.StringIO(r.content.decode("utf-8-sig"))))
     assert rows[0] == [
-        "number", "placed_at", "status", "payment_method", "payment_status", "customer_email", "recipient", "phone",
-        "address", "subtotal", "shipping_fee", "total", "currency",
+        "number",
+        "placed_at",
+        "status",
+        "payment_method",
+        "payment_status",
+        "customer_email",
+        "recipient",
+        "phone",
+        "address",
+        "subtotal",
+        "shipping_fee",
+        "total",
+        "currency",
     ]
     assert rows[1] == [
-        "SD-7700002", "1987-06-02 18:30", "CANCELLED", "COD", "due on delivery", user.email, "Phạm Minh", "0912345678",
-        "5 Hai Bà Trưng, Quận 1", "65000", "0", "65000", "VND",
+        "SD-7700002",
+        "1987-06-02 18:30",
+        "CANCELLED",
+        "COD",
+        "due on delivery",
+        user.email,
+        "Phạm Minh",
+        "0912345678",
+        "5 Hai Bà Trưng, Quận 1",
+        "65000",
+        "0",
+        "65000",
+        "VND",
     ]
     assert rows[2][:8] == [
-        "SD-7700001", "1987-06-01 09:05", "PROCESSING", "COD", "due on delivery", user.email,
-        "'=HYPERLINK(\"http://x\")", "'+84912345678",
+        "SD-7700001",
+        "1987-06-01 09:05",
+        "PROCESSING",
+        "COD",
+        "due on delivery",
+        user.email,
+        '\'=HYPERLINK("http://x")',
+        "'+84912345678",
     ]
     assert len(rows) == 3
     (entry,) = await audit_rows(db, "orders.export", admin)

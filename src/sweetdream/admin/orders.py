@@ -9,6 +9,7 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from typing import Any
 
 from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency, Provide
@@ -80,7 +81,7 @@ def _cursor(request: Request, name: str) -> staff.Cursor | None:
         raise BadRequest(str(exc)) from exc
 
 
-def _words(request: Request) -> dict[str, object]:
+def _words(request: Request) -> dict[str, Any]:
     """What every order template shows: labels for statuses, payments and moves."""
     return {
         "moves_for": admin_moves,
@@ -133,13 +134,11 @@ class AdminOrdersController(Controller):
     @get("/orders/live", name="admin-orders-live")
     async def live_list(self, request: Request) -> ServerSentEvent:
         """New orders matching the list's filter (event "new-order": a row for the top of the
-        table) and moved orders (event "order-<number>": the row again)."""
+        table) and moved orders (event "order-<id>": the row again)."""
         found = _filter(request)
         return ServerSentEvent(self._list_updates(request, found), headers={"Cache-Control": "no-cache"})
 
-    async def _list_updates(
-        self, request: Request, found: staff.OrderFilter
-    ) -> AsyncIterator[ServerSentEventMessage]:
+    async def _list_updates(self, request: Request, found: staff.OrderFilter) -> AsyncIterator[ServerSentEventMessage]:
         sessions = request.app.state.sqlalchemy_config
         back = "/admin/orders?" + found.query()
         zone = _zone(request)
@@ -150,7 +149,7 @@ class AdminOrdersController(Controller):
                 await db.commit()
             if order is None:
                 return None
-            event = "new-order" if kind == "placed" else f"order-{order.number}"
+            event = "new-order" if kind == "placed" else f"order-{order.id}"
             return ServerSentEventMessage(event=event, data=_row(request, order, back, new=kind == "placed"))
 
         async for note in _notes(request):
@@ -244,15 +243,19 @@ class AdminOrdersController(Controller):
     # --- one order -----------------------------------------------------------------------------
 
     @get("/orders/{number:str}", name="admin-order")
-    async def show(self, request: Request, number: FromPath[str], db_session: NamedDependency[AsyncSession]) -> Template:
+    async def show(
+        self, request: Request, number: FromPath[str], db_session: NamedDependency[AsyncSession]
+    ) -> Template:
         return render(request, "admin/orders/order.html", **await self._order(db_session, number), **_words(request))
 
     @get("/orders/{number:str}/slip", name="admin-order-slip")
-    async def slip(self, request: Request, number: FromPath[str], db_session: NamedDependency[AsyncSession]) -> Template:
+    async def slip(
+        self, request: Request, number: FromPath[str], db_session: NamedDependency[AsyncSession]
+    ) -> Template:
         """A packing slip / kitchen ticket: what to bake and pack, and where it goes (print CSS)."""
         return render(request, "admin/orders/slip.html", **await self._order(db_session, number))
 
-    async def _order(self, db: AsyncSession, number: str) -> dict[str, object]:
+    async def _order(self, db: AsyncSession, number: str) -> dict[str, Any]:
         found = await staff.for_staff(db, number[:20])
         if found is None:
             raise NotFoundException(_("No such order."))
@@ -284,7 +287,9 @@ class AdminOrdersController(Controller):
             order = await orders.transition(order_id, to, request.state.user.email, note, audited_by=_actor(request))
         except IllegalTransition as exc:
             raise Conflict(str(exc)) from exc
-        flash(request, _("Order %(number)s is now %(status)s.") % {"number": order.number, "status": _(to.label).lower()})
+        flash(
+            request, _("Order %(number)s is now %(status)s.") % {"number": order.number, "status": _(to.label).lower()}
+        )
         back = data.get("back", "")
         return Redirect(back if back.startswith("/admin/") else "/admin/orders", status_code=303)
 

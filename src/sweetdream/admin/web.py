@@ -22,6 +22,4 @@ class AdminController(Controller):
     async def dashboard(self, request: Request, db_session: NamedDependency[AsyncSession]) -> Template:
         shown = await services.dashboard(db_session)
         today = await staff.today(db_session, request.app.state.settings.shop_timezone)
-        return render(
-            request, "admin/dashboard.html", figures=shown.figures, failed=shown.failed_events, today=today
-        )
+        return render(request, "admin/dashboard.html", figures=shown.figures, failed=shown.failed_events, today=today)

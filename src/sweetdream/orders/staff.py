@@ -220,7 +220,7 @@ def day_start(day: date, zone: str) -> datetime:
 
 def page_statement(
     f: OrderFilter, zone: str, after: Cursor | None = None, before: Cursor | None = None, size: int = PAGE_SIZE
-) -> Select[tuple[Order]]:
+) -> Select[Order]:
     """The page's query: size + 1 rows (the extra one says whether there is a page beyond), newest
     first, or oldest first when reading the page newer than `before` (reversed by `page`)."""
     keyset = tuple_(Order.created_at, Order.id)
@@ -260,7 +260,7 @@ async def page(
     return OrderPage(rows, newer=newer, older=Cursor.of(rows[-1]).encode() if more_older else None)
 
 
-def totals_statement(f: OrderFilter, zone: str) -> Select[tuple[int, int]]:
+def totals_statement(f: OrderFilter, zone: str) -> Select[int, int]:
     capped = select(Order.total, Order.status).where(*conditions(f, zone)).limit(COUNT_CAP + 1).subquery()
     kept = case((capped.c.status != OrderStatus.CANCELLED.value, capped.c.total), else_=0)
     return select(func.count(), func.coalesce(func.sum(kept), 0))
@@ -294,9 +294,7 @@ async def row_if_listed(db: AsyncSession, f: OrderFilter, zone: str, order_id: U
 async def for_staff(db: AsyncSession, number: str) -> tuple[Order, User] | None:
     """The order with its lines, timeline and shopper, for the staff order page and its slip."""
     order = await db.scalar(
-        select(Order)
-        .where(Order.number == number)
-        .options(selectinload(Order.lines), selectinload(Order.events))
+        select(Order).where(Order.number == number).options(selectinload(Order.lines), selectinload(Order.events))
     )
     if order is None:
         return None
@@ -336,7 +334,7 @@ def safe_cell(value: Any) -> Any:
     return value
 
 
-def export_statement(f: OrderFilter, zone: str) -> Select[Any]:
+def export_statement(f: OrderFilter, zone: str) -> Select[*tuple[Any, ...]]:
     return (
         select(
             Order.number,
