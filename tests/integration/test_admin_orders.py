@@ -434,3 +434,85 @@ async def test_the_dashboard_shows_todays_orders_and_revenue(client, db, admin):
     page = (await client.get("/admin")).text
     assert 'sse-connect="/admin/orders/live/today"' in page
     assert re.search(r'<dd id="today-orders">\d+</dd>', page)
+
+
+# --- live ---------------------------------------------------------------------------------------
+
+
+async def place_for(db, redis, user: User, variant) -> Order:
+    """An order placed through the checkout service (which tells the admin pages after commit)."""
+    from sweetdream.cart.services import CartService, DbCartStore
+    from sweetdream.orders.services import OrderService, Shipping
+    from tests.integration.factories import put_in_cart
+
+    await put_in_cart(db, user, variant, 1)
+    order, _ = await OrderService(db, redis).place(
+        user,
+        CartService(db, DbCartStore(db, user.id)),
+        Shipping("Đỗ Live", "0911222333", "1 Lý Tự Trọng", "", PaymentMethod.COD),
+        secrets.token_urlsafe(24),
+        30_000,
+        500_000,
+    )
+    return order
+
+
+async def test_the_live_list_sends_new_matching_orders_and_moves(client, settings, db, admin, monkeypatch):
+    import asyncio
+
+    from redis.asyncio import Redis
+
+    from sweetdream.admin import orders as admin_orders
+    from sweetdream.orders import live
+    from sweetdream.orders.services import OrderService
+    from tests.integration.test_live_access import follow
+
+    monkeypatch.setattr(admin_orders, "LIVE_STREAM_SECONDS", 3)
+    watched, other = await make_user(db), await make_user(db)
+    product, (variant,) = await make_product(db, stock=5)
+    stream = follow(client, f"/admin/orders/live?q={watched.email}")
+    redis = Redis.from_url(settings.redis_url)
+    try:
+        for _ in range(200):
+            ((_, listening),) = await redis.pubsub_numsub(live.ADMIN_CHANNEL)
+            if listening:
+                break
+            await asyncio.sleep(0.02)
+        mine = await place_for(db, redis, watched, variant)
+        await place_for(db, redis, other, variant)  # not this list's: not sent
+        await OrderService(db, redis).transition(mine.id, OrderStatus.PROCESSING, "system:test")
+    finally:
+        await redis.aclose()
+    response = await stream
+    response.read()
+    body = response.text
+    events = re.findall(r"event: ([\w-]+)", body)
+    assert events == ["new-order", f"order-{mine.id}"]
+    assert f'<a href="/admin/orders/{mine.number}">{mine.number}</a>' in body
+    assert 'class="order-row is-new"' in body and "Confirmed" in body
+    await db.execute(Product.__table__.update().where(Product.id == product.id).values(is_active=False))
+    await db.commit()
+
+
+async def test_a_demoted_admin_loses_the_live_list(app, client, settings, db, admin, monkeypatch):
+    import time
+
+    from sweetdream.admin import orders as admin_orders
+    from tests.integration.helpers import cli
+    from tests.integration.test_live_access import follow
+
+    monkeypatch.setattr(admin_orders, "ACCESS_CHECK_SECONDS", 0.3)
+    monkeypatch.setattr(admin_orders, "LIVE_STREAM_SECONDS", 8)
+    stream = follow(client, "/admin/orders/live")
+    await asyncio_sleep(0.5)
+    result = await cli(app, "set-role", admin.email, "CUSTOMER")
+    assert result.exit_code == 0, result.output
+    demoted_at = time.monotonic()
+    await stream
+    assert time.monotonic() - demoted_at < 3
+
+
+async def asyncio_sleep(seconds: float) -> None:
+    import asyncio
+
+    await asyncio.sleep(seconds)

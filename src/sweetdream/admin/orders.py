@@ -10,6 +10,7 @@ import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
+from uuid import UUID
 
 from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency, Provide
@@ -19,7 +20,8 @@ from litestar.response import Redirect, ServerSentEvent, ServerSentEventMessage,
 from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from sweetdream.accounts.guards import requires_admin
+from sweetdream.accounts.guards import requires_admin, session_epoch
+from sweetdream.accounts.services import UserService
 from sweetdream.audit.services import Actor, record
 from sweetdream.orders import live, staff
 from sweetdream.orders.dependencies import provide_orders
@@ -53,6 +55,7 @@ BULK_LIMIT = 200
 # A live stream ends after this long and the browser reconnects (a deploy never waits on a stream).
 LIVE_STREAM_SECONDS = 300
 KEEPALIVE_SECONDS = 15.0
+ACCESS_CHECK_SECONDS = 30.0
 
 
 def _actor(request: Request) -> Actor:
@@ -302,18 +305,34 @@ async def _export(request: Request, found: staff.OrderFilter) -> AsyncIterator[b
         await db.commit()
 
 
+async def _still_admin(request: Request, user_id: UUID, epoch: int) -> bool:
+    """Still signed in (account there, no password change since) and still an admin."""
+    async with request.app.state.sqlalchemy_config.get_session() as db:
+        user = await UserService(session=db).signed_in_user(user_id, epoch)
+        await db.commit()
+    return user is not None and user.is_admin
+
+
 async def _notes(request: Request) -> AsyncIterator[tuple[str, object] | None]:
     """Each placed or moved order heard on the admin channel as (kind, order id); None when a
-    keep-alive is due. Ends after LIVE_STREAM_SECONDS (the browser reconnects) or if Redis goes."""
+    keep-alive is due. Ends after LIVE_STREAM_SECONDS (the browser reconnects, and is guarded
+    again), if Redis goes, or at the next check (every ACCESS_CHECK_SECONDS) once the viewer is
+    no longer a signed-in admin: a demoted admin stops seeing new orders within that time."""
+    user_id, epoch = request.state.user.id, session_epoch(request)
     deadline = time.monotonic() + LIVE_STREAM_SECONDS
     try:
         async with live.admin_subscription(request.app.state.redis) as pubsub:
             last_sent = time.monotonic()
+            next_check = last_sent + ACCESS_CHECK_SECONDS
             while (now := time.monotonic()) < deadline:
+                if now >= next_check:
+                    if not await _still_admin(request, user_id, epoch):
+                        return
+                    next_check = now + ACCESS_CHECK_SECONDS
                 if now - last_sent >= KEEPALIVE_SECONDS:
                     yield None
                     last_sent = now
-                wait = min(last_sent + KEEPALIVE_SECONDS, deadline) - now
+                wait = min(next_check, last_sent + KEEPALIVE_SECONDS, deadline) - now
                 message = await pubsub.get_message(timeout=max(wait, 0.01))
                 if message is None:
                     continue
