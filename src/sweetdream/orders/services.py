@@ -378,22 +378,6 @@ class OrderService:
         )
         return list(orders), total
 
-    async def staff_page(self, status: OrderStatus | None, page: int, page_size: int) -> tuple[list[Order], int]:
-        """One page of every shopper's orders, newest first (optionally of one status), and how many
-        there are in all."""
-        filters = [Order.status == status] if status else []
-        # Counted from the orders table itself: a count derived from `select(Order)` by swapping its
-        # columns loses the FROM when there is no filter, and answered 1 for the whole shop.
-        total = await self.db.scalar(select(func.count()).select_from(Order).where(*filters)) or 0
-        rows = await self.db.scalars(
-            select(Order)
-            .where(*filters)
-            .order_by(Order.created_at.desc(), Order.number.desc())  # a total order: pages never overlap
-            .limit(page_size)
-            .offset((page - 1) * page_size)
-        )
-        return list(rows), total
-
     # --- moving --------------------------------------------------------------------------------
 
     async def transition(

@@ -261,7 +261,13 @@ async def page(
 
 
 def totals_statement(f: OrderFilter, zone: str) -> Select[int, int]:
-    capped = select(Order.total, Order.status).where(*conditions(f, zone)).limit(COUNT_CAP + 1).subquery()
+    """At most COUNT_CAP + 1 of the filtered orders, counted and summed. Read along the keyset (the
+    newest first) the filter's own index answers from its entries alone (they INCLUDE total and
+    status); a name search reads the name index instead, which is narrower than the keyset."""
+    capped_rows = select(Order.total, Order.status).where(*conditions(f, zone))
+    if not f.q:
+        capped_rows = capped_rows.order_by(Order.created_at.desc(), Order.id.desc())
+    capped = capped_rows.limit(COUNT_CAP + 1).subquery()
     kept = case((capped.c.status != OrderStatus.CANCELLED.value, capped.c.total), else_=0)
     return select(func.count(), func.coalesce(func.sum(kept), 0))
 
