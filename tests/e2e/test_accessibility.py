@@ -187,7 +187,14 @@ def pages_of(role: str, shop: Shop) -> list[str]:
             "/products/does-not-exist",
         ],
         "shopper": ["/cart", "/checkout", f"/orders/{shop.order}", "/account/orders", "/account"],
-        "admin": ["/admin", "/admin/orders"],
+        "admin": [
+            "/admin",
+            "/admin/orders",
+            "/admin/orders?status=CANCELLED&from=2001-01-01&to=2001-01-31",  # the empty state
+            f"/admin/orders?q={shop.order}",
+            f"/admin/orders/{shop.order}",
+            f"/admin/orders/{shop.order}/slip",
+        ],
     }[role]
 
 

@@ -37,3 +37,36 @@ async def subscription(redis: Redis, order_id: UUID) -> AsyncIterator[PubSub]:
         yield pubsub
     finally:
         await pubsub.aclose()
+
+
+# --- the admin's live order list and dashboard ---------------------------------------------------
+
+# One channel for the whole shop: every placed or moved order, as `placed:<id>` or `moved:<id>`.
+ADMIN_CHANNEL = "admin-orders"
+
+
+async def publish_admin(redis: Redis, kind: str, order_id: UUID) -> None:
+    try:
+        await redis.publish(ADMIN_CHANNEL, f"{kind}:{order_id}".encode())
+    except Exception:  # a lost note: the admin's list shows the order on its next load
+        log.warning("could not tell the admin pages about order %s", order_id, exc_info=True)
+
+
+def read_admin_note(data: object) -> tuple[str, UUID] | None:
+    """(kind, order id) from a note on ADMIN_CHANNEL; None for anything else."""
+    text = data.decode(errors="replace") if isinstance(data, bytes) else str(data)
+    kind, _, ident = text.partition(":")
+    try:
+        return kind, UUID(ident)
+    except ValueError:
+        return None
+
+
+@asynccontextmanager
+async def admin_subscription(redis: Redis) -> AsyncIterator[PubSub]:
+    pubsub = redis.pubsub(ignore_subscribe_messages=True)
+    await pubsub.subscribe(ADMIN_CHANNEL)
+    try:
+        yield pubsub
+    finally:
+        await pubsub.aclose()

@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from sweetdream.accounts.models import User
+from sweetdream.audit.services import Actor, record
 from sweetdream.cart.services import CartLine, CartService, CartView
 from sweetdream.catalog import stock
 from sweetdream.catalog.cache import invalidate_catalog
@@ -149,8 +150,9 @@ class OrderService:
         self.db.add(event)
         self._new_events.append(event.id)
 
-    async def _after_commit(self, stock_changed: bool, moved: Order | None = None) -> None:
-        """Hand the new outbox rows to the queue; tell cached catalog pages and open order pages."""
+    async def _after_commit(self, stock_changed: bool, moved: Order | None = None, placed: Order | None = None) -> None:
+        """Hand the new outbox rows to the queue; tell cached catalog pages, open order pages and
+        the admin's live list and dashboard."""
         events, self._new_events = self._new_events, []
         if self.redis is None:
             return
@@ -161,6 +163,9 @@ class OrderService:
                 log.error("could not invalidate the catalog cache after a stock change", exc_info=True)
         if moved is not None:
             await live.publish(self.redis, moved.id)
+            await live.publish_admin(self.redis, "moved", moved.id)
+        if placed is not None:
+            await live.publish_admin(self.redis, "placed", placed.id)
         await relay(self.redis, events)
 
     # --- placing -------------------------------------------------------------------------------
@@ -215,7 +220,7 @@ class OrderService:
                 raise
             return order_or_none, False
         await self.db.commit()
-        await self._after_commit(stock_changed=True)
+        await self._after_commit(stock_changed=True, placed=order)
         return order, True
 
     async def _write_order(
@@ -373,22 +378,6 @@ class OrderService:
         )
         return list(orders), total
 
-    async def staff_page(self, status: OrderStatus | None, page: int, page_size: int) -> tuple[list[Order], int]:
-        """One page of every shopper's orders, newest first (optionally of one status), and how many
-        there are in all."""
-        filters = [Order.status == status] if status else []
-        # Counted from the orders table itself: a count derived from `select(Order)` by swapping its
-        # columns loses the FROM when there is no filter, and answered 1 for the whole shop.
-        total = await self.db.scalar(select(func.count()).select_from(Order).where(*filters)) or 0
-        rows = await self.db.scalars(
-            select(Order)
-            .where(*filters)
-            .order_by(Order.created_at.desc(), Order.number.desc())  # a total order: pages never overlap
-            .limit(page_size)
-            .offset((page - 1) * page_size)
-        )
-        return list(rows), total
-
     # --- moving --------------------------------------------------------------------------------
 
     async def transition(
@@ -399,18 +388,35 @@ class OrderService:
         note: str = "",
         cause: str = "",
         only_from: OrderStatus | None = None,
+        audited_by: Actor | None = None,
     ) -> Order:
         """The only way an order's status changes. Records who, when and why, writes an outbox
         event, returns stock on cancellation (and asks for a refund of a paid order), and commits.
         Illegal moves raise IllegalTransition.
 
         With `only_from`, an order no longer in that status is returned unchanged: a job that
-        runs twice moves the order once, and its second run is not an error."""
+        runs twice moves the order once, and its second run is not an error.
+
+        With `audited_by` (a person's move from the admin), the move is recorded in the audit
+        log in the same transaction as "order.move" with the status before and after."""
         order = await self._locked(order_id)
         if only_from is not None and order.status != only_from:
             await self.db.commit()  # nothing written; releases the row lock
             return order
+        previous = order.status
         await self._move(order, to, actor, note, cause)
+        if audited_by is not None:
+            await record(
+                self.db,
+                audited_by,
+                "order.move",
+                "order",
+                order.id,
+                target_label=order.number,
+                before={"status": previous.value},
+                after={"status": to.value},
+                note=note,
+            )
         await self.db.commit()
         await self._after_commit(stock_changed=to == OrderStatus.CANCELLED, moved=order)
         return order
