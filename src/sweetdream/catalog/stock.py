@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from uuid import UUID
 
 from redis.asyncio import Redis
-from sqlalchemy import Update, func, insert, literal, select, update
+from sqlalchemy import ColumnElement, Update, func, insert, literal, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -49,6 +49,21 @@ class Taken:
 
 class StockRefused(ValueError):
     """An adjustment that would leave a negative stock (nothing changed)."""
+
+
+def is_low(level: int, threshold: int) -> bool:
+    """The low-stock rule: the alert email, the admin's low-stock filter and the product page use it."""
+    return level <= threshold
+
+
+def crossed_low(level: int, threshold: int, taken: int) -> bool:
+    """This take brought the size to low stock (one alert per crossing, not one per order)."""
+    return is_low(level, threshold) and not is_low(level + taken, threshold)
+
+
+def low_stock_condition() -> ColumnElement[bool]:
+    """`is_low` in SQL, for lists."""
+    return Variant.stock <= Variant.low_stock_threshold
 
 
 def take_statement(variant_id: UUID, quantity: int) -> Update:

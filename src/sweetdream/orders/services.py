@@ -286,7 +286,7 @@ class OrderService:
             raise _ShortOfStock(line)
         # Only the update that takes stock across the threshold announces it: one alert per
         # crossing, however many orders follow (row updates on one size are serialised).
-        if taken.stock <= taken.low_stock_threshold < taken.stock + line.quantity:
+        if stock.crossed_low(taken.stock, taken.low_stock_threshold, line.quantity):
             self._announce(
                 "stock.low",
                 {
