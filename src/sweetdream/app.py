@@ -29,6 +29,7 @@ from sweetdream.admin.catalog import AdminCatalogController
 from sweetdream.admin.web import AdminController
 from sweetdream.cart.web import CartController, cart_count_middleware
 from sweetdream.catalog.cache import CatalogCache
+from sweetdream.catalog.images import ImageStorage
 from sweetdream.catalog.money import format_vnd
 from sweetdream.catalog.services import CatalogService
 from sweetdream.catalog.web import ShopController, cached_plain_page
@@ -72,6 +73,15 @@ async def ready(db_session: NamedDependency[AsyncSession], state: State) -> Resp
     return Response(checks, status_code=200 if healthy else 503)
 
 
+def media_files(settings: Settings) -> list[Any]:
+    """Development's uploaded product images (no bucket): var/media served at /media."""
+    if settings.s3_bucket:
+        return []
+    root = settings.var_dir / "media"
+    root.mkdir(parents=True, exist_ok=True)
+    return [create_static_files_router(path="/media", directories=[root], name="media")]
+
+
 def provide_catalog(request: Request, state: State) -> CatalogService:
     # The session opens on the first query: a page served from the catalog cache makes none.
     config: SQLAlchemyAsyncConfig = state.sqlalchemy_config
@@ -95,7 +105,9 @@ class SweetDream(Litestar):
         pages = plain_visitor_pages(super().__call__, self, cached_plain_page)
         # Metrics time the whole answer (compression and cached pages included) and serve /metrics.
         served = metrics_endpoint(CompressionMiddleware(pages, compression_config()))
-        self._outer = http_middleware(served, hsts=hsts, metrics=RequestMetrics(self))
+        media = ImageStorage(self.state.settings)
+        media_origin = media.media_url if media.media_url.startswith("http") else ""
+        self._outer = http_middleware(served, hsts=hsts, metrics=RequestMetrics(self), media_origin=media_origin)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:  # type: ignore[override]
         if scope["type"] == "http":
@@ -165,6 +177,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             CheckoutController,
             OrderController,
             create_static_files_router(path="/static", directories=[settings.static_dir], name="static"),
+            *media_files(settings),
         ],
         dependencies={
             "catalog": Provide(provide_catalog, sync_to_thread=False),

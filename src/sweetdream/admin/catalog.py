@@ -4,27 +4,33 @@ change audited by the catalog's editor service (catalog/editing.py). Handlers pa
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
 from litestar import Controller, Request, get, post
-from litestar.datastructures import State
+from litestar.datastructures import State, UploadFile
 from litestar.di import NamedDependency, Provide
 from litestar.exceptions import NotFoundException
 from litestar.params import FromPath, FromQuery
-from litestar.response import Redirect, Template
+from litestar.response import Redirect, Response, Template
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sweetdream.accounts.guards import requires_admin
 from sweetdream.audit.services import Actor
 from sweetdream.catalog.editing import CatalogWrites, FieldErrors, ProductInput, SizeInput
+from sweetdream.catalog.images import MAX_BYTES, ImageRefused, ImageStorage, image_type, is_key_for, new_key
 from sweetdream.catalog.models import ADJUSTMENT_REASONS, Product, StockReason
 from sweetdream.catalog.text import slugify
 from sweetdream.platform.i18n import gettext as _
+from sweetdream.platform.i18n import gettext_noop
 from sweetdream.platform.parsing import parse_int, parse_page
-from sweetdream.platform.web import flash, form_data, render
+from sweetdream.platform.queue import MAKE_THUMBNAIL, enqueue
+from sweetdream.platform.web import BadRequest, flash, form_data, render
+
+log = logging.getLogger("sweetdream.admin")
 
 MAX_PRICE = 100_000_000  # VND: a cake costs far less; a typo with three extra zeros is refused
 MAX_STOCK = 100_000
@@ -350,6 +356,92 @@ class AdminCatalogController(Controller):
         flash(request, _("Stock updated."))
         return Redirect(f"/admin/products/{product_id}?ledger={variant_id}#stock", status_code=303)
 
+    # --- images --------------------------------------------------------------------------------
+
+    @post("/products/{product_id:uuid}/images/presign", name="admin-image-presign")
+    async def presign_image(
+        self, request: Request, product_id: FromPath[UUID], editor: NamedDependency[CatalogWrites], state: State
+    ) -> Response[dict[str, Any]]:
+        """Where the browser posts the file: S3's presigned POST (or, in development, our own endpoint)."""
+        await self._found(editor, product_id)
+        data = await form_data(request)
+        storage = ImageStorage(state.settings)
+        try:
+            signed = await storage.presign(
+                product_id, data.get("content_type", ""), f"/admin/products/{product_id}/images/upload"
+            )
+        except ImageRefused as exc:
+            return Response({"error": _(str(exc))}, status_code=400)
+        return Response({"url": signed.url, "fields": signed.fields, "key": signed.key, "max_bytes": MAX_BYTES})
+
+    @post("/products/{product_id:uuid}/images/upload", name="admin-image-upload")
+    async def upload_image(
+        self,
+        request: Request,
+        product_id: FromPath[UUID],
+        editor: NamedDependency[CatalogWrites],
+        db_session: NamedDependency[AsyncSession],
+        state: State,
+    ) -> Redirect:
+        """Development (no bucket): a plain file input posts here; checked, written under var/media,
+        recorded, thumbnailed, exactly as an S3 upload is after its confirmation."""
+        storage = ImageStorage(state.settings)
+        if storage.uses_s3:
+            raise NotFoundException(_("Images go straight to storage here."))
+        await self._found(editor, product_id)
+        form = await request.form()
+        upload = form.get("image")
+        if not isinstance(upload, UploadFile):
+            raise BadRequest(_("Choose an image file."))
+        data = await upload.read(MAX_BYTES + 1)
+        try:
+            if len(data) > MAX_BYTES:
+                raise ImageRefused(gettext_noop("Images may be at most 5 MB."))
+            key = new_key(product_id, image_type(data))
+            await storage.save_local(key, data)
+        except ImageRefused as exc:
+            raise BadRequest(_(str(exc))) from None
+        return await self._record_image(request, product_id, key, editor, db_session, storage)
+
+    @post("/products/{product_id:uuid}/images", name="admin-image-record")
+    async def record_image(
+        self,
+        request: Request,
+        product_id: FromPath[UUID],
+        editor: NamedDependency[CatalogWrites],
+        db_session: NamedDependency[AsyncSession],
+        state: State,
+    ) -> Redirect:
+        """The browser's report that its upload to S3 succeeded: checked with a HEAD, then recorded."""
+        await self._found(editor, product_id)
+        key = (await form_data(request)).get("key", "")
+        storage = ImageStorage(state.settings)
+        if not is_key_for(key, product_id):
+            raise BadRequest(_("That upload is not for this product."))
+        try:
+            await storage.check_uploaded(key)
+        except ImageRefused as exc:
+            raise BadRequest(_(str(exc))) from None
+        return await self._record_image(request, product_id, key, editor, db_session, storage)
+
+    async def _record_image(
+        self,
+        request: Request,
+        product_id: UUID,
+        key: str,
+        editor: CatalogWrites,
+        db_session: AsyncSession,
+        storage: ImageStorage,
+    ) -> Redirect:
+        await editor.add_image(product_id, storage.url_for(key))
+        await db_session.commit()
+        try:  # the image is recorded; a missing thumbnail is made again by uploading it again
+            await enqueue(request.app.state.redis, MAKE_THUMBNAIL, f"thumb:{key}", key)
+        except Exception:
+            log.warning("could not queue the thumbnail of %s", key, exc_info=True)
+        flash(request, _("Image added."))
+        return Redirect(f"/admin/products/{product_id}#images", status_code=303)
+
     # --- categories ------------------------------------------------------------------------------
 
     @get("/categories", name="admin-categories")
@@ -473,4 +565,5 @@ class AdminCatalogController(Controller):
             ledger_page=ledger_page,
             ledger_pages=max(1, -(-ledger_total // 20)),
             ledger_variant=ledger_variant,
+            image_mode="s3" if request.app.state.settings.s3_bucket else "local",
         )
