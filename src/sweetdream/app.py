@@ -144,7 +144,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         )
         engine.engine.filters.update(time_filters(settings.shop_timezone))  # shop_time, shop_date
         engine.engine.globals["site_name"] = settings.site_name
-        engine.engine.globals["static_version"] = "2"  # bump when static/ changes: browsers fetch it anew
+        engine.engine.globals["static_version"] = "3"  # bump when static/ changes: browsers fetch it anew
         engine.engine.auto_reload = settings.is_dev  # no stat() of every template on every render
 
     sqlalchemy_config = make_sqlalchemy_config(settings)

@@ -81,7 +81,10 @@ async def test_an_image_goes_straight_to_s3_is_checked_recorded_and_thumbnailed(
         form = signed.json()
         assert form["key"].startswith(f"media/products/{product.id}/") and form["key"].endswith(".png")
         # The browser's post to S3 (not through the app).
-        upload = httpx.post(form["url"], data=form["fields"], files={"file": ("cake.png", picture(), "image/png")})
+        async with httpx.AsyncClient() as browser:
+            upload = await browser.post(
+                form["url"], data=form["fields"], files={"file": ("cake.png", picture(), "image/png")}
+            )
         assert upload.status_code in (200, 201, 204), upload.text
         recorded = await post_form(client, f"/admin/products/{product.id}/images", {"key": form["key"]})
         assert recorded.status_code == 303
