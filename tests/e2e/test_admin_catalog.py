@@ -102,6 +102,13 @@ def test_admin_creates_a_product_with_two_sizes_and_an_image_and_a_shopper_buys_
     expect(ledger).to_contain_text("Order")
     expect(ledger).to_contain_text("-1")
 
+    # A delivery of 5 small ones, through the ledger (HTMX swaps only the stock section).
+    page.get_by_label("Why").first.select_option(label="Delivery")
+    page.locator(".stock-form").first.get_by_label("Units (delivered, wasted, or counted on the shelf)").fill("5")
+    page.get_by_role("button", name="Adjust stock").first.click()
+    expect(page.get_by_role("heading", name="Nhỏ: 11 in stock")).to_be_visible()
+    expect(page.locator("#ledger ~ .table-scroll")).to_contain_text("+5")
+
     # Withdrawn, it leaves the shop (and the other journeys find the catalog as seeded).
     page.get_by_role("button", name="Withdraw from the shop").click()
     expect(page.get_by_text("Withdrawn: shoppers don't see it.")).to_be_visible()

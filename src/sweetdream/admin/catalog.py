@@ -176,7 +176,7 @@ def _parse_size(typed: dict[str, str], prefix: str, slug: str, errors: dict[str,
     threshold = parse_int(typed["threshold"] or "3", max_digits=6)
     if not remove and (threshold is None or threshold > MAX_STOCK):
         errors[prefix + "threshold"] = _("A whole number from 0.")
-    sku = typed["sku"].upper() or re.sub(r"[^A-Z0-9-]", "", f"{slug}-{label}".upper())[:64]
+    sku = typed["sku"].upper() or f"{slug}-{slugify(label)}".upper()[:64]
     typed["sku"] = typed["sku"].upper()
     if not remove and (len(sku) > 64 or not re.fullmatch(r"[A-Z0-9][A-Z0-9._-]*", sku)):
         errors[prefix + "sku"] = _("Letters A-Z, digits, dots, hyphens and underscores.")
@@ -353,7 +353,8 @@ class AdminCatalogController(Controller):
                 },
             )
         await db_session.commit()
-        flash(request, _("Stock updated."))
+        if not request.htmx:  # HTMX swaps the stock section, which shows the new level itself
+            flash(request, _("Stock updated."))
         return Redirect(f"/admin/products/{product_id}?ledger={variant_id}#stock", status_code=303)
 
     # --- images --------------------------------------------------------------------------------
