@@ -353,7 +353,7 @@ class AdminCatalogController(Controller):
                 },
             )
         await db_session.commit()
-        if not request.htmx:  # HTMX swaps the stock section, which shows the new level itself
+        if not request.headers.get("hx-request"):  # HTMX swaps the stock section, which shows the new level itself
             flash(request, _("Stock updated."))
         return Redirect(f"/admin/products/{product_id}?ledger={variant_id}#stock", status_code=303)
 
