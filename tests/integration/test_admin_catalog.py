@@ -19,7 +19,13 @@ from sweetdream.catalog.models import Category, Product, StockMovement, Variant
 from sweetdream.catalog.stock import ledger_mismatches
 from tests.integration.factories import make_product, make_user, put_in_cart, signed_in, stock_of
 from tests.integration.helpers import post_form
-from tests.integration.test_checkout import at_once, checkout
+from tests.integration.test_checkout import (
+    at_once,
+    checkout,
+    review,
+    stock_update_in_progress,
+    until_waiting_for_a_lock,
+)
 
 GET_ROUTES = ["/admin/products", "/admin/products/new", "/admin/categories"]
 
@@ -288,8 +294,14 @@ async def test_concurrent_checkouts_and_adjustments_lose_no_update_and_match_the
         return await post_form(admin, url, {"reason": "delivery", f"quantity-{variant.id}": str(quantity)})
 
     try:
-        requests = [checkout(s) for s in shoppers] + [deliver(a, variants[i % 2], 5) for i, a in enumerate(admins)]
-        answers = await at_once(requests)
+        reviews = [await review(s) for s in shoppers]
+        requests = [checkout(s, seen) for s, seen in zip(shoppers, reviews, strict=True)]
+        requests += [deliver(a, variants[i % 2], 5) for i, a in enumerate(admins)]
+        # Both sizes' rows held while all 18 requests queue at their stock update: they really race there.
+        async with stock_update_in_progress(db, variants[0]), stock_update_in_progress(db, variants[1]):
+            running = asyncio.ensure_future(at_once(requests))
+            await until_waiting_for_a_lock(db, len(requests))
+        answers = await running
     finally:
         for c in shoppers + admins:
             await c.__aexit__(None, None, None)
