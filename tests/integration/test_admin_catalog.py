@@ -377,3 +377,31 @@ async def test_an_order_and_its_cancel_are_in_the_ledger_with_the_order_number(c
     await db.execute(update(Product).where(Product.id == product.id).values(is_active=False))
     await db.commit()
     await asyncio.sleep(0)
+
+
+async def test_the_catalog_version_moves_when_a_stock_change_commits_and_not_before(settings, db):
+    from redis.asyncio import Redis
+    from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
+
+    from sweetdream.catalog import stock
+    from sweetdream.catalog.cache import VERSION_KEY
+    from sweetdream.catalog.models import StockReason
+
+    _, (variant,) = await make_product(db, stock=4)
+    redis = Redis.from_url(settings.redis_url)
+    engine = create_async_engine(settings.database_url)
+    try:
+        await redis.set(VERSION_KEY, "before")
+        async with async_sessionmaker(engine)() as session:
+            async with session.begin():  # a CLI command's or job's unit of work
+                await stock.adjust(session, variant.id, StockReason.DELIVERY, stock.Mover("cli"), delta=2, redis=redis)
+                assert await redis.get(VERSION_KEY) == b"before"  # not yet committed: nothing to see
+            after_commit = await redis.get(VERSION_KEY)
+            assert after_commit != b"before"
+            await stock.adjust(session, variant.id, StockReason.WASTE, stock.Mover("cli"), delta=-1, redis=redis)
+            await session.rollback()
+            await session.commit()  # a later commit of nothing: at most a needless bump, never a missed one
+        assert await stock_of(db, variant) == 6
+    finally:
+        await redis.aclose()
+        await engine.dispose()
