@@ -302,7 +302,8 @@ class Shop:
         """A product with one size per stock figure: (its page path, the sizes' ids)."""
         from sqlalchemy import select
 
-        from sweetdream.catalog.models import Category, Product, Variant
+        from sweetdream.catalog import stock
+        from sweetdream.catalog.models import Category, Product, StockReason, Variant
         from sweetdream.catalog.services import search_text_for
 
         tag = secrets.token_hex(4)
@@ -323,17 +324,24 @@ class Shop:
                 for i, (label, stock) in enumerate(zip(labels, stocks, strict=True))
             ]
             db.add(product)
+            await db.flush()
+            await stock.open_missing_balances(db, StockReason.IMPORT)  # level == sum of the ledger
         return f"/products/{product.slug}", [str(v.id) for v in product.variants]
 
     async def set_stock(self, variant_id: str, stock: int) -> None:
-        from sqlalchemy import update
+        from sweetdream.catalog import stock as stock_levels
+        from sweetdream.catalog.models import StockReason
 
-        from sweetdream.catalog.cache import invalidate_catalog
-        from sweetdream.catalog.models import Variant
-
+        # A count correction through the ledger; its commit moves the catalog version (catalog/writes.py).
         async with self.sessions() as db, db.begin():
-            await db.execute(update(Variant).where(Variant.id == uuid.UUID(variant_id)).values(stock=stock))
-        await invalidate_catalog(self.redis)  # stock changed outside the services
+            await stock_levels.adjust(
+                db,
+                uuid.UUID(variant_id),
+                StockReason.COUNT,
+                stock_levels.Mover("bench"),
+                counted=stock,
+                redis=self.redis,
+            )
 
     async def books(self, variant_ids: list[str]) -> dict[str, tuple[int, int, int]]:
         """Per size: (stock now, units in orders, orders with a line for it)."""

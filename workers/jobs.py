@@ -13,11 +13,13 @@ from arq.worker import Function, func
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
 from sweetdream.cart.services import purge_stale_carts
+from sweetdream.catalog.images import ImageStorage
 from sweetdream.fulfillment.notifications import Notifier
 from sweetdream.fulfillment.payments import gateway_for
 from sweetdream.fulfillment.services import Fulfillment
 from sweetdream.platform.logs import configure_logging
 from sweetdream.platform.mail import mailer_for
+from sweetdream.platform.queue import MAKE_THUMBNAIL
 from sweetdream.settings import Settings
 from workers import metrics
 from workers.metrics import observed
@@ -150,3 +152,14 @@ async def purge_carts(ctx: dict[str, Any]) -> int:
         removed = await purge_stale_carts(db)
         await db.commit()
     return removed
+
+
+def thumbnail_function(settings: Settings) -> Function:
+    """make_thumbnail as the worker registers it (one download, one resize, one upload)."""
+    return func(make_thumbnail, name=MAKE_THUMBNAIL, timeout=arq_timeout(settings), max_tries=3)
+
+
+@observed
+async def make_thumbnail(ctx: dict[str, Any], key: str) -> str:
+    """A product image's 400 px WebP next to the original (catalog/images.py); safe to run twice."""
+    return await ImageStorage(state(ctx).settings).write_thumbnail(key)

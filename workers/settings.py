@@ -21,7 +21,7 @@ _settings = Settings.from_env()
 
 
 class WorkerSettings:
-    functions = [jobs.deliver_event_function(_settings)]
+    functions = [jobs.deliver_event_function(_settings), jobs.thumbnail_function(_settings)]
     cron_jobs = [
         cron(jobs.sweep_outbox, second=0, run_at_startup=True),  # every minute
         cron(jobs.cancel_unpaid_orders, second=30),  # every minute

@@ -26,9 +26,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from sweetdream.accounts.web import AccountController, current_user_middleware
 from sweetdream.admin.orders import AdminOrdersController
+from sweetdream.admin.catalog import AdminCatalogController
 from sweetdream.admin.web import AdminController
 from sweetdream.cart.web import CartController, cart_count_middleware
 from sweetdream.catalog.cache import CatalogCache
+from sweetdream.catalog.images import ImageStorage
 from sweetdream.catalog.money import format_vnd
 from sweetdream.catalog.services import CatalogService
 from sweetdream.catalog.web import ShopController, cached_plain_page
@@ -72,6 +74,15 @@ async def ready(db_session: NamedDependency[AsyncSession], state: State) -> Resp
     return Response(checks, status_code=200 if healthy else 503)
 
 
+def media_files(settings: Settings) -> list[Any]:
+    """Development's uploaded product images (no bucket): var/media served at /media."""
+    if settings.s3_bucket:
+        return []
+    root = settings.var_dir / "media"
+    root.mkdir(parents=True, exist_ok=True)
+    return [create_static_files_router(path="/media", directories=[root], name="media")]
+
+
 def provide_catalog(request: Request, state: State) -> CatalogService:
     # The session opens on the first query: a page served from the catalog cache makes none.
     config: SQLAlchemyAsyncConfig = state.sqlalchemy_config
@@ -95,7 +106,9 @@ class SweetDream(Litestar):
         pages = plain_visitor_pages(super().__call__, self, cached_plain_page)
         # Metrics time the whole answer (compression and cached pages included) and serve /metrics.
         served = metrics_endpoint(CompressionMiddleware(pages, compression_config()))
-        self._outer = http_middleware(served, hsts=hsts, metrics=RequestMetrics(self))
+        media = ImageStorage(self.state.settings)
+        media_origin = media.media_url if media.media_url.startswith("http") else ""
+        self._outer = http_middleware(served, hsts=hsts, metrics=RequestMetrics(self), media_origin=media_origin)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:  # type: ignore[override]
         if scope["type"] == "http":
@@ -132,7 +145,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         )
         engine.engine.filters.update(time_filters(settings.shop_timezone))  # shop_time, shop_date
         engine.engine.globals["site_name"] = settings.site_name
-        engine.engine.globals["static_version"] = "2"  # bump when static/ changes: browsers fetch it anew
+        engine.engine.globals["static_version"] = "3"  # bump when static/ changes: browsers fetch it anew
         engine.engine.auto_reload = settings.is_dev  # no stat() of every template on every render
 
     sqlalchemy_config = make_sqlalchemy_config(settings)
@@ -161,10 +174,12 @@ def create_app(settings: Settings | None = None) -> Litestar:
             AccountController,
             AdminController,
             AdminOrdersController,
+            AdminCatalogController,
             CartController,
             CheckoutController,
             OrderController,
             create_static_files_router(path="/static", directories=[settings.static_dir], name="static"),
+            *media_files(settings),
         ],
         dependencies={
             "catalog": Provide(provide_catalog, sync_to_thread=False),

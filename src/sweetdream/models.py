@@ -4,7 +4,7 @@ from sweetdream.accounts.models import User
 from sweetdream.analytics.models import AnalyticsEvent
 from sweetdream.audit.models import AuditEntry
 from sweetdream.cart.models import CartItem
-from sweetdream.catalog.models import Category, Product, Variant
+from sweetdream.catalog.models import Category, Product, StockMovement, Variant
 from sweetdream.fulfillment.models import SentMessage
 from sweetdream.orders.models import Order, OrderEvent, OrderLine, OutboxEvent
 
@@ -19,6 +19,7 @@ __all__ = [
     "OutboxEvent",
     "Product",
     "SentMessage",
+    "StockMovement",
     "User",
     "Variant",
 ]

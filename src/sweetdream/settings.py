@@ -73,6 +73,9 @@ class Settings:
     free_shipping_threshold: int = 500000
     s3_bucket: str = ""
     s3_endpoint_url: str = ""
+    # Where shoppers load product images from: a CDN in front of the bucket's media/ prefix; empty:
+    # the bucket's own address (or /media, served from var/media, with no bucket).
+    media_url: str = ""
     aws_region: str = "ap-southeast-1"
     mail_backend: str = "file"
     mail_from: str = "SweetDream <shop@sweetdream.example>"
@@ -117,6 +120,7 @@ class Settings:
             free_shipping_threshold=_int("FREE_SHIPPING_THRESHOLD", 500000),
             s3_bucket=_env("S3_BUCKET"),
             s3_endpoint_url=_env("S3_ENDPOINT_URL"),
+            media_url=_env("MEDIA_URL"),
             aws_region=_env("AWS_REGION", "ap-southeast-1"),
             mail_backend=_env("MAIL_BACKEND", "file"),
             mail_from=_env("MAIL_FROM", "SweetDream <shop@sweetdream.example>"),

@@ -25,6 +25,7 @@ from sqlalchemy.pool import NullPool
 
 from sweetdream.accounts.services import UserService
 from sweetdream.catalog.demo import PRODUCTS, DemoProduct, DemoVariant
+from sweetdream.catalog.models import Product
 from sweetdream.catalog.money import format_vnd
 from sweetdream.orders.models import Order, OrderStatus
 from sweetdream.orders.services import OrderService
@@ -112,11 +113,27 @@ def place_order(page: Page) -> str:
     return match.group(1)
 
 
+ADMIN_CATALOG_PAGES = [
+    "/admin/products",
+    "/admin/products?low=1&status=active",
+    "/admin/products/new",
+    "/admin/categories",
+]
+
+
+def product_id_of(slug: str) -> str:
+    async def work(db: AsyncSession, _: Redis) -> str:
+        return str(await db.scalar(select(Product.id).where(Product.slug == slug)))
+
+    return run_async(_with_services(work))
+
+
 @dataclass(frozen=True)
 class Shop:
     shopper: Any  # Playwright storage state, signed in
     admin: Any
     order: str  # the shopper's pending order
+    product_id: str  # the demo product the orders bought (its admin page shows a ledger)
 
 
 @pytest.fixture(scope="module")
@@ -168,7 +185,7 @@ def shop(browser: Browser, base_url: str) -> Shop:
     finally:
         context.close()
     assert not problems.problems, problems.problems
-    return Shop(shopper=shopper, admin=admin, order=pending)
+    return Shop(shopper=shopper, admin=admin, order=pending, product_id=product_id_of(PRODUCT.slug))
 
 
 def pages_of(role: str, shop: Shop) -> list[str]:
@@ -194,6 +211,8 @@ def pages_of(role: str, shop: Shop) -> list[str]:
             f"/admin/orders?q={shop.order}",
             f"/admin/orders/{shop.order}",
             f"/admin/orders/{shop.order}/slip",
+            *ADMIN_CATALOG_PAGES,
+            f"/admin/products/{shop.product_id}",
         ],
     }[role]
 

@@ -435,6 +435,7 @@ def settings_read_from_env() -> set[str]:
 # in both task definitions or listed here with a reason.
 MAY_STAY_DEFAULT = {
     "S3_ENDPOINT_URL": "another S3 endpoint: tests and compose.yaml only",
+    "MEDIA_URL": "the bucket's own address by default; set it when a CDN serves the media/ prefix",
     "SMTP_URL": "only with MAIL_BACKEND=smtp; production sends through SES",
     "SES_ENDPOINT_URL": "another SES endpoint: tests only",
     "TRUST_PROXY": "the older name of TRUST_PROXY_HOPS",

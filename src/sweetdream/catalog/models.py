@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+from enum import StrEnum
 from uuid import UUID
 
+from advanced_alchemy.base import DefaultBase
+from advanced_alchemy.types import GUID, DateTimeUTC
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     CheckConstraint,
     Computed,
     ForeignKey,
+    Identity,
     Index,
     Integer,
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB, TSVECTOR
 from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
@@ -113,3 +120,39 @@ class SearchSynonym(UUIDAuditBase):
     expansion_key: Mapped[str] = mapped_column(Text)
     term: Mapped[str] = mapped_column(Text)
     expansion: Mapped[str] = mapped_column(Text)
+
+
+class StockReason(StrEnum):
+    """Why a size's stock moved (stored as its value)."""
+
+    ORDER = "order"
+    CANCEL = "cancel"
+    REFUND = "refund"
+    DELIVERY = "delivery"
+    WASTE = "waste"
+    COUNT = "count correction"
+    IMPORT = "import"
+    SEED = "seed"
+
+
+# The reasons an admin may give for an adjustment by hand (in the order the form lists them).
+ADJUSTMENT_REASONS = (StockReason.DELIVERY, StockReason.WASTE, StockReason.COUNT)
+
+
+class StockMovement(DefaultBase):
+    """One change of a size's stock: the ledger. A size's stock always equals the sum of its deltas
+    (catalog/stock.py writes the row in the transaction that changes the stock, under its row lock)."""
+
+    __tablename__ = "stock_movements"
+    __table_args__ = (Index("ix_stock_movements_variant_id", "variant_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    variant_id: Mapped[UUID] = mapped_column(ForeignKey("variants.id", ondelete="CASCADE"))
+    delta: Mapped[int] = mapped_column(Integer)
+    reason: Mapped[str] = mapped_column(String(32))
+    actor_id: Mapped[UUID | None] = mapped_column(GUID, nullable=True)
+    actor: Mapped[str] = mapped_column(String(320))  # an email, or "system"
+    order_number: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    level: Mapped[int] = mapped_column(Integer)  # the stock right after this movement
+    note: Mapped[str] = mapped_column(Text, default="")
+    occurred_at: Mapped[datetime] = mapped_column(DateTimeUTC(timezone=True), server_default=text("now()"))

@@ -9,8 +9,8 @@ from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from sweetdream.catalog import demo
-from sweetdream.catalog.models import Category, Product, Variant
+from sweetdream.catalog import demo, stock
+from sweetdream.catalog.models import Category, Product, StockReason, Variant
 from sweetdream.catalog.services import search_exact_for, search_text_for
 from sweetdream.catalog.text import name_sort_key
 
@@ -65,6 +65,7 @@ async def load_demo_catalog(session: AsyncSession) -> int:
         session.add(product)
         added += 1
     await session.flush()
+    await stock.open_missing_balances(session, StockReason.SEED)  # level == sum of the ledger from the start
     return added
 
 
@@ -121,4 +122,5 @@ async def load_bench_catalog(session: AsyncSession, count: int) -> int:
         await session.execute(insert(Product), products[start : start + 1000])
     for start in range(0, len(variants), 2000):
         await session.execute(insert(Variant), variants[start : start + 2000])
+    await stock.open_missing_balances(session, StockReason.SEED)
     return len(products)

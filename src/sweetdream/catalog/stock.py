@@ -1,25 +1,41 @@
-"""Stock belongs to the catalog: the one place that takes units of a size and gives them back.
+"""Stock belongs to the catalog: the one place that changes a size's stock, and its ledger.
 
-Both run in the caller's transaction (the order that takes stock commits it with the order), and
-the caller tells the catalog cache after its commit (`catalog.cache.invalidate_catalog`).
+Every change (an order takes units, a cancel gives them back, an admin's delivery, waste or count
+correction, the seed) is one UPDATE of `variants.stock` that returns the new level, and one
+`stock_movements` row written in the same transaction with that level: the row lock the UPDATE
+holds until the commit serialises the movements of a size, so its stock always equals the sum of
+its ledger's deltas. All run in the caller's transaction; each marks the catalog changed, so the
+cache is invalidated when that transaction commits (catalog/writes.py).
+
 No oversell: a take is a conditional UPDATE (`stock >= n`); the `stock >= 0` CHECK constraint is
 the second line of defence, and either refusal gives the same answer (None).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from uuid import UUID
 
-from sqlalchemy import Update, select, update
+from redis.asyncio import Redis
+from sqlalchemy import ColumnElement, Update, func, insert, literal, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from sweetdream.catalog.models import Variant
+from sweetdream.catalog.models import StockMovement, StockReason, Variant
+from sweetdream.catalog.writes import catalog_changed
 from sweetdream.db import violated_constraint
 
 STOCK_CONSTRAINT = "ck_variants_stock_not_negative"
+SYSTEM = "system"
+
+
+@dataclass(frozen=True)
+class Mover:
+    """Who moved the stock: a shopper or admin (id and email), or the system."""
+
+    email: str = SYSTEM
+    id: UUID | None = None
 
 
 @dataclass(frozen=True)
@@ -29,6 +45,25 @@ class Taken:
     stock: int
     low_stock_threshold: int
     sku: str
+
+
+class StockRefused(ValueError):
+    """An adjustment that would leave a negative stock (nothing changed)."""
+
+
+def is_low(level: int, threshold: int) -> bool:
+    """The low-stock rule: the alert email, the admin's low-stock filter and the product page use it."""
+    return level <= threshold
+
+
+def crossed_low(level: int, threshold: int, taken: int) -> bool:
+    """This take brought the size to low stock (one alert per crossing, not one per order)."""
+    return is_low(level, threshold) and not is_low(level + taken, threshold)
+
+
+def low_stock_condition() -> ColumnElement[bool]:
+    """`is_low` in SQL, for lists."""
+    return Variant.stock <= Variant.low_stock_threshold
 
 
 def take_statement(variant_id: UUID, quantity: int) -> Update:
@@ -41,23 +76,150 @@ def take_statement(variant_id: UUID, quantity: int) -> Update:
     )
 
 
-async def take(db: AsyncSession, variant_id: UUID, quantity: int) -> Taken | None:
-    """Take the units, or None if there are not that many left (the transaction must then be
-    rolled back to its savepoint: after a refusal by the CHECK constraint it can do nothing else)."""
+def _movement(
+    variant_id: UUID, delta: int, level: int, reason: StockReason, by: Mover, order_number: str | None, note: str = ""
+) -> StockMovement:
+    return StockMovement(
+        variant_id=variant_id,
+        delta=delta,
+        level=level,
+        reason=reason.value,
+        actor=by.email[:320],
+        actor_id=by.id,
+        order_number=order_number,
+        note=note,
+    )
+
+
+async def take(
+    db: AsyncSession,
+    variant_id: UUID,
+    quantity: int,
+    *,
+    by: Mover = Mover(),
+    order_number: str | None = None,
+    redis: Redis | None = None,
+) -> Taken | None:
+    """Take the units for an order, or None if there are not that many left (the transaction must
+    then be rolled back to its savepoint: after a refusal by the CHECK constraint it can do nothing else)."""
     try:
         row = (await db.execute(take_statement(variant_id, quantity))).first()
     except IntegrityError as exc:
         if violated_constraint(exc) != STOCK_CONSTRAINT:
             raise
         return None
-    return Taken(row.stock, row.low_stock_threshold, row.sku) if row else None
+    if row is None:
+        return None
+    db.add(_movement(variant_id, -quantity, row.stock, StockReason.ORDER, by, order_number))
+    catalog_changed(db, redis)
+    return Taken(row.stock, row.low_stock_threshold, row.sku)
 
 
-async def give_back(db: AsyncSession, lines: Iterable[tuple[UUID, int]]) -> None:
+async def give_back(
+    db: AsyncSession,
+    lines: Iterable[tuple[UUID, int]],
+    *,
+    reason: StockReason = StockReason.CANCEL,
+    by: Mover = Mover(),
+    order_number: str | None = None,
+    redis: Redis | None = None,
+) -> None:
     """Return (variant id, quantity) units, in variant-id order (row locks in one order: no deadlock)."""
     for variant_id, quantity in sorted(lines):
-        await db.execute(update(Variant).where(Variant.id == variant_id).values(stock=Variant.stock + quantity))
+        level = await db.scalar(
+            update(Variant)
+            .where(Variant.id == variant_id)
+            .values(stock=Variant.stock + quantity)
+            .returning(Variant.stock)
+        )
+        if level is not None:  # a size deleted since the order keeps no stock to return
+            db.add(_movement(variant_id, quantity, level, reason, by, order_number))
+    await db.flush()
+    catalog_changed(db, redis)
+
+
+async def adjust(
+    db: AsyncSession,
+    variant_id: UUID,
+    reason: StockReason,
+    by: Mover,
+    *,
+    delta: int | None = None,
+    counted: int | None = None,
+    note: str = "",
+    redis: Redis | None = None,
+) -> StockMovement:
+    """An adjustment by hand: `delta` units in (delivery) or out (waste), or the level `counted` on
+    the shelf (a count correction: the delta is worked out under the row lock, so a checkout at the
+    same moment is not lost). Refused with StockRefused if the stock would go below zero."""
+    if (delta is None) == (counted is None):
+        raise ValueError("give either delta or counted")
+    if counted is not None:
+        current = await db.scalar(select(Variant.stock).where(Variant.id == variant_id).with_for_update())
+        if current is None:
+            raise StockRefused("That size no longer exists.")
+        delta = counted - current
+    assert delta is not None
+    level = await db.scalar(
+        update(Variant)
+        .where(Variant.id == variant_id, Variant.stock + delta >= 0)
+        .values(stock=Variant.stock + delta)
+        .returning(Variant.stock)
+    )
+    if level is None:
+        raise StockRefused("There is not that much stock to take out.")
+    movement = _movement(variant_id, delta, level, reason, by, None, note)
+    db.add(movement)
+    await db.flush()
+    catalog_changed(db, redis)
+    return movement
+
+
+def opening(variant: Variant, reason: StockReason, by: Mover = Mover()) -> StockMovement:
+    """The first ledger row of a new size (its id must be set): its whole stock, so level == sum."""
+    return _movement(variant.id, variant.stock, variant.stock, reason, by, None)
 
 
 async def left(db: AsyncSession, variant_id: UUID) -> int:
     return await db.scalar(select(Variant.stock).where(Variant.id == variant_id)) or 0
+
+
+async def ledger(db: AsyncSession, variant_id: UUID, page: int, page_size: int = 20) -> tuple[list[StockMovement], int]:
+    """A size's movements, newest first, and how many there are."""
+    total = await db.scalar(select(func.count()).where(StockMovement.variant_id == variant_id)) or 0
+    rows = await db.scalars(
+        select(StockMovement)
+        .where(StockMovement.variant_id == variant_id)
+        .order_by(StockMovement.id.desc())
+        .limit(page_size)
+        .offset((page - 1) * page_size)
+    )
+    return list(rows), total
+
+
+async def ledger_mismatches(db: AsyncSession, variant_ids: Sequence[UUID] | None = None) -> list[tuple[UUID, int, int]]:
+    """Sizes whose stock differs from the sum of their ledger: (id, stock, sum). Empty when all is well."""
+    sums = (
+        select(StockMovement.variant_id, func.sum(StockMovement.delta).label("total"))
+        .group_by(StockMovement.variant_id)
+        .subquery()
+    )
+    stmt = (
+        select(Variant.id, Variant.stock, func.coalesce(sums.c.total, 0))
+        .outerjoin(sums, sums.c.variant_id == Variant.id)
+        .where(Variant.stock != func.coalesce(sums.c.total, 0))
+    )
+    if variant_ids is not None:
+        stmt = stmt.where(Variant.id.in_(variant_ids))
+    return [(r[0], r[1], int(r[2])) for r in (await db.execute(stmt)).all()]
+
+
+async def open_missing_balances(db: AsyncSession, reason: StockReason) -> int:
+    """An opening ledger row (the whole stock) for every size that has none yet: what the seed and
+    bulk imports call after inserting sizes, so level == sum of the ledger holds for them too."""
+    no_movement = ~select(StockMovement.id).where(StockMovement.variant_id == Variant.id).exists()
+    rows = select(Variant.id, Variant.stock, literal(reason.value), literal(SYSTEM), Variant.stock).where(no_movement)
+    result = await db.execute(
+        insert(StockMovement).from_select(["variant_id", "delta", "reason", "actor", "level"], rows)
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]

@@ -33,9 +33,9 @@ from sweetdream.accounts.models import User
 from sweetdream.audit.services import Actor, record
 from sweetdream.cart.services import CartLine, CartService, CartView
 from sweetdream.catalog import stock
-from sweetdream.catalog.cache import invalidate_catalog
-from sweetdream.catalog.models import Variant
+from sweetdream.catalog.models import StockReason, Variant
 from sweetdream.catalog.money import format_vnd
+from sweetdream.catalog.stock import Mover
 from sweetdream.db import violated_constraint
 from sweetdream.fulfillment.payments import CardToken, ChargeResult, RefundResult
 from sweetdream.orders import live
@@ -150,17 +150,13 @@ class OrderService:
         self.db.add(event)
         self._new_events.append(event.id)
 
-    async def _after_commit(self, stock_changed: bool, moved: Order | None = None, placed: Order | None = None) -> None:
-        """Hand the new outbox rows to the queue; tell cached catalog pages, open order pages and
-        the admin's live list and dashboard."""
+    async def _after_commit(self, moved: Order | None = None, placed: Order | None = None) -> None:
+        """Hand the new outbox rows to the queue; tell open order pages and the admin's live list and
+        dashboard. (Cached catalog pages were told by the commit itself: catalog/stock.py marks every
+        stock change, catalog/writes.py.)"""
         events, self._new_events = self._new_events, []
         if self.redis is None:
             return
-        if stock_changed:  # cached catalog pages must not show the old figures
-            try:
-                await invalidate_catalog(self.redis)
-            except Exception:  # the change is committed; a 500 now would only hide that from the shopper
-                log.error("could not invalidate the catalog cache after a stock change", exc_info=True)
         if moved is not None:
             await live.publish(self.redis, moved.id)
             await live.publish_admin(self.redis, "moved", moved.id)
@@ -220,7 +216,7 @@ class OrderService:
                 raise
             return order_or_none, False
         await self.db.commit()
-        await self._after_commit(stock_changed=True, placed=order)
+        await self._after_commit(placed=order)
         return order, True
 
     async def _write_order(
@@ -286,16 +282,16 @@ class OrderService:
         # Stock last: its row locks are then held only from here to the commit, which is what
         # limits a rush on the last units of one size. A refusal rolls back the rows above too.
         for line in sorted(view.lines, key=lambda item: item.variant_id):
-            await self._take_stock(line)
+            await self._take_stock(line, order.number, Mover(user.email, user.id))
         return order
 
-    async def _take_stock(self, line: CartLine) -> None:
-        taken = await stock.take(self.db, line.variant_id, line.quantity)
+    async def _take_stock(self, line: CartLine, number: str, by: Mover) -> None:
+        taken = await stock.take(self.db, line.variant_id, line.quantity, by=by, order_number=number, redis=self.redis)
         if taken is None:
             raise _ShortOfStock(line)
         # Only the update that takes stock across the threshold announces it: one alert per
         # crossing, however many orders follow (row updates on one size are serialised).
-        if taken.stock <= taken.low_stock_threshold < taken.stock + line.quantity:
+        if stock.crossed_low(taken.stock, taken.low_stock_threshold, line.quantity):
             self._announce(
                 "stock.low",
                 {
@@ -418,7 +414,7 @@ class OrderService:
                 note=note,
             )
         await self.db.commit()
-        await self._after_commit(stock_changed=to == OrderStatus.CANCELLED, moved=order)
+        await self._after_commit(moved=order)
         return order
 
     async def cancel_by_customer(self, order_id: UUID, actor: str) -> Order:
@@ -435,7 +431,7 @@ class OrderService:
             )
         await self._move(order, OrderStatus.CANCELLED, actor, "Cancelled by the customer")
         await self.db.commit()
-        await self._after_commit(stock_changed=True, moved=order)
+        await self._after_commit(moved=order)
         return order
 
     async def cancel_unpaid(self, actor: str, hold: timedelta = UNPAID_HOLD) -> int:
@@ -462,7 +458,7 @@ class OrderService:
                 continue
             await self._move(order, OrderStatus.CANCELLED, actor, note, "unpaid")
             await self.db.commit()
-            await self._after_commit(stock_changed=True, moved=order)
+            await self._after_commit(moved=order)
             cancelled += 1
         return cancelled
 
@@ -512,7 +508,7 @@ class OrderService:
                 order.declined_at = datetime.now(UTC)
             self._record(order, "Payment declined", f"{card}: {result.reason}", actor)
         await self.db.commit()
-        await self._after_commit(stock_changed=False, moved=order)
+        await self._after_commit(moved=order)
         return order
 
     async def pay_again(self, order_id: UUID, method: PaymentMethod, card: CardToken | None, actor: str) -> Order:
@@ -538,7 +534,7 @@ class OrderService:
             self._record(order, "Payment details changed", "Switched to cash on delivery", actor)
         self._announce("order.payment_requested", _order_payload(order))
         await self.db.commit()
-        await self._after_commit(stock_changed=False, moved=order)
+        await self._after_commit(moved=order)
         return order
 
     async def record_refund(self, order_id: UUID, refund: RefundResult, actor: str) -> Order:
@@ -552,7 +548,7 @@ class OrderService:
         note = f"{format_vnd(refund.amount)} refunded to the card ending {order.card_last4}"
         self._record(order, "Refunded", note, actor)
         await self.db.commit()
-        await self._after_commit(stock_changed=False, moved=order)
+        await self._after_commit(moved=order)
         return order
 
     async def cancellation_note(self, order_id: UUID) -> str:
@@ -591,7 +587,14 @@ class OrderService:
         """Change the status inside the open transaction (the row is locked by the caller)."""
         await self._check(order, to)
         if to == OrderStatus.CANCELLED:
-            await stock.give_back(self.db, [(line.variant_id, line.quantity) for line in order.lines])
+            await stock.give_back(
+                self.db,
+                [(line.variant_id, line.quantity) for line in order.lines],
+                reason=StockReason.CANCEL,
+                by=Mover(actor),
+                order_number=order.number,
+                redis=self.redis,
+            )
             if order.payment_status == PaymentStatus.PAID:
                 self._refund(order)
             # A charge still in flight ("charging") is settled by settle_payment, which refunds it.

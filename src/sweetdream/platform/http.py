@@ -14,12 +14,18 @@ from sweetdream.platform.metrics import RequestMetrics
 
 log = logging.getLogger("sweetdream.http")
 
+
+def content_security_policy(media_origin: str = "") -> bytes:
+    """The policy; `media_origin` (product images in S3 or a CDN) may be shown and uploaded to."""
+    media = f" {media_origin}" if media_origin else ""
+    return (
+        f"default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:{media}; "
+        f"connect-src 'self'{media}; form-action 'self'; base-uri 'self'; object-src 'none'; frame-ancestors 'none'"
+    ).encode()
+
+
 SECURITY_HEADERS: list[tuple[bytes, bytes]] = [
-    (
-        b"content-security-policy",
-        b"default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-        b"connect-src 'self'; form-action 'self'; base-uri 'self'; object-src 'none'; frame-ancestors 'none'",
-    ),
+    (b"content-security-policy", content_security_policy()),
     (b"x-content-type-options", b"nosniff"),
     (b"referrer-policy", b"strict-origin-when-cross-origin"),
     (b"x-frame-options", b"DENY"),
@@ -39,8 +45,12 @@ def request_id_from(scope: Scope) -> bytes:
     return uuid.uuid4().hex.encode()
 
 
-def http_middleware(app: ASGIApp, hsts: bool = False, metrics: RequestMetrics | None = None) -> ASGIApp:
+def http_middleware(
+    app: ASGIApp, hsts: bool = False, metrics: RequestMetrics | None = None, media_origin: str = ""
+) -> ASGIApp:
     security_headers = [*SECURITY_HEADERS, HSTS] if hsts else SECURITY_HEADERS
+    if media_origin:
+        security_headers = [(b"content-security-policy", content_security_policy(media_origin)), *security_headers[1:]]
 
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

@@ -36,6 +36,7 @@ RECONNECT_MAX_DELAY = 30.0
 STEADY_AFTER = 60.0
 
 DELIVER_EVENT = "deliver_event"
+MAKE_THUMBNAIL = "make_thumbnail"
 # A finished job's result is kept this long; a repeat enqueue within it is a no-op (the sweep
 # relies on that while a job waits to be retried). Jobs are idempotent, so a later repeat is harmless.
 KEEP_RESULT_SECONDS = 3600
