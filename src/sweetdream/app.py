@@ -25,8 +25,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sweetdream.accounts.web import AccountController, current_user_middleware
-from sweetdream.admin.orders import AdminOrdersController
 from sweetdream.admin.catalog import AdminCatalogController
+from sweetdream.admin.orders import AdminOrdersController
 from sweetdream.admin.web import AdminController
 from sweetdream.cart.web import CartController, cart_count_middleware
 from sweetdream.catalog.cache import CatalogCache
