@@ -25,6 +25,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sweetdream.accounts.web import AccountController, current_user_middleware
+from sweetdream.admin.audit import AuditController
+from sweetdream.admin.people import PeopleController
 from sweetdream.admin.web import AdminController
 from sweetdream.cart.web import CartController, cart_count_middleware
 from sweetdream.catalog.cache import CatalogCache
@@ -159,6 +161,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             ShopController,
             AccountController,
             AdminController,
+            PeopleController,
+            AuditController,
             CartController,
             CheckoutController,
             OrderController,

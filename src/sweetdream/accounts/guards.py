@@ -9,6 +9,7 @@ from litestar.exceptions import NotAuthorizedException, PermissionDeniedExceptio
 from litestar.handlers.base import BaseRouteHandler
 
 from sweetdream.accounts.models import User
+from sweetdream.audit.services import Actor
 
 
 class LoginRequired(NotAuthorizedException):
@@ -36,3 +37,9 @@ def requires_admin(connection: ASGIConnection, handler: BaseRouteHandler) -> Non
     requires_user(connection, handler)
     if not connection.state.user.is_admin:
         raise PermissionDeniedException("This page is for SweetDream staff only.")
+
+
+def current_actor(request: Request) -> Actor:
+    """The signed-in admin as the audit log records them."""
+    user = request.state.user
+    return Actor(user.id, user.email)
