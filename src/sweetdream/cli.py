@@ -150,11 +150,12 @@ def create_admin_command(app: Litestar, email: str, name: str) -> None:
 @click.command(name="set-role", help="Set an account's role: CUSTOMER or ADMIN. Takes effect on the next request.")
 @click.argument("email")
 @click.argument("role")
-def set_role_command(app: Litestar, email: str, role: str) -> None:
+@click.option("--reason", default="", help="Why (kept in the audit log, actor 'cli').")
+def set_role_command(app: Litestar, email: str, role: str, reason: str) -> None:
     from sweetdream.accounts.services import AccountError
 
     try:
-        user = _users(app, lambda users: users.set_role(email, role))
+        user = _users(app, lambda users: users.set_role(email, role, reason))
     except AccountError as exc:
         raise click.ClickException(exc.message) from exc
     click.echo(f"{user.email} is now {user.role.value}.")

@@ -93,7 +93,8 @@ class PeopleController(Controller):
         if target is None:
             return await self._refused(request, db_session, user_id, 400, _("Choose a role from the list."), reason)
         try:
-            user = await staff.change_role(db_session, current_actor(request), user_id, target, reason)
+            async with db_session.begin_nested():  # a refusal leaves nothing behind
+                user = await staff.change_role(db_session, current_actor(request), user_id, target, reason)
         except staff.StaffError as exc:
             return await self._refused(request, db_session, user_id, exc.status, exc.message, reason)
         await db_session.commit()  # the request owns the unit of work
@@ -118,7 +119,8 @@ class PeopleController(Controller):
     async def _set_active(self, request: Request, db: AsyncSession, user_id: UUID, active: bool) -> Template | Redirect:
         reason = (await form_data(request)).get("reason", "")
         try:
-            user = await staff.set_active(db, current_actor(request), user_id, active, reason)
+            async with db.begin_nested():  # a refusal leaves nothing behind
+                user = await staff.set_active(db, current_actor(request), user_id, active, reason)
         except staff.StaffError as exc:
             return await self._refused(request, db, user_id, exc.status, exc.message, reason)
         await db.commit()
@@ -135,7 +137,6 @@ class PeopleController(Controller):
         self, request: Request, db: AsyncSession, user_id: UUID, status: int, message: str, reason: str
     ) -> Template:
         """The customer's page again with the refusal beside the forms; nothing was changed."""
-        await db.rollback()
         if status == 404:
             raise NotFoundException(message)
         return await self._profile(request, db, user_id, status_code=status, error=message, reason=reason)
