@@ -120,7 +120,9 @@ async def test_search_finds_by_email_name_and_phone_prefix_and_nothing_else(clie
     tag = secrets.token_hex(3)
     alice = await make_user(db)
     await db.execute(
-        update(User).where(User.id == alice.id).values(email=f"qa-{tag}@example.com", name="Alice", phone="0912 345 678")
+        update(User)
+        .where(User.id == alice.id)
+        .values(email=f"qa-{tag}@example.com", name="Alice", phone="0912 345 678")
     )
     bao = await make_user(db)
     digits = f"08{secrets.randbelow(10**8):08d}"
@@ -225,7 +227,9 @@ async def test_a_customers_page_shows_profile_orders_totals_and_sessions(app, cl
     await post_form(other, "/account/logout", {})
     r = await client.get(f"/admin/customers/{shopper.id}")
     assert "Not signed in anywhere." in r.text
-    assert (await client.get(f"/admin/customers/{secrets.token_hex(16)[:8]}-0000-4000-8000-000000000000")).status_code == 404
+    assert (
+        await client.get(f"/admin/customers/{secrets.token_hex(16)[:8]}-0000-4000-8000-000000000000")
+    ).status_code == 404
 
 
 # --- deactivate and reactivate -----------------------------------------------------------------------

@@ -42,7 +42,11 @@ class UserService(SQLAlchemyAsyncRepositoryService[User]):
 
     async def admin_emails(self) -> list[str]:
         """Where shop alerts go (low stock): every admin, read fresh."""
-        return list(await self.repository.session.scalars(select(User.email).where(User.role == Role.ADMIN, User.is_active.is_(True))))
+        return list(
+            await self.repository.session.scalars(
+                select(User.email).where(User.role == Role.ADMIN, User.is_active.is_(True))
+            )
+        )
 
     async def by_email(self, email: str, with_password: bool = False) -> User | None:
         stmt = select(User).where(User.email == normalise_email(email))
