@@ -35,8 +35,8 @@ from sweetdream.catalog.services import CatalogService
 from sweetdream.catalog.web import ShopController, cached_plain_page
 from sweetdream.cli import SweetDreamCLI
 from sweetdream.db import make_sqlalchemy_config
-from sweetdream.fulfillment.payments import gateway_for
 from sweetdream.orders.web import CheckoutController, OrderController
+from sweetdream.payments import gateway_for
 from sweetdream.platform import i18n
 from sweetdream.platform.errors import exception_handlers
 from sweetdream.platform.http import http_middleware
@@ -133,7 +133,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         )
         engine.engine.filters.update(time_filters(settings.shop_timezone))  # shop_time, shop_date
         engine.engine.globals["site_name"] = settings.site_name
-        engine.engine.globals["static_version"] = "2"  # bump when static/ changes: browsers fetch it anew
+        engine.engine.globals["static_version"] = "3"  # bump when static/ changes: browsers fetch it anew
         engine.engine.auto_reload = settings.is_dev  # no stat() of every template on every render
 
     sqlalchemy_config = make_sqlalchemy_config(settings)

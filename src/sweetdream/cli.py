@@ -37,17 +37,13 @@ def main() -> None:
 
 
 def run_with_session(app: Litestar, work: Callable[[Any], Awaitable[T]]) -> T:
-    """Run `work(session)` in one committed transaction, outside any request, on its own engine
-    (the app's engine may belong to another event loop, e.g. a running server or a test)."""
-    from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
+    """Run `work(session)` in one committed transaction, outside any request: the command owns the
+    unit of work (sweetdream.db.unit_of_work)."""
+    from sweetdream.db import unit_of_work
 
     async def runner() -> T:
-        engine = create_async_engine(app.state.settings.database_url, hide_parameters=True)  # no values in logs
-        try:
-            async with async_sessionmaker(engine, expire_on_commit=False)() as session, session.begin():
-                return await work(session)
-        finally:
-            await engine.dispose()
+        async with unit_of_work(app.state.settings.database_url) as session:
+            return await work(session)
 
     return asyncio.run(runner())
 

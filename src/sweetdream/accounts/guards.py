@@ -28,6 +28,14 @@ def current_user(request: Request) -> User | None:
     return request.state.get("user")
 
 
+def signed_in_user(request: Request) -> User:
+    """The user of a handler guarded by `requires_user` (a visitor would have been sent to sign in)."""
+    user = current_user(request)
+    if user is None:
+        raise LoginRequired("Please sign in to continue.")
+    return user
+
+
 def requires_user(connection: ASGIConnection, _: BaseRouteHandler) -> None:
     if connection.state.get("user") is None:
         raise LoginRequired("Please sign in to continue.")

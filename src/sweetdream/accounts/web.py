@@ -15,7 +15,7 @@ from litestar.types import ASGIApp, Receive, Scope, Send
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sweetdream.accounts import devices, sessions
-from sweetdream.accounts.forms import ProfileForm, RegistrationForm, password_problem, safe_next
+from sweetdream.accounts.forms import ProfileForm, RegistrationForm, password_problem
 from sweetdream.accounts.guards import (
     SESSION_EPOCH,
     LoginRequired,
@@ -31,7 +31,7 @@ from sweetdream.platform.i18n import gettext as _
 from sweetdream.platform.i18n import gettext_noop
 from sweetdream.platform.ratelimit import Limit, TooManyRequests, hit
 from sweetdream.platform.sessions import SessionConfig, rotate_session_id
-from sweetdream.platform.web import client_ip, flash, form_data, render
+from sweetdream.platform.web import client_ip, flash, form_data, render, safe_next
 
 # Sign-in limits count failed sign-ins only (a success gives its attempt back):
 # - 10 per (email, client address) in 15 minutes stops one place guessing one account's password,
