@@ -3,7 +3,7 @@ and last order, one customer's profile, and the search. Changes go through accou
 
 Fast at 100,000 customers and a million orders: the list pages by keyset on (created_at, id) over
 `ix_users_created_id`, and each shown customer's figures come from one LATERAL aggregate over the
-orders' `ix_orders_user_created`: one query per page, whatever its size (measured at 100,000
+orders' user_id index: one query per page, whatever its size (measured at 100,000
 customers and 1,000,000 orders: 2-6 ms a page, any page, search included; README "Admin").
 """
 
