@@ -80,7 +80,6 @@ class PeopleController(Controller):
             sessions=live,
             error=error,
             reason=reason,
-            is_self=shown.user.id == request.state.user.id,
         )
 
     @post("/{user_id:uuid}/role", name="admin-customer-role")
