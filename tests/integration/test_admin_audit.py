@@ -113,6 +113,7 @@ async def test_any_action_string_is_shown_an_export_too(client, settings, db):
     r = await client.get(f"/admin/audit?target_id=status%3DSHIPPED-{tag}")
     assert r.status_code == 200 and shown_ids(r.text) == [entry.id]
     assert "orders.export" in r.text and "1523" in r.text
+    assert '<option value="orders.export" >orders.export</option>' in r.text  # offered as a filter
     assert "{&#34;status&#34;: &#34;SHIPPED&#34;}" in r.text  # a nested value, as JSON
 
 

@@ -399,3 +399,25 @@ async def test_a_csrf_token_is_needed_even_for_a_signed_in_admin_of_another_brow
     r = await client.post(f"/admin/customers/{someone.id}/deactivate", data={"reason": "x", "_csrf_token": token})
     assert r.status_code == 403
     assert (await fresh(db, someone.id)).is_active
+
+
+async def test_a_session_the_index_never_saw_also_ends_on_deactivation(client, other, settings, db):
+    shopper = await make_user(db)
+    await signed_in(other, settings, shopper)  # a session made straight in the store: not indexed
+    assert (await other.get("/account/")).status_code == 200
+    await an_admin(client, settings, db)
+    r = await post_form(client, f"/admin/customers/{shopper.id}/deactivate", {"reason": "Asked to close it"})
+    assert r.status_code == 303
+    r = await other.get("/account/")
+    assert r.status_code == 303 and r.headers["location"].startswith("/account/login")
+    page = await other.get("/products")
+    assert "This account has been deactivated" in unescape(page.text)
+
+
+async def test_a_path_that_is_not_an_account_id_is_not_found(client, settings, db):
+    await an_admin(client, settings, db)
+    for path in ("/admin/customers/not-a-uuid", "/admin/customers/12345"):
+        r = await client.get(path)
+        assert r.status_code in (400, 404), (path, r.status_code)
+    r = await post_form(client, "/admin/customers/00000000-0000-4000-8000-000000000000/deactivate", {"reason": "x"})
+    assert r.status_code == 404
