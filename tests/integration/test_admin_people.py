@@ -421,3 +421,13 @@ async def test_a_path_that_is_not_an_account_id_is_not_found(client, settings, d
         assert r.status_code in (400, 404), (path, r.status_code)
     r = await post_form(client, "/admin/customers/00000000-0000-4000-8000-000000000000/deactivate", {"reason": "x"})
     assert r.status_code == 404
+
+
+async def test_an_htmx_search_gets_only_the_list(client, settings, db):
+    await an_admin(client, settings, db)
+    shopper = await make_user(db)
+    headers = {"HX-Request": "true", "HX-Target": "customer-results"}
+    r = await client.get("/admin/customers", params={"q": shopper.email}, headers=headers)
+    assert r.status_code == 200
+    assert emails_listed(r.text) == [shopper.email]
+    assert "<h1>" not in r.text and 'id="customer-q"' not in r.text  # the form stays as the admin left it

@@ -14,6 +14,7 @@ from sqlalchemy import ColumnElement, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sweetdream.audit.models import AuditEntry
+from sweetdream.platform.i18n import gettext as _
 
 
 @dataclass(frozen=True)
@@ -134,7 +135,7 @@ def _shown(value: Any) -> str:
     if value is None:
         return "—"
     if isinstance(value, bool):
-        return "yes" if value else "no"
+        return _("yes") if value else _("no")
     if isinstance(value, dict | list):
         return json.dumps(value, ensure_ascii=False, sort_keys=True)
     return str(value)
