@@ -431,3 +431,33 @@ async def test_an_htmx_search_gets_only_the_list(client, settings, db):
     assert r.status_code == 200
     assert emails_listed(r.text) == [shopper.email]
     assert "<h1>" not in r.text and 'id="customer-q"' not in r.text  # the form stays as the admin left it
+
+
+async def test_two_registrations_for_one_email_at_once_make_one_account(client, other, db):
+    """Services flush and the request commits: the loser of the unique email gets the form's message
+    (a savepoint, not a rollback of the request's whole transaction), never a 500."""
+    email = unique_email("twice")
+    token_1, token_2 = await csrf_token(client), await csrf_token(other)
+    form = {"email": email, "password": "correct horse battery", "name": "Lan", "phone": "0901234567", "address": "1 A"}
+    # The email's unique index entry is held by an uncommitted insert of the same email, so both
+    # registrations get past "does it exist?" and meet at the index together.
+    await db.execute(
+        text(
+            "INSERT INTO users (id, email, password_hash, name, phone, address, role, created_at, updated_at) "
+            "VALUES (gen_random_uuid(), :e, 'x', 'held', '', '', 'CUSTOMER', now(), now())"
+        ),
+        {"e": email},
+    )
+    racing = asyncio.ensure_future(
+        at_once([
+            client.post("/account/register", data={**form, "_csrf_token": token_1}),
+            other.post("/account/register", data={**form, "_csrf_token": token_2}),
+        ])
+    )  # fmt: skip
+    await until_waiting(db, 2)
+    await db.rollback()  # the holder gives up: the two registrations race for the email
+    results = await racing
+    assert sorted(r.status_code for r in results) == [303, 400]
+    loser = next(r for r in results if r.status_code == 400)
+    assert "An account with this email already exists. Sign in instead?" in unescape(loser.text)
+    assert await db.scalar(select(func.count()).where(User.email == email)) == 1

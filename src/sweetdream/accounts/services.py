@@ -66,11 +66,11 @@ class UserService(SQLAlchemyAsyncRepositoryService[User]):
             role=Role.CUSTOMER,
         )
         session = self.repository.session
-        session.add(user)
         try:
-            await session.flush()
+            async with session.begin_nested():  # a savepoint: the caller's transaction stays usable
+                session.add(user)
+                await session.flush()
         except IntegrityError as exc:  # two registrations for one email at the same moment
-            await session.rollback()
             raise AccountError("email", "An account with this email already exists. Sign in instead?") from exc
         return user
 
