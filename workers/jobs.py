@@ -10,13 +10,14 @@ from uuid import UUID
 
 from arq import Retry
 from arq.worker import Function, func
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from sweetdream.cart.services import purge_stale_carts
 from sweetdream.catalog.images import ImageStorage
+from sweetdream.db import engine_outside_request, sessions_for
 from sweetdream.fulfillment.notifications import Notifier
-from sweetdream.fulfillment.payments import gateway_for
 from sweetdream.fulfillment.services import Fulfillment
+from sweetdream.payments import gateway_for
 from sweetdream.platform.logs import configure_logging
 from sweetdream.platform.mail import mailer_for
 from sweetdream.platform.queue import MAKE_THUMBNAIL
@@ -69,9 +70,7 @@ async def startup(ctx: dict[str, Any]) -> None:
     configure_logging(settings.log_level, settings.log_json)
     # One connection per running job at most (WorkerSettings.max_jobs = 20: pool + overflow), plus
     # the metrics refresh now and then. WORKER_DB_POOL_SIZE sizes it (deploy/README.md: the budget).
-    # hide_parameters: a database error never logs the values (emails, addresses, tokens).
-    pool = settings.worker_db_pool_size
-    engine = create_async_engine(settings.database_url, pool_size=pool, max_overflow=pool, hide_parameters=True)
+    engine = engine_outside_request(settings.database_url, pool_size=settings.worker_db_pool_size)
     notifier = Notifier(
         mailer_for(
             settings.mail_backend,
@@ -86,7 +85,7 @@ async def startup(ctx: dict[str, Any]) -> None:
         settings.public_url,
     )
     fulfillment = Fulfillment(
-        session=async_sessionmaker(engine, expire_on_commit=False),
+        session=sessions_for(engine),
         redis=ctx["redis"],
         notifier=notifier,
         gateway=gateway_for(settings.payment_gateway),

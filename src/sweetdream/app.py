@@ -25,8 +25,10 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sweetdream.accounts.web import AccountController, current_user_middleware
+from sweetdream.admin.audit import AuditController
 from sweetdream.admin.catalog import AdminCatalogController
 from sweetdream.admin.orders import AdminOrdersController
+from sweetdream.admin.people import PeopleController
 from sweetdream.admin.web import AdminController
 from sweetdream.cart.web import CartController, cart_count_middleware
 from sweetdream.catalog.cache import CatalogCache
@@ -36,8 +38,8 @@ from sweetdream.catalog.services import CatalogService
 from sweetdream.catalog.web import ShopController, cached_plain_page
 from sweetdream.cli import SweetDreamCLI
 from sweetdream.db import make_sqlalchemy_config
-from sweetdream.fulfillment.payments import gateway_for
 from sweetdream.orders.web import CheckoutController, OrderController
+from sweetdream.payments import gateway_for
 from sweetdream.platform import i18n
 from sweetdream.platform.errors import exception_handlers
 from sweetdream.platform.http import http_middleware
@@ -175,6 +177,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             AdminController,
             AdminOrdersController,
             AdminCatalogController,
+            PeopleController,
+            AuditController,
             CartController,
             CheckoutController,
             OrderController,

@@ -37,17 +37,13 @@ def main() -> None:
 
 
 def run_with_session(app: Litestar, work: Callable[[Any], Awaitable[T]]) -> T:
-    """Run `work(session)` in one committed transaction, outside any request, on its own engine
-    (the app's engine may belong to another event loop, e.g. a running server or a test)."""
-    from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
+    """Run `work(session)` in one committed transaction, outside any request: the command owns the
+    unit of work (sweetdream.db.unit_of_work)."""
+    from sweetdream.db import unit_of_work
 
     async def runner() -> T:
-        engine = create_async_engine(app.state.settings.database_url, hide_parameters=True)  # no values in logs
-        try:
-            async with async_sessionmaker(engine, expire_on_commit=False)() as session, session.begin():
-                return await work(session)
-        finally:
-            await engine.dispose()
+        async with unit_of_work(app.state.settings.database_url) as session:
+            return await work(session)
 
     return asyncio.run(runner())
 
@@ -150,11 +146,12 @@ def create_admin_command(app: Litestar, email: str, name: str) -> None:
 @click.command(name="set-role", help="Set an account's role: CUSTOMER or ADMIN. Takes effect on the next request.")
 @click.argument("email")
 @click.argument("role")
-def set_role_command(app: Litestar, email: str, role: str) -> None:
+@click.option("--reason", default="", help="Why (kept in the audit log, actor 'cli').")
+def set_role_command(app: Litestar, email: str, role: str, reason: str) -> None:
     from sweetdream.accounts.services import AccountError
 
     try:
-        user = _users(app, lambda users: users.set_role(email, role))
+        user = _users(app, lambda users: users.set_role(email, role, reason))
     except AccountError as exc:
         raise click.ClickException(exc.message) from exc
     click.echo(f"{user.email} is now {user.role.value}.")

@@ -1,6 +1,17 @@
-"""Database configuration: the async engine, session config and the declarative bases."""
+"""Database configuration: the async engine, session config and the declarative bases.
+
+One transaction policy: services flush; whoever owns the unit of work commits. In a request that is
+the request (advanced-alchemy's "autocommit" handler commits a 2xx/3xx answer and rolls back any
+other; a handler commits itself only before a side effect outside the database, such as Redis); in
+the worker, the job; on the command line, the command. Outside a request there is one way to get a
+session: `engine_outside_request` + `sessions_for` for a long-lived process (the worker), or
+`unit_of_work` for one piece of work (a CLI command, a script).
+"""
 
 from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from advanced_alchemy.base import UUIDAuditBase, UUIDBase, orm_registry
 from advanced_alchemy.extensions.litestar import (
@@ -10,10 +21,20 @@ from advanced_alchemy.extensions.litestar import (
     SQLAlchemyAsyncConfig,
 )
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from sweetdream.settings import PROJECT_ROOT, Settings
 
-__all__ = ["UUIDAuditBase", "UUIDBase", "make_sqlalchemy_config", "metadata", "violated_constraint"]
+__all__ = [
+    "UUIDAuditBase",
+    "UUIDBase",
+    "engine_outside_request",
+    "make_sqlalchemy_config",
+    "metadata",
+    "sessions_for",
+    "unit_of_work",
+    "violated_constraint",
+]
 
 metadata = orm_registry.metadata
 
@@ -44,3 +65,25 @@ def violated_constraint(exc: IntegrityError) -> str:
         if name:
             return str(name)
     return ""
+
+
+def engine_outside_request(database_url: str, pool_size: int = 1) -> AsyncEngine:
+    """An engine for a process or piece of work that serves no request (the worker, the CLI). Its own
+    engine, not the app's: the app's may belong to another event loop (a running server, a test)."""
+    # hide_parameters: a database error never logs the values (emails, addresses, tokens).
+    return create_async_engine(database_url, pool_size=pool_size, max_overflow=pool_size, hide_parameters=True)
+
+
+def sessions_for(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, expire_on_commit=False)
+
+
+@asynccontextmanager
+async def unit_of_work(database_url: str) -> AsyncIterator[AsyncSession]:
+    """One session in one transaction, committed when the block ends (rolled back if it raises)."""
+    engine = engine_outside_request(database_url)
+    try:
+        async with sessions_for(engine)() as session, session.begin():
+            yield session
+    finally:
+        await engine.dispose()

@@ -23,6 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 from sqlalchemy.pool import NullPool
 
+from sweetdream.accounts.models import Role, User
 from sweetdream.accounts.services import UserService
 from sweetdream.catalog.demo import PRODUCTS, DemoProduct, DemoVariant
 from sweetdream.catalog.models import Product
@@ -213,8 +214,24 @@ def pages_of(role: str, shop: Shop) -> list[str]:
             f"/admin/orders/{shop.order}/slip",
             *ADMIN_CATALOG_PAGES,
             f"/admin/products/{shop.product_id}",
+            *people_pages(),
         ],
     }[role]
+
+
+def people_pages() -> list[str]:
+    """The customers list, a search, the page of this module's shopper, and the audit log."""
+
+    async def work(db: AsyncSession, _: Redis) -> str:
+        shopper = await db.scalar(
+            select(User.id)
+            .where(User.email.like("a11y-%"), User.role == Role.CUSTOMER)
+            .order_by(User.created_at.desc())
+        )
+        return str(shopper)
+
+    shopper = run_async(_with_services(work))
+    return ["/admin/customers", "/admin/customers?q=a11y", f"/admin/customers/{shopper}", "/admin/audit"]
 
 
 def open_as(new_context: NewContext, problems: BrowserProblems, role: str, shop: Shop, viewport: str) -> Page:

@@ -33,10 +33,10 @@ from sqlalchemy.pool import NullPool
 from sweetdream.accounts.services import UserService
 from sweetdream.catalog.demo import PRODUCTS, DemoProduct, DemoVariant
 from sweetdream.catalog.money import format_vnd
-from sweetdream.fulfillment.payments import APPROVE_CARD, DECLINE_CARD
 from sweetdream.orders import live
 from sweetdream.orders.models import Order, OrderStatus
 from sweetdream.orders.services import OrderService
+from sweetdream.payments import APPROVE_CARD, DECLINE_CARD
 from tests.e2e.browser import BrowserProblems
 from tests.support import drain_queue
 

@@ -49,6 +49,7 @@ async def wait_until_listening(settings, order_id) -> None:
 
 async def test_a_demoted_admin_loses_the_live_stream_within_the_interval(app, client, settings, db):
     _, _, order = await place_by_http(client, settings, db)  # someone's order
+    await make_user(db, role=Role.ADMIN)  # another admin: the last one can't be demoted
     admin = await make_user(db, role=Role.ADMIN)
     await signed_in(client, settings, admin)
     stream = follow(client, f"/orders/{order.number}/events")

@@ -22,8 +22,8 @@ from sqlalchemy import func, select, update
 
 from sweetdream.accounts.models import Role
 from sweetdream.app import create_app
-from sweetdream.fulfillment.payments import APPROVE_CARD, DECLINE_CARD, GatewayUnavailable, TestGateway
 from sweetdream.orders.models import Order, OrderEvent, OrderStatus
+from sweetdream.payments import APPROVE_CARD, DECLINE_CARD, GatewayUnavailable, TestGateway
 from tests.integration.factories import make_product, make_user, put_in_cart, signed_in, stock_of
 from tests.integration.helpers import post_form, reviewed
 from tests.integration.test_checkout import NUMBER, checkout_form

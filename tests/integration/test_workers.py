@@ -22,10 +22,10 @@ from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 from sweetdream.accounts.models import Role
 from sweetdream.cart.services import CartService, DbCartStore
 from sweetdream.fulfillment.models import SentMessage
-from sweetdream.fulfillment.payments import APPROVE_CARD, DECLINE_CARD, TRANSIENT_CARD, TestGateway
 from sweetdream.orders import outbox
 from sweetdream.orders.models import Order, OrderEvent, OrderStatus, OutboxEvent, PaymentMethod
 from sweetdream.orders.services import OrderService, Shipping
+from sweetdream.payments import APPROVE_CARD, DECLINE_CARD, TRANSIENT_CARD, TestGateway
 from sweetdream.platform.queue import redis_settings
 from tests.integration.factories import make_product, make_user, put_in_cart, signed_in, stock_of
 from tests.integration.helpers import cli

@@ -3,9 +3,9 @@ test gateway's memory of money (a repeated refund answers as the first did)."""
 
 import pytest
 
-from sweetdream.fulfillment.payments import APPROVE_CARD, TestGateway
 from sweetdream.orders.models import OrderStatus
 from sweetdream.orders.services import CUSTOMER_CANCELLABLE, admin_moves
+from sweetdream.payments import APPROVE_CARD, TestGateway
 
 
 @pytest.mark.parametrize(

@@ -4,7 +4,7 @@ import pytest
 
 from sweetdream.cart.web import _quantity
 from sweetdream.catalog.filters import parse_filter
-from sweetdream.fulfillment.payments import luhn_valid
+from sweetdream.payments import luhn_valid
 from sweetdream.platform.parsing import has_control_characters, parse_int, parse_page
 
 

@@ -72,12 +72,3 @@ def password_problem(password: str, email: str) -> str | None:
     if email and password.strip().lower() == email:
         return "Your password can't be your email address."
     return None
-
-
-def safe_next(raw: str | None, default: str = "/") -> str:
-    """Only a same-site path: '/cart' yes; '//evil.com', 'https://evil.com', '/\\evil.com' no."""
-    if not raw or not raw.startswith("/") or raw.startswith("//") or "\\" in raw or len(raw) > 500:
-        return default
-    if any(ord(ch) < 32 for ch in raw):
-        return default
-    return raw

@@ -9,6 +9,7 @@ from litestar.exceptions import NotAuthorizedException, PermissionDeniedExceptio
 from litestar.handlers.base import BaseRouteHandler
 
 from sweetdream.accounts.models import User
+from sweetdream.audit.services import Actor
 
 
 class LoginRequired(NotAuthorizedException):
@@ -27,6 +28,14 @@ def current_user(request: Request) -> User | None:
     return request.state.get("user")
 
 
+def signed_in_user(request: Request) -> User:
+    """The user of a handler guarded by `requires_user` (a visitor would have been sent to sign in)."""
+    user = current_user(request)
+    if user is None:
+        raise LoginRequired("Please sign in to continue.")
+    return user
+
+
 def requires_user(connection: ASGIConnection, _: BaseRouteHandler) -> None:
     if connection.state.get("user") is None:
         raise LoginRequired("Please sign in to continue.")
@@ -36,3 +45,9 @@ def requires_admin(connection: ASGIConnection, handler: BaseRouteHandler) -> Non
     requires_user(connection, handler)
     if not connection.state.user.is_admin:
         raise PermissionDeniedException("This page is for SweetDream staff only.")
+
+
+def current_actor(request: Request) -> Actor:
+    """The signed-in admin as the audit log records them."""
+    user = request.state.user
+    return Actor(user.id, user.email)

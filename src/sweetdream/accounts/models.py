@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 
-from sqlalchemy import Enum, Integer, String, Text
+from sqlalchemy import Boolean, Enum, Integer, String, Text
 from sqlalchemy.orm import Mapped, deferred, mapped_column
 
 from sweetdream.db import UUIDAuditBase
@@ -31,6 +31,9 @@ class User(UUIDAuditBase):
     # Every session remembers the epoch it was signed in at; raising it (a password change) ends
     # every session signed in before, on its next request.
     session_epoch: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # A deactivated account cannot sign in, and its sessions ended when it was deactivated (an admin
+    # does it with a reason, in the audit log; reactivating lets the person sign in again).
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True, server_default="true")
 
     @property
     def is_admin(self) -> bool:

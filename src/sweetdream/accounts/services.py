@@ -11,9 +11,13 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import undefer
 
+from sweetdream.accounts import staff
 from sweetdream.accounts.forms import ProfileForm, RegistrationForm, normalise_email, password_problem
 from sweetdream.accounts.models import Role, User
 from sweetdream.accounts.passwords import hash_password, needs_rehash, verify_password
+from sweetdream.audit.services import Actor, record
+
+CLI = Actor(None, "cli")  # the audit log's actor for the command line
 
 
 class AccountError(ValueError):
@@ -38,7 +42,11 @@ class UserService(SQLAlchemyAsyncRepositoryService[User]):
 
     async def admin_emails(self) -> list[str]:
         """Where shop alerts go (low stock): every admin, read fresh."""
-        return list(await self.repository.session.scalars(select(User.email).where(User.role == Role.ADMIN)))
+        return list(
+            await self.repository.session.scalars(
+                select(User.email).where(User.role == Role.ADMIN, User.is_active.is_(True))
+            )
+        )
 
     async def by_email(self, email: str, with_password: bool = False) -> User | None:
         stmt = select(User).where(User.email == normalise_email(email))
@@ -58,11 +66,11 @@ class UserService(SQLAlchemyAsyncRepositoryService[User]):
             role=Role.CUSTOMER,
         )
         session = self.repository.session
-        session.add(user)
         try:
-            await session.flush()
+            async with session.begin_nested():  # a savepoint: the caller's transaction stays usable
+                session.add(user)
+                await session.flush()
         except IntegrityError as exc:  # two registrations for one email at the same moment
-            await session.rollback()
             raise AccountError("email", "An account with this email already exists. Sign in instead?") from exc
         return user
 
@@ -98,29 +106,42 @@ class UserService(SQLAlchemyAsyncRepositoryService[User]):
         return user
 
     async def signed_in_user(self, user_id: UUID, epoch: int) -> User | None:
-        """The user, read afresh, if a session signed in at `epoch` is still theirs (not removed,
-        no password change since)."""
+        """The user, read afresh, if a session signed in at `epoch` is still theirs (not removed or
+        deactivated, no password change since)."""
         user = await self.repository.session.get(User, user_id, populate_existing=True)
-        return user if user is not None and user.session_epoch == epoch else None
+        return user if user is not None and user.is_active and user.session_epoch == epoch else None
 
-    async def create_admin(self, email: str, password: str, name: str = "Admin") -> User:
+    async def create_admin(self, email: str, password: str, name: str = "Admin", actor: Actor = CLI) -> User:
+        """The command line's way in: a new admin, or an existing account made admin with a new
+        password. Audited (actor "cli")."""
         email = normalise_email(email)
         problem = password_problem(password, email)
         if problem:
             raise AccountError("password", problem)
         existing = await self.by_email(email)
+        session = self.repository.session
         if existing:
-            existing.role = Role.ADMIN
+            if existing.role != Role.ADMIN:
+                await staff.change_role(session, actor, existing.id, Role.ADMIN, "create-admin")
             existing.password_hash = await hash_password(password)
             existing.session_epoch += 1  # a new password: sessions signed in with the old one end
-            await self.repository.session.flush()
+            await session.flush()
+            await record(
+                session, actor, "user.password_reset", "user", existing.id, target_label=email, note="create-admin"
+            )
             return existing
         user = User(email=email, password_hash=await hash_password(password), name=name, role=Role.ADMIN)
-        self.repository.session.add(user)
-        await self.repository.session.flush()
+        session.add(user)
+        await session.flush()
+        await record(
+            session, actor, "user.create_admin", "user", user.id, target_label=email,
+            after={"role": Role.ADMIN.value}, note="create-admin",
+        )  # fmt: skip
         return user
 
-    async def set_role(self, email: str, role: str) -> User:
+    async def set_role(self, email: str, role: str, reason: str = "", actor: Actor = CLI) -> User:
+        """The command line's `set-role`: the same rule as the admin's buttons (accounts/staff.py),
+        audited with actor "cli"; setting the role an account already has changes nothing."""
         try:
             new_role = Role(role.strip().upper())
         except ValueError as exc:
@@ -129,6 +150,11 @@ class UserService(SQLAlchemyAsyncRepositoryService[User]):
         user = await self.by_email(email)
         if user is None:
             raise AccountError("email", f"No account has the email {normalise_email(email)!r}.")
-        user.role = new_role
-        await self.repository.session.flush()
-        return user
+        if user.role == new_role:
+            return user
+        try:
+            return await staff.change_role(
+                self.repository.session, actor, user.id, new_role, reason or "set-role on the command line"
+            )
+        except staff.StaffError as exc:
+            raise AccountError("role", exc.message) from exc

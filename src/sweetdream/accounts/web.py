@@ -14,8 +14,8 @@ from litestar.response import Redirect, Template
 from litestar.types import ASGIApp, Receive, Scope, Send
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from sweetdream.accounts import devices
-from sweetdream.accounts.forms import ProfileForm, RegistrationForm, password_problem, safe_next
+from sweetdream.accounts import devices, sessions
+from sweetdream.accounts.forms import ProfileForm, RegistrationForm, password_problem
 from sweetdream.accounts.guards import (
     SESSION_EPOCH,
     LoginRequired,
@@ -27,9 +27,11 @@ from sweetdream.accounts.guards import (
 from sweetdream.accounts.models import User
 from sweetdream.accounts.services import AccountError, UserService
 from sweetdream.platform import ratelimit
+from sweetdream.platform.i18n import gettext as _
+from sweetdream.platform.i18n import gettext_noop
 from sweetdream.platform.ratelimit import Limit, TooManyRequests, hit
 from sweetdream.platform.sessions import SessionConfig, rotate_session_id
-from sweetdream.platform.web import client_ip, flash, form_data, render
+from sweetdream.platform.web import client_ip, flash, form_data, render, safe_next
 
 # Sign-in limits count failed sign-ins only (a success gives its attempt back):
 # - 10 per (email, client address) in 15 minutes stops one place guessing one account's password,
@@ -43,6 +45,10 @@ LOGIN_PER_EMAIL = Limit("login-email", attempts=50, window_seconds=60 * 60)
 LOGIN_PER_CLIENT = Limit("login-client", attempts=30, window_seconds=10 * 60)
 # Registration: 5 accounts an hour from one address is more than any real shopper needs.
 REGISTER_PER_CLIENT = Limit("register-client", attempts=5, window_seconds=60 * 60)
+
+DEACTIVATED = gettext_noop(
+    "This account has been deactivated, so it can't sign in. Please contact the shop if you think this is a mistake."
+)
 
 # Hooks run after a successful sign-in (the cart merges the visitor's cart here).
 AFTER_SIGN_IN: list[Any] = []
@@ -65,6 +71,9 @@ async def load_current_user(request: Request) -> None:
         user = None
     if user is None:  # the account was removed: forget the stale session
         request.clear_session()
+    elif not user.is_active:  # deactivated by staff (its sessions were ended then; this is a straggler)
+        await _deactivated(request)
+        user = None
     elif user.session_epoch != session_epoch(request):
         await _signed_out_elsewhere(request)
         user = None
@@ -77,6 +86,11 @@ async def _signed_out_elsewhere(request: Request) -> None:
     request.set_session(
         {"flash": [{"kind": "error", "text": "Your password was changed, so you were signed out here."}]}
     )
+
+
+async def _deactivated(request: Request) -> None:
+    await rotate_session_id(request, request.app.state.session_config)
+    request.set_session({"flash": [{"kind": "error", "text": _(DEACTIVATED)}]})
 
 
 def current_user_middleware(app: ASGIApp) -> ASGIApp:
@@ -97,7 +111,8 @@ def provide_users(db_session: NamedDependency[AsyncSession]) -> UserService:
 async def sign_in(request: Request, user: User) -> None:
     config: SessionConfig = request.app.state.session_config
     carried = {k: v for k, v in (request.session or {}).items() if k in CARRIED_ACROSS_SIGN_IN}
-    await rotate_session_id(request, config)
+    session_id = await rotate_session_id(request, config)
+    await _index_session(request, user, session_id)
     request.set_session({**carried, "user_id": str(user.id), SESSION_EPOCH: user.session_epoch})
     request.state.user = user
     for hook in AFTER_SIGN_IN:
@@ -106,8 +121,15 @@ async def sign_in(request: Request, user: User) -> None:
 
 async def stay_signed_in(request: Request, user: User) -> None:
     """This session goes on at the user's new epoch, under a new id (the old one is forgotten)."""
-    await rotate_session_id(request, request.app.state.session_config)
+    session_id = await rotate_session_id(request, request.app.state.session_config)
+    await _index_session(request, user, session_id)
     request.set_session({**(request.session or {}), SESSION_EPOCH: user.session_epoch})
+
+
+async def _index_session(request: Request, user: User, session_id: str) -> None:
+    """Staff see the account's sessions, and deactivation ends them all (accounts/sessions.py)."""
+    user_agent = request.headers.get("user-agent", "")[:400]
+    await sessions.remember(request.app.state.redis, user.id, session_id, user_agent, user.session_epoch)
 
 
 class SignInLimits:
@@ -222,12 +244,25 @@ class AccountController(Controller):
             )
         await limits.succeeded()
         await users.repository.session.commit()  # a rehashed password is saved
+        if not user.is_active:  # told only to someone who knows the password
+            return render(
+                request,
+                "accounts/login.html",
+                status_code=403,
+                email=email,
+                next=next_url,
+                error=_(DEACTIVATED),
+            )
         await sign_in(request, user)
         flash(request, f"Welcome back, {user.name}.")
         return Redirect(next_url, status_code=303, cookies=[known_device_cookie(request, email)])
 
     @post("/logout", name="logout")
     async def logout(self, request: Request) -> Redirect:
+        user = current_user(request)
+        session_id = request.cookies.get(request.app.state.session_config.key)
+        if user is not None and session_id:
+            await sessions.forget(request.app.state.redis, user.id, session_id)
         request.clear_session()
         return Redirect("/", status_code=303)
 

@@ -3,13 +3,18 @@ of work, so an action and its audit row commit (or roll back) together."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from uuid import UUID
+from zoneinfo import ZoneInfo
 
+from sqlalchemy import ColumnElement, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sweetdream.audit.models import AuditEntry
+from sweetdream.platform.i18n import gettext as _
 
 
 @dataclass(frozen=True)
@@ -47,3 +52,101 @@ async def record(
     db.add(entry)
     await db.flush()
     return entry
+
+
+# --- reading -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AuditFilters:
+    """What the log is narrowed to; every field optional. Days are shop days (`zone`)."""
+
+    action: str = ""
+    actor: str = ""  # an email (or "cli"), matched from its start
+    target_type: str = ""
+    target_id: str = ""
+    since: date | None = None  # from the start of this shop day
+    until: date | None = None  # to the end of this shop day
+    zone: str = "Asia/Ho_Chi_Minh"
+
+
+def shop_day_start(day: date, zone: str) -> datetime:
+    """The UTC instant the shop's day begins (00:00 in the shop's zone)."""
+    return datetime.combine(day, time.min, tzinfo=ZoneInfo(zone)).astimezone(UTC)
+
+
+def _conditions(filters: AuditFilters) -> list[ColumnElement[bool]]:
+    conditions: list[ColumnElement[bool]] = []
+    if filters.action:
+        conditions.append(AuditEntry.action == filters.action)
+    if filters.actor:
+        escaped = filters.actor.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        conditions.append(func.lower(AuditEntry.actor_email).like(escaped + "%"))
+    if filters.target_type:
+        conditions.append(AuditEntry.target_type == filters.target_type)
+    if filters.target_id:
+        conditions.append(AuditEntry.target_id == filters.target_id)
+    if filters.since:
+        conditions.append(AuditEntry.occurred_at >= shop_day_start(filters.since, filters.zone))
+    if filters.until:
+        conditions.append(AuditEntry.occurred_at < shop_day_start(filters.until + timedelta(days=1), filters.zone))
+    return conditions
+
+
+async def entries(
+    db: AsyncSession, filters: AuditFilters, before_id: int | None, size: int
+) -> tuple[list[AuditEntry], int | None]:
+    """One page of the log, newest first (keyset on the id), and the id the next page starts before."""
+    conditions = _conditions(filters)
+    if before_id is not None:
+        conditions.append(AuditEntry.id < before_id)
+    rows = list(await db.scalars(select(AuditEntry).where(*conditions).order_by(AuditEntry.id.desc()).limit(size + 1)))
+    return rows[:size], (rows[size - 1].id if len(rows) > size else None)
+
+
+# A loose index scan: one index probe per distinct action, however long the log grows (a plain
+# DISTINCT would read every row's action).
+_DISTINCT_ACTIONS = text(
+    """
+    WITH RECURSIVE seen(action) AS (
+        SELECT min(action) FROM audit_entries
+        UNION ALL
+        SELECT (SELECT min(e.action) FROM audit_entries e WHERE e.action > seen.action)
+        FROM seen WHERE seen.action IS NOT NULL
+    )
+    SELECT action FROM seen WHERE action IS NOT NULL
+    """
+)
+
+
+async def actions(db: AsyncSession) -> list[str]:
+    """Every action the log holds, in order, for the filter's list (`ix_audit_entries_action_id`)."""
+    return list(await db.scalars(_DISTINCT_ACTIONS))
+
+
+@dataclass(frozen=True)
+class Change:
+    field: str
+    before: str
+    after: str
+
+
+def _shown(value: Any) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return _("yes") if value else _("no")
+    if isinstance(value, dict | list):
+        return json.dumps(value, ensure_ascii=False, sort_keys=True)
+    return str(value)
+
+
+def diff(before: dict[str, Any] | None, after: dict[str, Any] | None) -> list[Change]:
+    """The fields that differ, in a stable order: what a person reads instead of two JSON blobs.
+    A field only in `after` was added (before "—"); only in `before`, removed (after "—")."""
+    old, new = before or {}, after or {}
+    return [
+        Change(key, _shown(old.get(key)), _shown(new.get(key)))
+        for key in sorted(old.keys() | new.keys())
+        if old.get(key) != new.get(key)
+    ]

@@ -25,10 +25,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from sweetdream.accounts.services import UserService
 from sweetdream.fulfillment.notifications import Notifier
-from sweetdream.fulfillment.payments import PaymentGateway
 from sweetdream.orders import outbox
 from sweetdream.orders.models import Order, OrderStatus, OutboxEvent, PaymentMethod, PaymentStatus
 from sweetdream.orders.services import UNPAID_HOLD_MINUTES, OrderService
+from sweetdream.payments import PaymentGateway
 
 PAYMENTS_ACTOR = "system:payments"
 STATUS_EMAILS = {

@@ -37,7 +37,6 @@ from sweetdream.catalog.models import StockReason, Variant
 from sweetdream.catalog.money import format_vnd
 from sweetdream.catalog.stock import Mover
 from sweetdream.db import violated_constraint
-from sweetdream.fulfillment.payments import CardToken, ChargeResult, RefundResult
 from sweetdream.orders import live
 from sweetdream.orders.models import (
     Order,
@@ -50,6 +49,7 @@ from sweetdream.orders.models import (
 )
 from sweetdream.orders.outbox import relay
 from sweetdream.orders.review import review_of
+from sweetdream.payments import CardToken, ChargeResult, RefundResult
 
 log = logging.getLogger("sweetdream.orders")
 

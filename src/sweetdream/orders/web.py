@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import secrets
 import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
-from datetime import UTC, datetime
 from uuid import UUID
 
 from litestar import Controller, Request, get, post
@@ -21,11 +19,9 @@ from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sweetdream.accounts.forms import PHONE
-from sweetdream.accounts.guards import requires_user, session_epoch
-from sweetdream.accounts.models import User
+from sweetdream.accounts.guards import requires_user, session_epoch, signed_in_user
 from sweetdream.accounts.services import UserService
 from sweetdream.cart.services import CartService
-from sweetdream.fulfillment.payments import PaymentGateway, luhn_valid
 from sweetdream.orders import live
 from sweetdream.orders.dependencies import provide_orders
 from sweetdream.orders.models import Order, PaymentMethod, PaymentStatus
@@ -39,6 +35,7 @@ from sweetdream.orders.services import (
     Shipping,
     totals_for,
 )
+from sweetdream.payments import CARD_FIELDS, PaymentGateway, parse_card
 from sweetdream.platform.parsing import parse_page
 from sweetdream.platform.ratelimit import Limit, hit
 from sweetdream.platform.web import Conflict, flash, form_data, render, render_fragment
@@ -53,17 +50,9 @@ PAY_AGAIN_PER_USER = Limit("pay-again-user", attempts=5, window_seconds=600)
 
 def cart_for(request: Request, db: AsyncSession) -> CartService:
     """The shopper's cart (checkout is for signed-in shoppers: their cart in the database)."""
-    return CartService.of(db, _user(request).id, request.session)
+    return CartService.of(db, signed_in_user(request).id, request.session)
 
 
-def _user(request: Request) -> User:
-    user: User | None = request.state.get("user")
-    assert user is not None  # guarded by requires_user
-    return user
-
-
-CARD_FIELDS = ("card_number", "card_expiry", "card_cvc")
-EXPIRY = re.compile(r"^(0[1-9]|1[0-2])\s*/\s*(\d{2})$")
 # An open order page's live stream ends after this long and the browser reconnects: a deploy
 # never waits on a stream, and a reconnect is sent the current state first.
 LIVE_STREAM_SECONDS = 300
@@ -71,24 +60,6 @@ KEEPALIVE_SECONDS = 15.0
 # A stream re-checks its viewer this often (signed in, no password change since, still owner or
 # admin): a demoted admin or a signed-out session stops receiving the order within this long.
 ACCESS_CHECK_SECONDS = 30.0
-
-
-def parse_card(data: dict[str, str], today: datetime | None = None) -> tuple[str, dict[str, str]]:
-    """The card number, if the card fields are valid. The number is only ever handed to the
-    gateway; it is never stored, logged or sent back in a re-rendered form."""
-    errors: dict[str, str] = {}
-    number = re.sub(r"[\s-]", "", data.get("card_number", ""))
-    if not luhn_valid(number):
-        errors["card_number"] = "Enter the 16-digit number on the front of your card."
-    expiry = EXPIRY.match(data.get("card_expiry", "").strip())
-    now = today or datetime.now(UTC)
-    if expiry is None:
-        errors["card_expiry"] = "Enter the expiry date as MM/YY, for example 08/29."
-    elif (2000 + int(expiry.group(2)), int(expiry.group(1))) < (now.year, now.month):
-        errors["card_expiry"] = "This card has expired."
-    if not re.fullmatch(r"\d{3,4}", data.get("card_cvc", "").strip()):
-        errors["card_cvc"] = "Enter the 3 digits on the back of your card."
-    return number, errors
 
 
 def parse_shipping(data: dict[str, str]) -> tuple[Shipping, dict[str, str]]:
@@ -163,7 +134,7 @@ class CheckoutController(Controller):
 
     @get("/", name="checkout")
     async def show(self, request: Request, db_session: NamedDependency[AsyncSession]) -> Template | Redirect:
-        user = _user(request)
+        user = signed_in_user(request)
         if not (await cart_for(request, db_session).view()).lines:
             flash(request, "Your cart is empty: add something first.", "error")
             return Redirect("/cart", status_code=303)
@@ -178,7 +149,7 @@ class CheckoutController(Controller):
 
     @post("/", name="place-order")
     async def place(self, request: Request, orders: NamedDependency[OrderService]) -> Template | Redirect:
-        user = _user(request)
+        user = signed_in_user(request)
         await hit(request.app.state.redis, CHECKOUT_PER_USER, str(user.id))
         data = await form_data(request)
         key = data.get("idempotency_key", "")
@@ -231,7 +202,7 @@ class OrderController(Controller):
 
     @get("/orders/{number:str}", name="order")
     async def show(self, request: Request, number: FromPath[str], orders: NamedDependency[OrderService]) -> Template:
-        order = await orders.for_viewer(number[:20], _user(request))
+        order = await orders.for_viewer(number[:20], signed_in_user(request))
         if order is None:  # someone else's or no such order: the same answer, so nothing is confirmed
             raise NotFoundException("We couldn't find that order.")
         return render(request, "orders/order.html", order=order, unpaid_hold_minutes=UNPAID_HOLD_MINUTES)
@@ -242,10 +213,10 @@ class OrderController(Controller):
     ) -> ServerSentEvent:
         """The order's live status as Server-Sent Events: the current state at once, then again
         each time the order moves (any web process hears it through Redis pub/sub)."""
-        order_id = await orders.viewable_id(number[:20], _user(request))
+        order_id = await orders.viewable_id(number[:20], signed_in_user(request))
         if order_id is None:
             raise NotFoundException("We couldn't find that order.")
-        updates = self._live_updates(request, order_id, number[:20], _user(request).id, session_epoch(request))
+        updates = self._live_updates(request, order_id, number[:20], signed_in_user(request).id, session_epoch(request))
         return ServerSentEvent(updates, headers={"Cache-Control": "no-cache"})
 
     async def _live_updates(
@@ -306,7 +277,7 @@ class OrderController(Controller):
     @post("/orders/{number:str}/cancel", name="order-cancel")
     async def cancel(self, request: Request, number: FromPath[str], orders: NamedDependency[OrderService]) -> Redirect:
         """The shopper cancels their own order, until the bakery starts preparing it (409 after)."""
-        user = _user(request)
+        user = signed_in_user(request)
         order_id = await orders.owned_id(number[:20], user.id)
         if order_id is None:
             raise NotFoundException("We couldn't find that order.")
@@ -324,7 +295,7 @@ class OrderController(Controller):
     ) -> Template | Redirect:
         """After a decline: another card, or cash on delivery, in one form post. The order keeps
         its lines and stock (the cart is not touched); the worker takes the new payment."""
-        user = _user(request)
+        user = signed_in_user(request)
         order_id = await orders.owned_id(number[:20], user.id)
         if order_id is None:
             raise NotFoundException("We couldn't find that order.")
@@ -355,6 +326,6 @@ class OrderController(Controller):
         self, request: Request, orders: NamedDependency[OrderService], page: FromQuery[str] = "1"
     ) -> Template:
         number = parse_page(page)
-        items, total = await orders.history(_user(request).id, number)
+        items, total = await orders.history(signed_in_user(request).id, number)
         pages = max(1, -(-total // 10))
         return render(request, "orders/history.html", orders=items, page=number, pages=pages, total=total)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
 
 from litestar.connection import ASGIConnection
@@ -50,9 +51,12 @@ class SessionConfig(ServerSideSessionConfig):
     _backend_class = RotatingSessionBackend
 
 
-async def rotate_session_id(connection: ASGIConnection, config: SessionConfig) -> None:
-    """Forget the old session id and issue a new one when this response is sent."""
+async def rotate_session_id(connection: ASGIConnection, config: SessionConfig) -> str:
+    """Forget the old session id and issue a new one when this response is sent; returns the new id
+    (sign-in records it in the user's index of sessions, see accounts/sessions.py)."""
     old = connection.cookies.get(config.key)
     if old and old != "null":
         await config.get_store_from_app(connection.app).delete(old)
-    connection.scope.setdefault("state", {})[_ROTATE] = True
+    new_id = secrets.token_hex(config.session_id_bytes)
+    connection.scope.setdefault("state", {})[_ROTATE] = new_id
+    return new_id

@@ -79,3 +79,12 @@ async def form_data(request: Request) -> dict[str, str]:
     form = await request.form()
     reject_control_characters(form.multi_items())  # every value, a repeated field's too
     return {key: value for key, value in form.items() if isinstance(value, str)}
+
+
+def safe_next(raw: str | None, default: str = "/") -> str:
+    """Only a same-site path: '/cart' yes; '//evil.com', 'https://evil.com', '/\\evil.com' no."""
+    if not raw or not raw.startswith("/") or raw.startswith("//") or "\\" in raw or len(raw) > 500:
+        return default
+    if any(ord(ch) < 32 for ch in raw):
+        return default
+    return raw

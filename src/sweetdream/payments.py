@@ -1,5 +1,7 @@
-"""Payment gateways: an interface, and a built-in test gateway that behaves like public gateways'
-test modes (one approving card number, one declining, one that fails transiently).
+"""Payments, in one module of their own (checkout, the worker and the app use it; no domain reaches
+another's for it): reading the card fields a shopper typed, the gateway interface, and a built-in
+test gateway that behaves like public gateways' test modes (one approving card number, one
+declining, one that fails transiently).
 
 A card number is handed to the gateway once, at checkout (or when the shopper pays again after
 a decline), and exchanged for a token and the last four digits; only those are stored. The worker
@@ -8,9 +10,11 @@ later charges the token, and refunds the charge when a paid order is cancelled.
 
 from __future__ import annotations
 
+import re
 import secrets
 import threading
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import ClassVar, Protocol
 
 from sweetdream.platform.parsing import is_ascii_digits
@@ -19,6 +23,10 @@ from sweetdream.platform.parsing import is_ascii_digits
 APPROVE_CARD = "4242424242424242"
 DECLINE_CARD = "4000000000000002"
 TRANSIENT_CARD = "4000000000000119"  # fails with a processing error on the first attempt, then approves
+
+
+CARD_FIELDS = ("card_number", "card_expiry", "card_cvc")
+EXPIRY = re.compile(r"^(0[1-9]|1[0-2])\s*/\s*(\d{2})$")
 
 
 class GatewayUnavailable(RuntimeError):
@@ -70,6 +78,24 @@ def luhn_valid(number: str) -> bool:
             digit = digit * 2 - 9 if digit > 4 else digit * 2
         total += digit
     return total % 10 == 0
+
+
+def parse_card(data: dict[str, str], today: datetime | None = None) -> tuple[str, dict[str, str]]:
+    """The card number, if the card fields are valid. The number is only ever handed to the
+    gateway; it is never stored, logged or sent back in a re-rendered form."""
+    errors: dict[str, str] = {}
+    number = re.sub(r"[\s-]", "", data.get("card_number", ""))
+    if not luhn_valid(number):
+        errors["card_number"] = "Enter the 16-digit number on the front of your card."
+    expiry = EXPIRY.match(data.get("card_expiry", "").strip())
+    now = today or datetime.now(UTC)
+    if expiry is None:
+        errors["card_expiry"] = "Enter the expiry date as MM/YY, for example 08/29."
+    elif (2000 + int(expiry.group(2)), int(expiry.group(1))) < (now.year, now.month):
+        errors["card_expiry"] = "This card has expired."
+    if not re.fullmatch(r"\d{3,4}", data.get("card_cvc", "").strip()):
+        errors["card_cvc"] = "Enter the 3 digits on the back of your card."
+    return number, errors
 
 
 class TestGateway:
