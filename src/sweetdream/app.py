@@ -26,6 +26,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from sweetdream.accounts.web import AccountController, current_user_middleware
 from sweetdream.admin.web import AdminController
+from sweetdream.analytics.recording import EventBuffer, events_middleware
+from sweetdream.analytics.web import AnalyticsController
 from sweetdream.cart.web import CartController, cart_count_middleware
 from sweetdream.catalog.cache import CatalogCache
 from sweetdream.catalog.money import format_vnd
@@ -92,6 +94,11 @@ class SweetDream(Litestar):
         # Compression wraps everything, the cached pages included, and sits outside Litestar's error
         # handling: an error page sent after a failed session save starts a fresh compressed body.
         pages = plain_visitor_pages(super().__call__, self, cached_plain_page)
+        # Shopper events are noted inside (the cached pages too) and buffered once the answer is sent.
+        settings = self.state.settings
+        if settings.analytics_enabled:
+            buffer = EventBuffer(self.state.redis, settings.analytics_buffer_max)
+            pages = events_middleware(pages, buffer, secure_cookie=not settings.is_dev)
         # Metrics time the whole answer (compression and cached pages included) and serve /metrics.
         served = metrics_endpoint(CompressionMiddleware(pages, compression_config()))
         self._outer = http_middleware(served, hsts=hsts, metrics=RequestMetrics(self))
@@ -159,6 +166,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             ShopController,
             AccountController,
             AdminController,
+            AnalyticsController,
             CartController,
             CheckoutController,
             OrderController,
