@@ -47,7 +47,10 @@ async def events_of(db, *, visitor: str | None = None, user=None, name: str | No
         clauses.append("name = :name")
         params["name"] = name
     rows = await db.execute(
-        text(f"SELECT name, user_id, visitor_id, properties, event_id FROM analytics_events WHERE {' AND '.join(clauses)} ORDER BY occurred_at, id"),
+        text(
+            "SELECT name, user_id, visitor_id, properties, event_id FROM analytics_events "
+            f"WHERE {' AND '.join(clauses)} ORDER BY occurred_at, id"
+        ),
         params,
     )
     return rows.all()
@@ -73,7 +76,10 @@ async def test_a_product_view_is_recorded_for_rendered_and_cached_pages_alike(cl
     assert other.status_code == 200
     assert await drain(settings) == 3
     rows = await events_of(db, visitor=visitor)
-    category = await db.scalar(text("SELECT c.name FROM categories c JOIN products p ON p.category_id = c.id WHERE p.id = :id"), {"id": product.id})
+    category = await db.scalar(
+        text("SELECT c.name FROM categories c JOIN products p ON p.category_id = c.id WHERE p.id = :id"),
+        {"id": product.id},
+    )
     assert [r.name for r in rows] == ["product_viewed", "product_viewed"]
     assert rows[0].properties == {
         "product_id": str(product.id),
@@ -225,7 +231,9 @@ async def _partition_of(db, moment: datetime) -> str:
 
 async def _where(db, moment: datetime) -> str:
     """The partition holding the event at `moment` (the read ends its transaction: partition DDL waits for none)."""
-    found = await db.scalar(text("SELECT tableoid::regclass::text FROM analytics_events WHERE occurred_at = :at"), {"at": moment})
+    found = await db.scalar(
+        text("SELECT tableoid::regclass::text FROM analytics_events WHERE occurred_at = :at"), {"at": moment}
+    )
     await db.commit()
     return str(found)
 
@@ -243,7 +251,10 @@ async def test_a_shop_day_runs_from_17_00_utc_to_17_00_utc(settings, db):
         assert await analytics.ensure_partition(engine, date(2031, 3, 10), ZONE) is True
         assert await analytics.ensure_partition(engine, date(2031, 3, 10), ZONE) is False
         assert await _where(db, early) == "analytics_events_20310310"
-        assert await _partition_of(db, datetime(2031, 3, 10, 16, 59, 59, 999999, tzinfo=UTC)) == "analytics_events_20310310"
+        assert (
+            await _partition_of(db, datetime(2031, 3, 10, 16, 59, 59, 999999, tzinfo=UTC))
+            == "analytics_events_20310310"
+        )
         assert await _partition_of(db, datetime(2031, 3, 10, 17, 0, 0, tzinfo=UTC)) == "analytics_events_default"
         assert await _partition_of(db, datetime(2031, 3, 9, 16, 59, 59, tzinfo=UTC)) == "analytics_events_default"
         # Made ahead: today and the next 7 days, and the days of rows waiting in DEFAULT.
@@ -259,7 +270,10 @@ async def test_a_shop_day_runs_from_17_00_utc_to_17_00_utc(settings, db):
             "analytics_events_20310316",
             "analytics_events_20310317",
         ]
-        assert await db.scalar(text("SELECT count(*) FROM analytics_events_default WHERE occurred_at >= '2031-03-09'")) == 0
+        assert (
+            await db.scalar(text("SELECT count(*) FROM analytics_events_default WHERE occurred_at >= '2031-03-09'"))
+            == 0
+        )
         await db.commit()
         # Retention of 3 days on 2031-03-13 keeps the 11th, 12th and 13th: the 9th and 10th go, whole.
         dropped = await analytics.drop_old_partitions(engine, date(2031, 3, 13), keep_days=3)
@@ -332,4 +346,3 @@ async def test_the_admin_sees_a_purchase_in_the_page_the_chart_and_the_csv(clien
     assert f"{product.name},3,600000" in sheet.text.splitlines()
     assert (await client.get("/admin/analytics/nothing.csv")).status_code == 404
     assert "content-security-policy" in page.headers and "unsafe-inline" not in page.headers["content-security-policy"]
-

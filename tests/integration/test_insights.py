@@ -35,13 +35,17 @@ async def engine(settings) -> AsyncIterator[AsyncEngine]:
     yield engine
     start, end = analytics.day_bounds(DAY1, ZONE)[0], analytics.day_bounds(DAY3, ZONE)[1]
     async with engine.begin() as conn:
-        await conn.execute(text("DELETE FROM analytics_events WHERE occurred_at >= :s AND occurred_at < :e"), {"s": start, "e": end})
+        await conn.execute(
+            text("DELETE FROM analytics_events WHERE occurred_at >= :s AND occurred_at < :e"), {"s": start, "e": end}
+        )
         for table in ("analytics_daily_totals", "analytics_daily_products", "analytics_daily_users"):
             await conn.execute(text(f"DELETE FROM {table} WHERE day BETWEEN :a AND :b"), {"a": DAY1, "b": DAY3})
     await engine.dispose()
 
 
-async def write(engine: AsyncEngine, moment: datetime, name: str, user: User | None, visitor: str, **properties: Any) -> None:
+async def write(
+    engine: AsyncEngine, moment: datetime, name: str, user: User | None, visitor: str, **properties: Any
+) -> None:
     async with engine.begin() as conn:
         await conn.execute(
             text(
@@ -60,7 +64,13 @@ async def write(engine: AsyncEngine, moment: datetime, name: str, user: User | N
 
 
 def item(product, quantity: int, price: int) -> dict[str, Any]:
-    return {"product_id": str(product.id), "product_name": product.name, "size": "S", "quantity": quantity, "price": price}
+    return {
+        "product_id": str(product.id),
+        "product_name": product.name,
+        "size": "S",
+        "quantity": quantity,
+        "price": price,
+    }
 
 
 @pytest.fixture
@@ -83,11 +93,29 @@ async def known(db, engine):
     await write(engine, at(DAY2, 0), "product_viewed", bob, "v-bob", product_id=str(b.id), **viewed)
     await write(engine, at(DAY2, 1), "cart_item_added", bob, "v-bob", product_id=str(b.id), quantity=3, price=50_000)
     await write(engine, at(DAY2, 1), "checkout_started", bob, "v-bob", cart_total=250_000, item_count=4)
-    await write(engine, at(DAY2, 2), "order_completed", bob, "v-bob", total=250_000, items=[item(b, 3, 50_000), item(a, 1, 100_000)])
+    await write(
+        engine,
+        at(DAY2, 2),
+        "order_completed",
+        bob,
+        "v-bob",
+        total=250_000,
+        items=[item(b, 3, 50_000), item(a, 1, 100_000)],
+    )
     await write(engine, at(DAY2, 20), "order_completed", ann, "v-ann", total=50_000, items=[item(b, 1, 50_000)])
     last_minute = analytics.day_bounds(DAY3, ZONE)[1].replace(tzinfo=UTC).timestamp() - 1
-    await write(engine, datetime.fromtimestamp(last_minute, UTC), "product_viewed", None, "v-late", product_id=str(b.id), **viewed)
-    await write(engine, analytics.day_bounds(DAY3, ZONE)[1], "product_viewed", None, "v-next", product_id=str(b.id), **viewed)
+    await write(
+        engine,
+        datetime.fromtimestamp(last_minute, UTC),
+        "product_viewed",
+        None,
+        "v-late",
+        product_id=str(b.id),
+        **viewed,
+    )
+    await write(
+        engine, analytics.day_bounds(DAY3, ZONE)[1], "product_viewed", None, "v-next", product_id=str(b.id), **viewed
+    )
     for day in (DAY1, DAY2, DAY3):
         await analytics.refresh_rollups(engine, day, ZONE)
     await analytics.refresh_rollups(engine, DAY2, ZONE)  # twice: the same rows

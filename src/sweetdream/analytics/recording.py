@@ -28,6 +28,7 @@ import json
 import logging
 import re
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -74,7 +75,7 @@ class Tracker:
     events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
 
 
-def not_tracked(headers: list[tuple[bytes, bytes]] | Any) -> bool:
+def not_tracked(headers: Iterable[tuple[bytes, bytes]]) -> bool:
     """The browser asked not to be tracked (Do Not Track, or Global Privacy Control)."""
     return any(name in (b"dnt", b"sec-gpc") and value.strip() == b"1" for name, value in headers)
 
@@ -92,7 +93,7 @@ def note_event(scope: Scope, name: EventName, properties: dict[str, Any]) -> Non
         tracker.events.append((name.value, properties))
 
 
-def _visitor_from(headers: list[tuple[bytes, bytes]]) -> str | None:
+def _visitor_from(headers: Iterable[tuple[bytes, bytes]]) -> str | None:
     for name, value in headers:
         if name != b"cookie":
             continue

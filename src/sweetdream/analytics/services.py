@@ -270,7 +270,9 @@ async def refresh_rollups(engine: AsyncEngine, day: date, zone: str) -> None:
     start, end = day_bounds(day, zone)
     params = {"day": day, "start": start, "end": end}
     async with engine.begin() as conn:
-        await conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('analytics_rollup'), :n)"), {"n": day.toordinal()})
+        await conn.execute(
+            text("SELECT pg_advisory_xact_lock(hashtext('analytics_rollup'), :n)"), {"n": day.toordinal()}
+        )
         for statement in _ROLLUP:
             await conn.execute(text(statement), params)
 
@@ -363,7 +365,12 @@ async def product_views(db: AsyncSession, span: Span) -> tuple[Insight, Insight]
         params,
     )
     return (
-        Insight("views", (N_("Product"), N_("Views")), [Row(r.label, (int(r.views),)) for r in products], {"views": int(total or 0)}),
+        Insight(
+            "views",
+            (N_("Product"), N_("Views")),
+            [Row(r.label, (int(r.views),)) for r in products],
+            {"views": int(total or 0)},
+        ),
         Insight(
             "viewers",
             (N_("Shopper"), N_("Views")),
@@ -414,7 +421,9 @@ async def purchases(db: AsyncSession, span: Span) -> Insight:
     rows = [Row(day.isoformat(), found.get(day, (0, 0))) for day in span.days]
     orders = sum(int(r.values[0]) for r in rows)
     revenue = sum(int(r.values[1]) for r in rows)
-    return Insight("purchases", (N_("Day"), N_("Orders"), N_("Revenue (VND)")), rows, {"orders": orders, "revenue": revenue})
+    return Insight(
+        "purchases", (N_("Day"), N_("Orders"), N_("Revenue (VND)")), rows, {"orders": orders, "revenue": revenue}
+    )
 
 
 async def customer_frequency(db: AsyncSession, span: Span) -> Insight:

@@ -130,7 +130,9 @@ class AnalyticsController(Controller):
         )
 
     @get("/{name:str}", name="admin-analytics-csv")
-    async def csv(self, request: Request, name: FromPath[str], db_session: NamedDependency[AsyncSession]) -> Response[str]:
+    async def csv(
+        self, request: Request, name: FromPath[str], db_session: NamedDependency[AsyncSession]
+    ) -> Response[str]:
         key = _insight_key(name, ".csv")
         chosen = _chosen(request)
         answer = await services.insight(db_session, key, chosen.span)

@@ -15,10 +15,10 @@ from litestar.response import Redirect, Template
 from litestar.types import ASGIApp, Receive, Scope, Send
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from sweetdream.analytics import recording
-from sweetdream.analytics.models import EventName
 from sweetdream.accounts import web as accounts_web
 from sweetdream.accounts.models import User
+from sweetdream.analytics import recording
+from sweetdream.analytics.models import EventName
 from sweetdream.cart.services import (
     MAX_QUANTITY,
     CartError,
@@ -131,7 +131,9 @@ class CartController(Controller):
         recording.note_event(
             request.scope,
             EventName.CART_ITEM_ADDED,
-            recording.cart_item_added(None, line.variant_id, line.product_name, line.size_label, quantity, line.unit_price),
+            recording.cart_item_added(
+                None, line.variant_id, line.product_name, line.size_label, quantity, line.unit_price
+            ),
         )
         count = (await cart.view()).count
         if request.htmx:  # type: ignore[attr-defined]

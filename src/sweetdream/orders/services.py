@@ -29,8 +29,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
-from sweetdream.analytics.recording import OrderedItem, Tracker, order_completed_event
 from sweetdream.accounts.models import User
+from sweetdream.analytics.recording import OrderedItem, Tracker, order_completed_event
 from sweetdream.cart.services import CartLine, CartService, CartView
 from sweetdream.catalog import stock
 from sweetdream.catalog.cache import invalidate_catalog
@@ -294,7 +294,9 @@ class OrderService:
     async def _record_completed(self, order: Order, view: CartView, tracker: Tracker) -> None:
         product_ids = await self._product_ids([line.variant_id for line in view.lines])
         items = [
-            OrderedItem(product_ids[line.variant_id], line.product_name, line.size_label, line.quantity, line.unit_price)
+            OrderedItem(
+                product_ids[line.variant_id], line.product_name, line.size_label, line.quantity, line.unit_price
+            )
             for line in view.lines
         ]
         self.db.add(order_completed_event(tracker, order.id, order.number, order.user_id, order.total, items))

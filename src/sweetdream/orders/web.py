@@ -20,12 +20,12 @@ from litestar.response import Redirect, ServerSentEvent, ServerSentEventMessage,
 from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from sweetdream.analytics import recording
-from sweetdream.analytics.models import EventName
 from sweetdream.accounts.forms import PHONE
 from sweetdream.accounts.guards import requires_user, session_epoch
 from sweetdream.accounts.models import User
 from sweetdream.accounts.services import UserService
+from sweetdream.analytics import recording
+from sweetdream.analytics.models import EventName
 from sweetdream.cart.services import CartService
 from sweetdream.fulfillment.payments import PaymentGateway, luhn_valid
 from sweetdream.orders import live
