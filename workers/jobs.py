@@ -161,7 +161,7 @@ async def drain_analytics(ctx: dict[str, Any]) -> int:
     worker = state(ctx)
     zone = worker.settings.shop_timezone
     moved, days = await analytics.drain_events(worker.engine, ctx["redis"], zone)
-    for day in sorted(await analytics.days_to_refresh(datetime.now(UTC), zone, days)):
+    for day in sorted(analytics.days_to_refresh(datetime.now(UTC), zone, days)):
         await analytics.refresh_rollups(worker.engine, day, zone)
     return moved
 

@@ -214,6 +214,37 @@ def _dropped(metrics: str) -> float:
     return 0.0
 
 
+async def test_the_worker_jobs_drain_the_buffer_and_keep_the_partitions(client, settings, db):
+    """The cron jobs as the worker runs them (its own engine and arq's Redis from startup)."""
+    from workers import jobs
+    from workers.settings import WorkerSettings
+
+    product, _ = await make_product(db)
+    r = await client.get(f"/products/{product.slug}")
+    ctx = {"redis": Redis.from_url(settings.redis_url), "job_try": 1}
+    await jobs.startup(ctx)
+    try:
+        assert await jobs.analytics_partitions(ctx) >= 0  # at start: today's and the next days' partitions
+        today = analytics.shop_day(datetime.now(UTC), ZONE)
+        assert await db.scalar(text("SELECT to_regclass(:name)::text"), {"name": analytics.partition_name(today)})
+        assert await jobs.drain_analytics(ctx) == 1
+        assert await jobs.drain_analytics(ctx) == 0
+    finally:
+        await jobs.shutdown(ctx)
+        await ctx["redis"].aclose()
+    assert [e.name for e in await events_of(db, visitor=r.cookies["sd_vid"])] == ["product_viewed"]
+    views = await db.scalar(
+        text(
+            "SELECT events FROM analytics_daily_products "
+            "WHERE day = :day AND product_id = :id AND name = 'product_viewed'"
+        ),
+        {"day": today, "id": product.id},
+    )
+    assert views == 1
+    crons = {c.name for c in WorkerSettings.cron_jobs}
+    assert {"cron:drain_analytics", "cron:analytics_partitions"} <= crons
+
+
 # --- partitions ---------------------------------------------------------------------------------
 
 

@@ -277,7 +277,7 @@ async def refresh_rollups(engine: AsyncEngine, day: date, zone: str) -> None:
             await conn.execute(text(statement), params)
 
 
-async def days_to_refresh(now: datetime, zone: str, drained: set[date]) -> set[date]:
+def days_to_refresh(now: datetime, zone: str, drained: set[date]) -> set[date]:
     """Today, the days just drained, and yesterday in the first minutes of a day (its last orders)."""
     today = shop_day(now, zone)
     days = {today} | drained
