@@ -349,7 +349,7 @@ def catalog_scenario(bench: Bench) -> Report:
     return Report("catalog", results, [verdict], notes={"products_in_catalog": BENCH_PRODUCTS})
 
 
-from bench_analytics import analytics_scenario  # noqa: E402 (the same)
+from bench_analytics import analytics_scenario  # noqa: E402 (it imports Bench, Report... from this module too)
 from bench_checkout import checkout_scenario  # noqa: E402 (it imports Bench, Report... from this module)
 from bench_pipeline import pipeline_scenario  # noqa: E402 (the same)
 
