@@ -349,11 +349,18 @@ def catalog_scenario(bench: Bench) -> Report:
     return Report("catalog", results, [verdict], notes={"products_in_catalog": BENCH_PRODUCTS})
 
 
-from bench_admin import admin_scenario  # noqa: E402 (the same)
-from bench_checkout import checkout_scenario  # noqa: E402 (it imports Bench, Report... from this module)
+from bench_admin import admin_scenario  # noqa: E402 (it imports Bench, Report... from this module too)
+from bench_analytics import analytics_scenario  # noqa: E402 (the same)
+from bench_checkout import checkout_scenario  # noqa: E402 (the same)
 from bench_pipeline import pipeline_scenario  # noqa: E402 (the same)
 
-SCENARIOS: list[Callable[[Bench], Report]] = [catalog_scenario, checkout_scenario, pipeline_scenario, admin_scenario]
+SCENARIOS: list[Callable[[Bench], Report]] = [
+    catalog_scenario,
+    checkout_scenario,
+    pipeline_scenario,
+    admin_scenario,
+    analytics_scenario,
+]
 
 
 def scenario_name(scenario: Callable[[Bench], Report]) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
@@ -12,6 +13,7 @@ from arq import Retry
 from arq.worker import Function, func
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from sweetdream.analytics import services as analytics
 from sweetdream.cart.services import purge_stale_carts
 from sweetdream.catalog.images import ImageStorage
 from sweetdream.db import engine_outside_request, sessions_for
@@ -162,3 +164,27 @@ def thumbnail_function(settings: Settings) -> Function:
 async def make_thumbnail(ctx: dict[str, Any], key: str) -> str:
     """A product image's 400 px WebP next to the original (catalog/images.py); safe to run twice."""
     return await ImageStorage(state(ctx).settings).write_thumbnail(key)
+
+
+@observed
+async def drain_analytics(ctx: dict[str, Any]) -> int:
+    """Every 10 seconds: move buffered shopper events into PostgreSQL (COPY, in batches) and refresh
+    the rollups of today and of the days drained. Safe to run twice: a repeated batch adds nothing."""
+    worker = state(ctx)
+    zone = worker.settings.shop_timezone
+    moved, days = await analytics.drain_events(worker.engine, ctx["redis"], zone)
+    for day in sorted(analytics.days_to_refresh(datetime.now(UTC), zone, days)):
+        await analytics.refresh_rollups(worker.engine, day, zone)
+    return moved
+
+
+@observed
+async def analytics_partitions(ctx: dict[str, Any]) -> int:
+    """Hourly and at start: partitions for today and the next days (moving any rows that waited in
+    DEFAULT), and the retention: partitions older than ANALYTICS_RETENTION_DAYS dropped whole."""
+    worker = state(ctx)
+    zone = worker.settings.shop_timezone
+    today = analytics.shop_day(datetime.now(UTC), zone)
+    made = await analytics.ensure_partitions(worker.engine, today, zone)
+    dropped = await analytics.drop_old_partitions(worker.engine, today, worker.settings.analytics_retention_days)
+    return len(made) + len(dropped)

@@ -26,6 +26,8 @@ class WorkerSettings:
         cron(jobs.sweep_outbox, second=0, run_at_startup=True),  # every minute
         cron(jobs.cancel_unpaid_orders, second=30),  # every minute
         cron(jobs.purge_carts, hour=20, minute=0, second=30),  # 03:00 in Asia/Ho_Chi_Minh
+        cron(jobs.drain_analytics, second={5, 15, 25, 35, 45, 55}),  # every 10 s
+        cron(jobs.analytics_partitions, minute=7, second=40, run_at_startup=True),  # hourly, and at start
     ]
     on_startup = jobs.startup
     on_shutdown = jobs.shutdown

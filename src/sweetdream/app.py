@@ -30,6 +30,8 @@ from sweetdream.admin.catalog import AdminCatalogController
 from sweetdream.admin.orders import AdminOrdersController
 from sweetdream.admin.people import PeopleController
 from sweetdream.admin.web import AdminController
+from sweetdream.analytics.recording import EventBuffer, events_middleware
+from sweetdream.analytics.web import AnalyticsController
 from sweetdream.cart.web import CartController, cart_count_middleware
 from sweetdream.catalog.cache import CatalogCache
 from sweetdream.catalog.images import ImageStorage
@@ -106,6 +108,11 @@ class SweetDream(Litestar):
         # Compression wraps everything, the cached pages included, and sits outside Litestar's error
         # handling: an error page sent after a failed session save starts a fresh compressed body.
         pages = plain_visitor_pages(super().__call__, self, cached_plain_page)
+        # Shopper events are noted inside (the cached pages too) and buffered once the answer is sent.
+        settings = self.state.settings
+        if settings.analytics_enabled:
+            buffer = EventBuffer(self.state.redis, settings.analytics_buffer_max)
+            pages = events_middleware(pages, buffer, secure_cookie=not settings.is_dev)
         # Metrics time the whole answer (compression and cached pages included) and serve /metrics.
         served = metrics_endpoint(CompressionMiddleware(pages, compression_config()))
         media = ImageStorage(self.state.settings)
@@ -179,6 +186,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             AdminCatalogController,
             PeopleController,
             AuditController,
+            AnalyticsController,
             CartController,
             CheckoutController,
             OrderController,

@@ -88,6 +88,11 @@ class Settings:
     worker_shutdown_grace: int = 110
     # How many proxies in front of us append to X-Forwarded-For (the ALB: 1); 0 trusts none.
     trust_proxy_hops: int = 0
+    # Shopper events (analytics/): recorded at all; days of events kept (older partitions dropped);
+    # events waiting in the Redis stream at most (past it new ones are dropped and counted).
+    analytics_enabled: bool = True
+    analytics_retention_days: int = 400
+    analytics_buffer_max: int = 100000
 
     @property
     def is_dev(self) -> bool:
@@ -133,6 +138,9 @@ class Settings:
             worker_shutdown_grace=_int("WORKER_SHUTDOWN_GRACE_SECONDS", 110),
             var_dir=var_dir,
             trust_proxy_hops=_trusted_proxy_hops(),
+            analytics_enabled=_bool("ANALYTICS_ENABLED", True),
+            analytics_retention_days=max(1, _int("ANALYTICS_RETENTION_DAYS", 400)),
+            analytics_buffer_max=max(1, _int("ANALYTICS_BUFFER_MAX", 100000)),
         )
 
 

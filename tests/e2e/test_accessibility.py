@@ -215,6 +215,7 @@ def pages_of(role: str, shop: Shop) -> list[str]:
             *ADMIN_CATALOG_PAGES,
             f"/admin/products/{shop.product_id}",
             *people_pages(),
+            "/admin/analytics",
         ],
     }[role]
 

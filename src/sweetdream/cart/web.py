@@ -17,6 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from sweetdream.accounts import web as accounts_web
 from sweetdream.accounts.models import User
+from sweetdream.analytics import recording
+from sweetdream.analytics.models import EventName
 from sweetdream.cart.services import (
     MAX_QUANTITY,
     CartError,
@@ -126,6 +128,13 @@ class CartController(Controller):
             flash(request, str(exc), "error")
             return Redirect(back, status_code=303)
         await cart.db.commit()
+        recording.note_event(
+            request.scope,
+            EventName.CART_ITEM_ADDED,
+            recording.cart_item_added(
+                None, line.variant_id, line.product_name, line.size_label, quantity, line.unit_price
+            ),
+        )
         count = (await cart.view()).count
         if request.htmx:  # type: ignore[attr-defined]
             return HTMXTemplate(

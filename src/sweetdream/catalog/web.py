@@ -17,6 +17,8 @@ from litestar.plugins.htmx import HTMXTemplate
 from litestar.response import Template
 from markupsafe import Markup
 
+from sweetdream.analytics import recording
+from sweetdream.analytics.models import EventName
 from sweetdream.catalog.cache import CatalogCache
 from sweetdream.catalog.filters import SORTS, ProductFilter, parse_filter
 from sweetdream.catalog.services import CatalogService
@@ -33,6 +35,28 @@ from sweetdream.platform.pages import (
 from sweetdream.platform.web import render, render_fragment
 
 SLUG = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
+# The shopper events a page stands for (analytics): (name, properties), noted whenever it is served.
+PageEvents = tuple[tuple[EventName, dict[str, Any]], ...]
+EVENTS = "page_events"
+
+
+@dataclass(frozen=True)
+class CachedPage:
+    """A plain visitor's page as cached: its HTML and the events each serving of it records."""
+
+    html: str
+    events: PageEvents
+
+
+def _note(scope: Any, events: PageEvents) -> None:
+    for name, properties in events:
+        recording.note_event(scope, name, properties)
+
+
+def _rendered(request: Request, name: str, context: dict[str, Any]) -> Template:
+    """The page for a signed-in or returning shopper: its events noted, then rendered."""
+    _note(request.scope, context.pop(EVENTS, ()))
+    return render(request, name, **context)
 
 
 @dataclass(frozen=True)
@@ -86,26 +110,34 @@ class ShopController(Controller):
         if errors:
             return await _bad_filter(request, catalog, catalog_cache, version, view, errors.errors, grid_only)
 
-        async def results() -> str:
-            async def render_results() -> str:
+        async def results() -> tuple[str, int]:
+            async def render_results() -> tuple[str, int]:
                 page = await catalog.list_products(view)
                 categories, _ = await _filter_choices(catalog, catalog_cache, version)
                 category = next((c for c in categories if c.slug == view.category), None)
-                return render_fragment(request, "catalog/_results.html", page=page, view=view, category=category)
+                html = render_fragment(request, "catalog/_results.html", page=page, view=view, category=category)
+                return html, page.total
 
             return await catalog_cache.get_or_compute("results?" + view.cache_key(), render_results, version)
+
+        def searched(total: int) -> PageEvents:
+            return ((EventName.PRODUCT_SEARCHED, recording.product_searched(view.q, total)),) if view.q else ()
 
         if grid_only:
             # The grid, and out of band an empty #price-errors: clears a message a bad price showed.
             # Never the price inputs themselves: the shopper may be typing in one as this lands.
             cleared = render_fragment(request, "catalog/_price_errors_cleared.html")
-            return html_response(await results() + cleared)
+            grid, total = await results()
+            _note(request.scope, searched(total))
+            return html_response(grid + cleared)
 
         async def context() -> dict[str, Any]:
             categories, sizes = await _filter_choices(catalog, catalog_cache, version)
+            html, total = await results()
             # Our own template's output, escaped when it was rendered.
-            grid = Markup(await results())  # noqa: S704
+            grid = Markup(html)  # noqa: S704
             return {
+                EVENTS: searched(total),
                 "view": view,
                 "errors": {},
                 "categories": categories,
@@ -116,7 +148,7 @@ class ShopController(Controller):
 
         if is_plain_visitor(request):
             return await _cached_page(request, catalog_cache, version, "catalog/products.html", context, view.url())
-        return render(request, "catalog/products.html", **await context())
+        return _rendered(request, "catalog/products.html", await context())
 
     @get("/products/{slug:str}", name="product")
     async def product(
@@ -136,13 +168,14 @@ class ShopController(Controller):
             product = await catalog.get_by_slug(slug)
             if product is None:
                 raise NotFoundException(NOT_FOUND)
-            return {"product": product}
+            viewed = recording.product_viewed(product.id, product.name, product.price, product.category.name)
+            return {"product": product, EVENTS: ((EventName.PRODUCT_VIEWED, viewed),)}
 
         if is_plain_visitor(request):
             return await _cached_page(
                 request, catalog_cache, version, "catalog/product.html", context, f"/products/{slug}"
             )
-        return render(request, "catalog/product.html", **await context())
+        return _rendered(request, "catalog/product.html", await context())
 
 
 NOT_FOUND = "We could not find that product. It may have been removed."
@@ -166,8 +199,11 @@ async def cached_plain_page(app: Litestar, connection: ASGIConnection, path: str
     if url is None:
         return None
     cache: CatalogCache = app.state.catalog_cache
-    page: str | None = cache.peek(page_key(FULL_LAYOUT, url), await cache.version())
-    return page
+    page: CachedPage | None = cache.peek(page_key(FULL_LAYOUT, url), await cache.version())
+    if page is None:
+        return None
+    _note(connection.scope, page.events)
+    return page.html
 
 
 async def _cached_page(
@@ -182,11 +218,14 @@ async def _cached_page(
     `url` is the page's canonical URL: `plain_page_url` finds the same entry before Litestar runs."""
     layout = layout_for(request)
 
-    async def compute() -> str:
-        return render_for_any_visitor(request, name, layout=layout, **await context())
+    async def compute() -> CachedPage:
+        page_context = await context()
+        events = page_context.pop(EVENTS, ())
+        return CachedPage(render_for_any_visitor(request, name, layout=layout, **page_context), events)
 
     page = await cache.get_or_compute(page_key(layout, url), compute, version)
-    return for_visitor(request, page)
+    _note(request.scope, page.events)
+    return for_visitor(request, page.html)
 
 
 async def _bad_filter(

@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from sweetdream.accounts.models import User
+from sweetdream.analytics.recording import OrderedItem, Tracker, order_completed_event
 from sweetdream.audit.services import Actor, record
 from sweetdream.cart.services import CartLine, CartService, CartView
 from sweetdream.catalog import stock
@@ -175,13 +176,17 @@ class OrderService:
         fee: int,
         free_from: int,
         reviewed: str | None = None,
+        tracker: Tracker | None = None,
     ) -> tuple[Order, bool]:
         """Returns (order, created). Everything is computed here from the database; nothing the
         browser sent about prices or totals is read. On any refusal nothing has changed.
 
         `reviewed` is the digest of the checkout page the shopper placed the order from: if the
         order would now differ from it (a price, a line, the fee), ReviewChanged is raised and
-        nothing is placed. None is for callers that showed no page (scripts, tests)."""
+        nothing is placed. None is for callers that showed no page (scripts, tests).
+
+        `tracker`, the shopper's analytics tracker (None: not tracked), gets the order_completed
+        event written with the order: one event exactly when there is one order."""
         if not IDEMPOTENCY_KEY.match(idempotency_key):
             raise CheckoutError("This checkout form has expired. Please review your order and submit again.")
         # Serialise this shopper's checkouts: the idempotency check below then sees any earlier submit.
@@ -195,6 +200,8 @@ class OrderService:
             # A savepoint: a refused line undoes every stock update and row written here, and only those.
             async with self.db.begin_nested():
                 order = await self._write_order(user, view, shipping, idempotency_key, fee, free_from, reviewed)
+                if tracker is not None:
+                    await self._record_completed(order, view, tracker)
                 await cart.store.clear()
         except CheckoutError:
             self._new_events.clear()
@@ -284,6 +291,17 @@ class OrderService:
         for line in sorted(view.lines, key=lambda item: item.variant_id):
             await self._take_stock(line, order.number, Mover(user.email, user.id))
         return order
+
+    async def _record_completed(self, order: Order, view: CartView, tracker: Tracker) -> None:
+        product_ids = await self._product_ids([line.variant_id for line in view.lines])
+        items = [
+            OrderedItem(
+                product_ids[line.variant_id], line.product_name, line.size_label, line.quantity, line.unit_price
+            )
+            for line in view.lines
+        ]
+        self.db.add(order_completed_event(tracker, order.id, order.number, order.user_id, order.total, items))
+        await self.db.flush()
 
     async def _take_stock(self, line: CartLine, number: str, by: Mover) -> None:
         taken = await stock.take(self.db, line.variant_id, line.quantity, by=by, order_number=number, redis=self.redis)

@@ -21,6 +21,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sweetdream.accounts.forms import PHONE
 from sweetdream.accounts.guards import requires_user, session_epoch, signed_in_user
 from sweetdream.accounts.services import UserService
+from sweetdream.analytics import recording
+from sweetdream.analytics.models import EventName
 from sweetdream.cart.services import CartService
 from sweetdream.orders import live
 from sweetdream.orders.dependencies import provide_orders
@@ -135,9 +137,13 @@ class CheckoutController(Controller):
     @get("/", name="checkout")
     async def show(self, request: Request, db_session: NamedDependency[AsyncSession]) -> Template | Redirect:
         user = signed_in_user(request)
-        if not (await cart_for(request, db_session).view()).lines:
+        view = await cart_for(request, db_session).view()
+        if not view.lines:
             flash(request, "Your cart is empty: add something first.", "error")
             return Redirect("/cart", status_code=303)
+        settings = request.app.state.settings
+        total = totals_for(view, settings.shipping_fee, settings.free_shipping_threshold).total
+        recording.note_event(request.scope, EventName.CHECKOUT_STARTED, recording.checkout_started(total, view.count))
         values = {
             "name": user.name,
             "phone": user.phone,
@@ -178,6 +184,7 @@ class CheckoutController(Controller):
                 settings.shipping_fee,
                 settings.free_shipping_threshold,
                 reviewed,
+                tracker=recording.tracker_of(request.scope),
             )
         except ReviewChanged:
             # What the shopper saw, if the form's copy is the one the digest was made from.

@@ -68,7 +68,10 @@ def http_middleware(
                 status = message["status"]
                 headers = list(message.get("headers", []))
                 headers.append((b"x-request-id", request_id))
-                headers.extend(security_headers)
+                # A response with a CSP of its own keeps it (the analytics charts: SVG images styled
+                # by an inline <style>, with no script); every other response gets the strict one.
+                own = {name for name, _ in headers}
+                headers.extend(h for h in security_headers if h[0] not in own)
                 message["headers"] = headers
             await send(message)
 

@@ -75,6 +75,14 @@ IN_FLIGHT = Gauge(
     multiprocess_mode="livesum",
 )
 
+# Shopper events the web could not buffer (analytics/recording.py): "full" (ANALYTICS_BUFFER_MAX
+# reached, the worker is behind) or "unavailable" (Redis did not answer). The shopper's page is unaffected.
+ANALYTICS_DROPPED = Counter(
+    "sweetdream_analytics_events_dropped",
+    "Shopper events dropped instead of recorded, by reason (full, unavailable).",
+    ["reason"],
+)
+
 _NOT_FOUND = b"Not Found"
 _REFUSED_HEADERS = [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", b"9")]
 
