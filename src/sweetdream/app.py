@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from sweetdream.accounts.web import AccountController, current_user_middleware
 from sweetdream.admin.web import AdminController
+from sweetdream.analytics.export_web import ExportController
 from sweetdream.cart.web import CartController, cart_count_middleware
 from sweetdream.catalog.cache import CatalogCache
 from sweetdream.catalog.money import format_vnd
@@ -159,6 +160,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             ShopController,
             AccountController,
             AdminController,
+            ExportController,
             CartController,
             CheckoutController,
             OrderController,

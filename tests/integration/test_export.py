@@ -25,7 +25,9 @@ from sweetdream.analytics.export_runs import ExportBusy, Exporter, ExportSetting
 from sweetdream.fulfillment.models import SentMessage
 from sweetdream.fulfillment.notifications import Notifier
 from sweetdream.platform.mail import FileMailer
-from tests.integration.factories import make_user
+from tests.integration.factories import make_user, signed_in
+from tests.integration.helpers import cli, csrf_token, post_form
+from tests.support import drain_queue
 
 BUCKET = "sweetdream-exports-test"
 
@@ -62,6 +64,14 @@ async def engine(settings: Any) -> AsyncIterator[AsyncEngine]:
     engine = create_async_engine(settings.database_url)
     yield engine
     await engine.dispose()
+
+
+def engine_of(settings: Any) -> AsyncEngine:
+    """An engine for arranging data from a test that has no `engine` fixture at hand (NullPool: it
+    leaves no connection behind in a loop that ends)."""
+    from sqlalchemy.pool import NullPool
+
+    return create_async_engine(settings.database_url, poolclass=NullPool)
 
 
 def exporter(engine: AsyncEngine, s3: Any, per_part: int = 3000, **options: Any) -> Exporter:
@@ -331,3 +341,124 @@ async def test_a_run_interrupted_by_its_process_ending_is_marked_by_the_next(eng
     await db.refresh(dead)
     assert dead.outcome == "failed"
     assert re.match("interrupted", dead.error)
+
+
+# --- The admin's panel: /admin/exports ----------------------------------------------------------------
+
+
+async def test_the_exports_page_is_for_admins_only(client, db):
+    visitor = await client.get("/admin/exports")
+    assert visitor.status_code == 303 and visitor.headers["location"].startswith("/account/login?next_url=")
+    token = await csrf_token(client)
+    posted = await client.post("/admin/exports", data={"day": "2026-03-10", "_csrf_token": token})
+    assert posted.status_code == 303 and posted.headers["location"].startswith("/account/login")
+
+    settings_ = client.app.state.settings
+    await signed_in(client, settings_, await make_user(db))
+    assert (await client.get("/admin/exports")).status_code == 403
+    assert (await client.get("/admin/exports/runs/1")).status_code == 403
+    before = await db.scalar(select(func.count()).select_from(ExportRun))
+    refused = await post_form(client, "/admin/exports", {"day": "2026-03-10"})
+    assert refused.status_code == 403
+    assert await db.scalar(select(func.count()).select_from(ExportRun)) == before
+
+
+async def test_export_this_day_needs_the_csrf_token_and_a_real_past_day(client, db):
+    await signed_in(client, client.app.state.settings, await make_user(db, Role.ADMIN))
+    before = await db.scalar(select(func.count()).select_from(ExportRun))
+
+    no_token = await client.post("/admin/exports", data={"day": "2026-03-10"})
+    assert no_token.status_code == 403
+    for day, message in [
+        ("", "Choose a day to export (YYYY-MM-DD)."),
+        ("2026-02-30", "Choose a day to export (YYYY-MM-DD)."),
+        ("yesterday", "Choose a day to export (YYYY-MM-DD)."),
+        ("2999-01-01", "That day has not begun in the shop yet."),
+        ("1999-12-31", "Choose a day from 2020 on."),
+    ]:
+        answer = await post_form(client, "/admin/exports", {"day": day})
+        assert answer.status_code == 400, day
+        assert message in answer.text
+    assert await db.scalar(select(func.count()).select_from(ExportRun)) == before
+
+
+async def test_export_this_day_queues_the_job_which_runs_and_shows_its_outcome(
+    client, db, settings, s3, moto_endpoint, monkeypatch
+):
+    monkeypatch.setenv("S3_BUCKET", BUCKET)
+    monkeypatch.setenv("S3_ENDPOINT_URL", moto_endpoint)
+    await add_events(engine_of(settings), "2026-03-24 17:00:00+00", 3_000, 20)
+    admin = await make_user(db, Role.ADMIN)
+    await signed_in(client, settings, admin)
+
+    page = await client.get("/admin/exports")
+    assert page.status_code == 200
+    assert "Export this day" in page.text and 'name="_csrf_token"' in page.text
+
+    pressed = await post_form(client, "/admin/exports", {"day": "2026-03-25"})
+    assert pressed.status_code == 303 and pressed.headers["location"] == "/admin/exports"
+    run = await db.scalar(select(ExportRun).where(ExportRun.day == date(2026, 3, 25)))
+    assert (run.trigger, run.outcome, run.requested_by) == ("admin", "queued", admin.id)
+    audit = (
+        await db.execute(
+            text(
+                "SELECT actor_email, action, target_type, target_id, target_label FROM audit_entries WHERE action = 'analytics.export' ORDER BY id DESC LIMIT 1"
+            )
+        )
+    ).one()
+    assert tuple(audit) == (admin.email, "analytics.export", "export_run", str(run.id), "2026-03-25")
+
+    listed = await client.get("/admin/exports")
+    assert "Export of 2026-03-25 queued." in listed.text
+    assert f'hx-get="/admin/exports/runs/{run.id}" hx-trigger="every 1s"' in listed.text
+    assert "Queued" in listed.text
+
+    await drain_queue(settings.redis_url)
+
+    await db.refresh(run)
+    assert (run.outcome, run.count, run.parts) == ("succeeded", 3_000, 1)
+    row = await client.get(f"/admin/exports/runs/{run.id}", headers={"HX-Request": "true"})
+    assert row.status_code == 200
+    assert "Succeeded" in row.text and "3,000" in row.text and "hx-trigger" not in row.text
+    assert sorted(objects(s3, "user-actions/year=2026/month=03/day=25/")) == [
+        "user-actions/year=2026/month=03/day=25/_manifest.json",
+        "user-actions/year=2026/month=03/day=25/part-00000.jsonl.gz",
+    ]
+    assert (await client.get("/admin/exports/runs/999999999")).status_code == 404
+
+
+# --- By hand: sweetdream export ------------------------------------------------------------------------
+
+
+def plain(output: str) -> str:
+    """The CLI's output as words: without rich-click's error box, and lines joined."""
+    return " ".join(re.sub("[│╭╮╰╯─]", " ", output).split())
+
+
+async def test_the_cli_refuses_bad_dates_with_exit_code_2(app):
+    for args, message in [
+        (["--date", "2026-13-01"], "'2026-13-01' is not a date: write it as YYYY-MM-DD"),
+        (["--date", "27/11/2026"], "'27/11/2026' is not a date"),
+        (["--date", "2026-03-10", "--to", "2026-03-01"], "--to must be on or after --date."),
+        (["--date", "2999-01-01"], "2999-01-01 has not begun in the shop yet"),
+        (["--date", "2020-01-01", "--to", "2022-01-01"], "At most 366 days at a time."),
+    ]:
+        result = await cli(app, "export", *args)
+        assert result.exit_code == 2, (args, result.output)
+        assert message in plain(result.output), result.output
+
+
+async def test_the_cli_exports_a_range_and_prints_a_summary(app, settings, s3, moto_endpoint, monkeypatch):
+    await add_events(engine_of(settings), "2026-03-26 17:00:00+00", 1_500, 30)
+    monkeypatch.setenv("S3_BUCKET", BUCKET)
+    monkeypatch.setenv("S3_ENDPOINT_URL", moto_endpoint)
+    from sweetdream.app import create_app
+    from sweetdream.settings import Settings
+
+    result = await cli(create_app(Settings.from_env()), "export", "--date", "2026-03-27", "--to", "2026-03-28")
+    assert result.exit_code == 0, result.output
+    output = plain(result.output)
+    assert f"2026-03-27: 1,500 events in 1 part(s) to s3://{BUCKET}/" in output
+    assert f"2026-03-28: 0 events in 0 part(s) to s3://{BUCKET}/" in output
+    assert "Exported 2 of 2 day(s), 1,500 events; 0 failed." in output
+    assert len(objects(s3, "user-actions/year=2026/month=03/day=27/")) == 2
