@@ -9,7 +9,7 @@ import hashlib
 import json
 import re
 from collections.abc import AsyncIterator, Iterator
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import boto3
@@ -402,7 +402,8 @@ async def test_export_this_day_queues_the_job_which_runs_and_shows_its_outcome(
     audit = (
         await db.execute(
             text(
-                "SELECT actor_email, action, target_type, target_id, target_label FROM audit_entries WHERE action = 'analytics.export' ORDER BY id DESC LIMIT 1"
+                "SELECT actor_email, action, target_type, target_id, target_label FROM audit_entries"
+                " WHERE action = 'analytics.export' ORDER BY id DESC LIMIT 1"
             )
         )
     ).one()
@@ -413,8 +414,10 @@ async def test_export_this_day_queues_the_job_which_runs_and_shows_its_outcome(
     assert f'hx-get="/admin/exports/runs/{run.id}" hx-trigger="every 1s"' in listed.text
     assert "Queued" in listed.text
 
+    succeeded_before = exports_counted("succeeded")
     await drain_queue(settings.redis_url)
 
+    assert exports_counted("succeeded") == succeeded_before + 1  # /metrics: sweetdream_export_runs_total
     await db.refresh(run)
     assert (run.outcome, run.count, run.parts) == ("succeeded", 3_000, 1)
     row = await client.get(f"/admin/exports/runs/{run.id}", headers={"HX-Request": "true"})
@@ -425,6 +428,49 @@ async def test_export_this_day_queues_the_job_which_runs_and_shows_its_outcome(
         "user-actions/year=2026/month=03/day=25/part-00000.jsonl.gz",
     ]
     assert (await client.get("/admin/exports/runs/999999999")).status_code == 404
+
+
+def exports_counted(outcome: str) -> float:
+    from prometheus_client import REGISTRY
+
+    return REGISTRY.get_sample_value("sweetdream_export_runs_total", {"outcome": outcome}) or 0.0
+
+
+async def test_the_nightly_cron_exports_the_shop_day_that_just_ended(settings, s3, moto_endpoint, monkeypatch, db):
+    from arq.connections import ArqRedis
+
+    from sweetdream.analytics.export import shop_day_window, shop_today
+    from workers import jobs
+    from workers.settings import WorkerSettings
+
+    nightly = [job for job in WorkerSettings.cron_jobs if job.name == "cron:nightly_export"]
+    assert len(nightly) == 1
+    assert (nightly[0].hour, nightly[0].minute, nightly[0].second) == (17, 0, 0)  # 00:00 in the shop
+    assert nightly[0].timeout_s == 301  # EXPORT_TIMEOUT_SECONDS + 1, not the deliveries' 61
+
+    monkeypatch.setenv("S3_BUCKET", BUCKET)
+    monkeypatch.setenv("S3_ENDPOINT_URL", moto_endpoint)
+    yesterday = shop_today() - timedelta(days=1)
+    start, end = shop_day_window(yesterday)
+    engine = engine_of(settings)
+    await add_events(engine, start.isoformat(), 2, 60)
+    await add_events(engine, (end - timedelta(seconds=1)).isoformat(), 1, 1)
+    ctx: dict[str, Any] = {"redis": ArqRedis.from_url(settings.redis_url), "job_id": "cron:nightly_export:test"}
+    counted = exports_counted("succeeded")
+    await jobs.startup(ctx)
+    try:
+        said = await jobs.nightly_export(ctx)
+    finally:
+        await jobs.shutdown(ctx)
+        await ctx["redis"].aclose()
+        await engine.dispose()
+    run = await db.scalar(select(ExportRun).where(ExportRun.day == yesterday).order_by(ExportRun.id.desc()))
+    assert (run.trigger, run.outcome) == ("cron", "succeeded")
+    assert run.count >= 3
+    assert said == f"{yesterday}: {run.count} events in 1 part(s)"
+    assert exports_counted("succeeded") == counted + 1
+    prefix = f"user-actions/year={yesterday:%Y}/month={yesterday:%m}/day={yesterday:%d}/"
+    assert prefix + "_manifest.json" in objects(s3, prefix)
 
 
 # --- By hand: sweetdream export ------------------------------------------------------------------------
