@@ -187,7 +187,7 @@ def pages_of(role: str, shop: Shop) -> list[str]:
             "/products/does-not-exist",
         ],
         "shopper": ["/cart", "/checkout", f"/orders/{shop.order}", "/account/orders", "/account"],
-        "admin": ["/admin", "/admin/orders"],
+        "admin": ["/admin", "/admin/orders", "/admin/exports"],
     }[role]
 
 

@@ -6,15 +6,17 @@ from __future__ import annotations
 
 import asyncio
 from datetime import date, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from litestar import Litestar
 from rich.console import Console
 from rich.progress import BarColumn, Progress, ProgressColumn, Task, TextColumn, TimeRemainingColumn
 from rich.text import Text
 
 from sweetdream.platform.i18n import gettext as _
+
+if TYPE_CHECKING:
+    from litestar import Litestar
 
 MAX_DAYS = 366
 
@@ -69,12 +71,12 @@ def export_command(app: Litestar, first: str, last: str) -> None:
     start = parse_day(first, "--date")
     end = parse_day(last, "--to") if last else start
     days = days_to_export(start, end, shop_today())
-    failed = asyncio.run(_export_days(app.state.settings, days))
+    failed = asyncio.run(export_days(app.state.settings, days))
     if failed:
         raise click.exceptions.Exit(1)
 
 
-async def _export_days(settings: Any, days: list[date]) -> int:
+async def export_days(settings: Any, days: list[date]) -> int:
     """Export each day in turn; returns how many failed (or were busy)."""
     from sqlalchemy.ext.asyncio import create_async_engine
 

@@ -74,7 +74,12 @@ class Exporter:
         run is recorded, logged as `export failed` and emailed to the admins). Raises ExportBusy when
         another run holds the day and the wait (lock_wait) ran out."""
         async with self.engine.connect() as lock:
-            await self._lock(lock, day)
+            try:
+                await self._lock(lock, day)
+            except ExportBusy as exc:
+                if run_id is not None:  # the admin's queued run: it did not happen, and says why
+                    await self._finish(run_id, FAILED, 0, error=str(exc))
+                raise
             try:
                 return await self._run_locked(day, trigger, run_id, on_progress)
             finally:
