@@ -24,7 +24,7 @@ import json
 import os
 import uuid
 import zlib
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
@@ -32,7 +32,7 @@ from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 import msgspec
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from sweetdream.analytics.models import AnalyticsEvent
@@ -75,15 +75,27 @@ def iso_utc(moment: datetime) -> str:
 
 # The day's events, in id order, as the text each field is written as: PostgreSQL formats the uuids
 # and the time (ISO 8601 UTC with microseconds), so Python only re-encodes `properties` with sorted keys.
-DAY_EVENTS = text(
-    """
+DAY_EVENTS = """
     SELECT id, event_id::text, to_char(occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
            name, user_id::text, visitor_id, properties::text
     FROM analytics_events
-    WHERE occurred_at >= :start AND occurred_at < :end
+    WHERE occurred_at >= $1 AND occurred_at < $2
     ORDER BY id
-    """
-)
+"""
+
+
+async def day_batches(conn: AsyncConnection, day: date) -> AsyncIterator[Sequence[Sequence[Any]]]:
+    """The day's events, FETCH_BATCH rows at a time, from a server-side cursor. Straight from
+    asyncpg: the rows are text already, and SQLAlchemy's result machinery cost a third of the time."""
+    start, end = shop_day_window(day)
+    raw = await conn.get_raw_connection()
+    driver: Any = raw.driver_connection
+    async with driver.transaction(readonly=True):
+        cursor = await driver.cursor(DAY_EVENTS, start, end)
+        while rows := await cursor.fetch(FETCH_BATCH):
+            yield rows
+
+
 _ENCODER = msgspec.json.Encoder(order="sorted")  # sorted keys at every depth, no spaces, UTF-8 as is
 _decode = msgspec.json.Decoder().decode
 
@@ -393,15 +405,12 @@ async def write_day(
     """Stream the day's events to `store` as parts, then the manifest, then remove parts a former run
     left that this one did not write (a run with another part size). A failure aborts the part being
     written and, for a day never exported before, removes the parts already written (`_undo`)."""
-    start, end = shop_day_window(day)
-    query = DAY_EVENTS.bindparams(start=start, end=end).execution_options(yield_per=FETCH_BATCH)
     prefix = day_prefix(day)
     first_export = prefix + MANIFEST not in await store.keys(prefix)
     manifest = Manifest(day)
     part: GzipPart | None = None
     try:
-        result = await conn.stream(query)
-        async for rows in result.partitions(FETCH_BATCH):
+        async for rows in day_batches(conn, day):
             offset = 0
             while offset < len(rows):
                 if part is None:
