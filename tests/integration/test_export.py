@@ -508,3 +508,14 @@ async def test_the_cli_exports_a_range_and_prints_a_summary(app, settings, s3, m
     assert f"2026-03-28: 0 events in 0 part(s) to s3://{BUCKET}/" in output
     assert "Exported 2 of 2 day(s), 1,500 events; 0 failed." in output
     assert len(objects(s3, "user-actions/year=2026/month=03/day=27/")) == 2
+
+
+async def test_the_cli_exports_today_so_far(app, settings, tmp_path, monkeypatch):
+    from sweetdream.analytics.export import shop_today
+
+    monkeypatch.delenv("S3_BUCKET", raising=False)
+    today = shop_today()
+    result = await cli(app, "export", "--date", today.isoformat())
+    assert result.exit_code == 0, result.output
+    assert f"{today.isoformat()}: " in plain(result.output)
+    assert "Exported 1 of 1 day(s)" in plain(result.output)

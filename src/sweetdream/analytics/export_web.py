@@ -9,6 +9,7 @@ writes its count as it goes), polled by HTMX every second while it is queued or 
 from __future__ import annotations
 
 from datetime import date, timedelta
+from typing import Any
 
 from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency
@@ -40,21 +41,25 @@ def parse_export_day(raw: str, today: date) -> date:
     return day
 
 
+async def export_panel(db: AsyncSession) -> dict[str, Any]:
+    """What `analytics/_export.html` needs: /admin/analytics renders it with
+    `**await export_panel(db_session)` in its context and `{% include "analytics/_export.html" %}`."""
+    today = shop_today()
+    return {
+        "runs": await recent_runs(db),
+        "run_label": run_label,
+        "default_day": (today - timedelta(days=1)).isoformat(),
+        "today": today.isoformat(),
+    }
+
+
 class ExportController(Controller):
     path = "/admin/exports"
     guards = [requires_admin]
 
     @get("/", name="admin-exports")
     async def page(self, request: Request, db_session: NamedDependency[AsyncSession]) -> Template:
-        runs = await recent_runs(db_session)
-        return render(
-            request,
-            "analytics/exports.html",
-            runs=runs,
-            run_label=run_label,
-            default_day=(shop_today() - timedelta(days=1)).isoformat(),
-            today=shop_today().isoformat(),
-        )
+        return render(request, "analytics/exports.html", **await export_panel(db_session))
 
     @get("/runs/{run_id:int}", name="admin-export-run")
     async def run_row(
