@@ -352,6 +352,7 @@ def catalog_scenario(bench: Bench) -> Report:
 from bench_admin import admin_scenario  # noqa: E402 (it imports Bench, Report... from this module too)
 from bench_analytics import analytics_scenario  # noqa: E402 (the same)
 from bench_checkout import checkout_scenario  # noqa: E402 (the same)
+from bench_export import export_scenario  # noqa: E402 (the same)
 from bench_pipeline import pipeline_scenario  # noqa: E402 (the same)
 
 SCENARIOS: list[Callable[[Bench], Report]] = [
@@ -360,6 +361,7 @@ SCENARIOS: list[Callable[[Bench], Report]] = [
     pipeline_scenario,
     admin_scenario,
     analytics_scenario,
+    export_scenario,
 ]
 
 

@@ -122,7 +122,11 @@ async def drain_queue(redis_url: str, on_startup: Any = None) -> None:
     from workers import jobs
 
     worker = Worker(
-        functions=[jobs.deliver_event_function(Settings.from_env()), jobs.thumbnail_function(Settings.from_env())],
+        functions=[
+            jobs.deliver_event_function(Settings.from_env()),
+            jobs.thumbnail_function(Settings.from_env()),
+            jobs.export_day_function(Settings.from_env()),
+        ],
         on_startup=on_startup or jobs.startup,
         on_shutdown=jobs.shutdown,
         redis_settings=redis_settings(redis_url),

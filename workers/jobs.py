@@ -5,15 +5,19 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
 from arq import Retry
+from arq.constants import in_progress_key_prefix
 from arq.worker import Function, func
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from sweetdream.analytics import services as analytics
+from sweetdream.analytics.export import shop_today
+from sweetdream.analytics.export_models import SUCCEEDED
+from sweetdream.analytics.export_runs import ExportBusy, exporter_for
 from sweetdream.cart.services import purge_stale_carts
 from sweetdream.catalog.images import ImageStorage
 from sweetdream.db import engine_outside_request, sessions_for
@@ -60,6 +64,36 @@ def deliver_event_function(settings: Settings) -> Function:
     what a delivery does: one payment-gateway call (a gateway client gives up within ~20 s) and
     one email (SMTP gives up after 30 s)."""
     return func(deliver_event, timeout=arq_timeout(settings))
+
+
+def in_progress_mark(settings: Settings) -> float:
+    """How long arq marks a running job in progress (WorkerSettings.in_progress_timeout): the short
+    jobs' limit + 10 s. A killed worker's jobs go to another worker when it expires."""
+    return arq_timeout(settings) + 10
+
+
+async def _keep_in_progress(ctx: dict[str, Any], mark_seconds: float) -> None:
+    """While a long job (the export) runs, renew its in-progress mark, so no other worker starts it
+    again meanwhile; if this worker is killed, the mark lapses as any other job's would."""
+    key = in_progress_key_prefix + str(ctx.get("job_id", ""))
+    while True:
+        await asyncio.sleep(mark_seconds / 3)
+        try:
+            await ctx["redis"].pexpire(key, int(mark_seconds * 1000))
+        except Exception as exc:  # Redis away: the worker says so elsewhere; the export goes on
+            log.debug("could not renew the in-progress mark of %s: %s", key, type(exc).__name__)
+
+
+def export_timeout(settings: Settings) -> float:
+    """The export's own limit (EXPORT_TIMEOUT_SECONDS, 300 s: a million events take well under a
+    minute). arq keeps every running job's in-progress mark for the longest function timeout + 10 s,
+    so this also sets how long a killed worker's jobs wait before another worker takes them."""
+    return settings.export_timeout + 1
+
+
+def export_day_function(settings: Settings) -> Function:
+    """export_day (the admin's "Export this day") with the export's longer time limit."""
+    return func(export_day, timeout=export_timeout(settings))
 
 
 def backoff(attempt: int, base: float) -> float:
@@ -188,3 +222,41 @@ async def analytics_partitions(ctx: dict[str, Any]) -> int:
     made = await analytics.ensure_partitions(worker.engine, today, zone)
     dropped = await analytics.drop_old_partitions(worker.engine, today, worker.settings.analytics_retention_days)
     return len(made) + len(dropped)
+
+
+# How long a job waits for another run of the same day (the cron's and an admin's at once) to finish.
+EXPORT_LOCK_WAIT_SECONDS = 120.0
+
+
+async def _export(ctx: dict[str, Any], day: date, trigger: str, run_id: int | None = None) -> str:
+    """Export one shop day and count the outcome. Tries and backoff happen inside the run; a run that
+    finally fails is recorded, logged (`export failed`, the alarm's log line) and emailed, not raised:
+    arq retrying it would only repeat the same tries."""
+    worker = state(ctx)
+    exporter = exporter_for(
+        worker.settings, worker.engine, worker.fulfillment.notifier, lock_wait=EXPORT_LOCK_WAIT_SECONDS
+    )
+    heartbeat = asyncio.create_task(_keep_in_progress(ctx, in_progress_mark(worker.settings)))
+    try:
+        run = await exporter.run(day, trigger, run_id)
+    except ExportBusy as exc:
+        log.warning("export of %s not started: %s", day, exc)
+        return f"{day}: busy"
+    finally:
+        heartbeat.cancel()
+    metrics.EXPORT_RUNS.labels(run.outcome).inc()
+    if run.outcome != SUCCEEDED:
+        return f"{day}: failed after {run.attempts} tries"
+    return f"{day}: {run.count} events in {run.parts} part(s)"
+
+
+@observed
+async def export_day(ctx: dict[str, Any], day: str, run_id: int | None = None) -> str:
+    """By hand (the admin's button): export the shop day `day` (YYYY-MM-DD)."""
+    return await _export(ctx, date.fromisoformat(day), "admin", run_id)
+
+
+@observed
+async def nightly_export(ctx: dict[str, Any]) -> str:
+    """17:00 UTC, midnight in the shop: export the shop day that just ended."""
+    return await _export(ctx, shop_today() - timedelta(days=1), "cron")

@@ -30,6 +30,7 @@ from sweetdream.admin.catalog import AdminCatalogController
 from sweetdream.admin.orders import AdminOrdersController
 from sweetdream.admin.people import PeopleController
 from sweetdream.admin.web import AdminController
+from sweetdream.analytics.export_web import ExportController
 from sweetdream.analytics.recording import EventBuffer, events_middleware
 from sweetdream.analytics.web import AnalyticsController
 from sweetdream.cart.web import CartController, cart_count_middleware
@@ -187,6 +188,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             PeopleController,
             AuditController,
             AnalyticsController,
+            ExportController,
             CartController,
             CheckoutController,
             OrderController,

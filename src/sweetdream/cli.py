@@ -18,6 +18,8 @@ from litestar import Litestar
 from litestar.cli._utils import LitestarGroup
 from litestar.plugins import CLIPluginProtocol
 
+from sweetdream.analytics.export_cli import export_command
+
 T = TypeVar("T")
 
 
@@ -341,4 +343,5 @@ COMMANDS: list[click.Command] = [
     worker_command,
     outbox_group,
     synonyms_group,
+    export_command,
 ]

@@ -1,6 +1,7 @@
 """Imports every domain's models so Alembic and the metadata see all tables."""
 
 from sweetdream.accounts.models import User
+from sweetdream.analytics.export_models import ExportRun
 from sweetdream.analytics.models import AnalyticsEvent
 from sweetdream.audit.models import AuditEntry
 from sweetdream.cart.models import CartItem
@@ -13,6 +14,7 @@ __all__ = [
     "AuditEntry",
     "CartItem",
     "Category",
+    "ExportRun",
     "Order",
     "OrderEvent",
     "OrderLine",

@@ -76,6 +76,10 @@ class Settings:
     # Where shoppers load product images from: a CDN in front of the bucket's media/ prefix; empty:
     # the bucket's own address (or /media, served from var/media, with no bucket).
     media_url: str = ""
+    # The nightly export: events per part file, the job's time limit, the first retry's delay.
+    export_events_per_part: int = 1_000_000
+    export_timeout: float = 300.0
+    export_retry_delay: float = 30.0
     aws_region: str = "ap-southeast-1"
     mail_backend: str = "file"
     mail_from: str = "SweetDream <shop@sweetdream.example>"
@@ -126,6 +130,9 @@ class Settings:
             s3_bucket=_env("S3_BUCKET"),
             s3_endpoint_url=_env("S3_ENDPOINT_URL"),
             media_url=_env("MEDIA_URL"),
+            export_events_per_part=_int("EXPORT_EVENTS_PER_PART", 1_000_000),
+            export_timeout=_float("EXPORT_TIMEOUT_SECONDS", 300.0),
+            export_retry_delay=_float("EXPORT_RETRY_DELAY_SECONDS", 30.0),
             aws_region=_env("AWS_REGION", "ap-southeast-1"),
             mail_backend=_env("MAIL_BACKEND", "file"),
             mail_from=_env("MAIL_FROM", "SweetDream <shop@sweetdream.example>"),

@@ -216,6 +216,7 @@ def pages_of(role: str, shop: Shop) -> list[str]:
             f"/admin/products/{shop.product_id}",
             *people_pages(),
             "/admin/analytics",
+            "/admin/exports",
         ],
     }[role]
 

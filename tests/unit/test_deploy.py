@@ -441,6 +441,9 @@ MAY_STAY_DEFAULT = {
     "TRUST_PROXY": "the older name of TRUST_PROXY_HOPS",
     "JOB_RETRY_DELAY_SECONDS": "the default is the production value",
     "JOB_TIMEOUT_SECONDS": "the default is the production value",
+    "EXPORT_EVENTS_PER_PART": "the default is the production value (tests set fewer)",
+    "EXPORT_TIMEOUT_SECONDS": "the default is the production value",
+    "EXPORT_RETRY_DELAY_SECONDS": "the default is the production value",
 }
 ONLY_FOR = {
     "TRUST_PROXY_HOPS": "web",

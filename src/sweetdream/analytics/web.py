@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sweetdream.accounts.guards import requires_admin
 from sweetdream.analytics import services
 from sweetdream.analytics.charts import CHART_CSP, chart_svg
+from sweetdream.analytics.export_web import export_panel
 from sweetdream.analytics.services import INSIGHTS, Span
 from sweetdream.platform.i18n import gettext as _
 from sweetdream.platform.i18n import gettext_noop as N_
@@ -115,6 +116,7 @@ class AnalyticsController(Controller):
             answers=answers,
             titles=TITLES,
             ranges=[("today", _("Today")), ("7d", _("7 days")), ("30d", _("30 days")), ("custom", _("Custom"))],
+            **await export_panel(db_session),  # "Export this day" and the recent runs
         )
 
     @get("/chart/{name:str}", name="admin-analytics-chart")

@@ -79,6 +79,18 @@ async def queue_stats(redis: Redis, now: float | None = None) -> QueueStats:
     return QueueStats(depth=int(due), deferred=int(later), oldest_age=oldest_age)
 
 
+def make_worker(settings_cls: Any, **overrides: Any) -> Worker:
+    """arq's Worker for `settings_cls`, with its in-progress mark set by `settings_cls.in_progress_timeout`
+    when it has one. arq makes the mark the longest function timeout + 10 s, for every job: one long
+    job (the nightly export) would make a killed worker's short jobs wait that long too. Long jobs
+    keep their own mark alive instead (workers/jobs.py: the export's heartbeat)."""
+    worker = create_worker(settings_cls, **overrides)
+    mark = getattr(settings_cls, "in_progress_timeout", None)
+    if mark:
+        worker.in_progress_timeout_s = float(mark)
+    return worker
+
+
 def reconnect_delay(failures: int) -> float:
     """Seconds to wait after the `failures`-th failed try in a row to reach Redis."""
     return float(min(RECONNECT_FIRST_DELAY * 2 ** (failures - 1), RECONNECT_MAX_DELAY))
@@ -120,7 +132,7 @@ async def _run_through_outages(settings_cls: Any) -> None:
             log.info("Redis is back after %.0f s; the worker carries on", time.monotonic() - down_since)
             down_since = None
         started = time.monotonic()
-        worker = create_worker(settings_cls, redis_pool=pool)
+        worker = make_worker(settings_cls, redis_pool=pool)
         worker.on_stop = lambda _signal: stop.set()
         try:
             worker.main_task = asyncio.ensure_future(worker.main())

@@ -51,6 +51,7 @@ module "service" {
   secret_arns        = module.data.secret_arns
   export_bucket_name = module.data.export_bucket_name
   export_bucket_arn  = module.data.export_bucket_arn
+  export_prefix      = module.data.export_prefix
   ses_identity_arns  = var.ses_identity_arns
   mail_from          = var.mail_from
   public_url         = var.public_url

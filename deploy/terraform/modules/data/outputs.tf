@@ -18,3 +18,16 @@ output "db_address" {
 output "redis_address" {
   value = aws_elasticache_replication_group.this.primary_endpoint_address
 }
+
+output "export_prefix" {
+  description = "Where the nightly export writes in the export bucket (the worker may write only there)."
+  value       = local.export_prefix
+}
+
+output "analytics_database" {
+  value = aws_glue_catalog_database.analytics.name
+}
+
+output "athena_workgroup" {
+  value = aws_athena_workgroup.analytics.name
+}

@@ -274,8 +274,9 @@ resource "aws_cloudwatch_metric_alarm" "queue_age" {
   tags                = var.tags
 }
 
-# The export job (planned) counts its runs in sweetdream_export_runs_total{outcome}; until it
-# exists the failed count stays 0 and this alarm stays OK.
+# The worker counts each export run in sweetdream_export_runs_total{outcome} (workers/jobs.py:
+# the 17:00 UTC cron and the admin's button); a run that failed every try counts "failed" once,
+# logs "export failed: shop day ..." and emails the admins.
 resource "aws_cloudwatch_metric_alarm" "export_failed" {
   alarm_name          = "${var.name}-nightly-export-failed"
   alarm_description   = "The nightly export to S3 failed: run `sweetdream export --date YYYY-MM-DD` for that shop day (it is idempotent)."

@@ -355,11 +355,22 @@ resource "aws_iam_role_policy" "send_mail" {
   policy   = data.aws_iam_policy_document.send_mail.json
 }
 
+# The nightly export writes, rewrites (idempotent reruns) and tidies user-actions/ and nothing else.
 data "aws_iam_policy_document" "export" {
   statement {
-    sid       = "PutExports"
-    actions   = ["s3:PutObject", "s3:AbortMultipartUpload"]
+    sid       = "WriteExports"
+    actions   = ["s3:PutObject", "s3:AbortMultipartUpload", "s3:DeleteObject"]
     resources = ["${var.export_bucket_arn}/${var.export_prefix}*"]
+  }
+  statement {
+    sid       = "ListExports"
+    actions   = ["s3:ListBucket", "s3:ListBucketMultipartUploads"]
+    resources = [var.export_bucket_arn]
+    condition {
+      test     = "StringLike"
+      variable = "s3:prefix"
+      values   = ["${var.export_prefix}*"]
+    }
   }
   statement {
     sid       = "EncryptExports"

@@ -74,9 +74,9 @@ variable "export_bucket_arn" {
 }
 
 variable "export_prefix" {
-  description = "Key prefix the worker may write under in the export bucket."
+  description = "Key prefix the worker may write under in the export bucket (the nightly export's layout)."
   type        = string
-  default     = "analytics/"
+  default     = "user-actions/"
 }
 
 variable "ses_identity_arns" {
