@@ -24,7 +24,7 @@ from redis.asyncio import Redis
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from sweetdream.accounts.web import AccountController, current_user_middleware
+from sweetdream.accounts.web import AccountController, current_user_middleware, switch_language
 from sweetdream.admin.web import AdminController
 from sweetdream.cart.web import CartController, cart_count_middleware
 from sweetdream.catalog.cache import CatalogCache
@@ -93,7 +93,8 @@ class SweetDream(Litestar):
         # handling: an error page sent after a failed session save starts a fresh compressed body.
         pages = plain_visitor_pages(super().__call__, self, cached_plain_page)
         # Metrics time the whole answer (compression and cached pages included) and serve /metrics.
-        served = metrics_endpoint(CompressionMiddleware(pages, compression_config()))
+        # The request's language (cookie, Accept-Language) is set before the cached pages, which vary by it.
+        served = metrics_endpoint(CompressionMiddleware(i18n.language_middleware(pages), compression_config()))
         self._outer = http_middleware(served, hsts=hsts, metrics=RequestMetrics(self))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:  # type: ignore[override]
@@ -123,13 +124,16 @@ def create_app(settings: Settings | None = None) -> Litestar:
             await redis.aclose()
 
     def template_engine(engine: JinjaTemplateEngine) -> None:
-        engine.engine.filters["vnd"] = format_vnd
+        engine.engine.filters["vnd"] = format_vnd  # in the request's language (catalog/money.py)
+        engine.engine.filters["translated"] = i18n.translate_known  # stored text the shop wrote itself
         # {{ _("...") }}, {{ ngettext(...) }} and {% trans %} read the request's language (platform/i18n.py)
         engine.engine.add_extension("jinja2.ext.i18n")
         engine.engine.install_gettext_callables(  # type: ignore[attr-defined]
             i18n.gettext, i18n.ngettext, newstyle=True, pgettext=i18n.pgettext, npgettext=i18n.npgettext
         )
-        engine.engine.filters.update(time_filters(settings.shop_timezone))  # shop_time, shop_date
+        engine.engine.filters.update(time_filters(settings.shop_timezone))  # shop_time, shop_date, time_ago
+        engine.engine.globals["current_language"] = i18n.current_language.get  # <html lang>, the switch
+        engine.engine.globals["language_names"] = i18n.LANGUAGE_NAMES
         engine.engine.globals["site_name"] = settings.site_name
         engine.engine.globals["static_version"] = "2"  # bump when static/ changes: browsers fetch it anew
         engine.engine.auto_reload = settings.is_dev  # no stat() of every template on every render
@@ -158,6 +162,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             ready,
             ShopController,
             AccountController,
+            switch_language,
             AdminController,
             CartController,
             CheckoutController,

@@ -9,6 +9,7 @@ from litestar.exceptions import NotAuthorizedException, PermissionDeniedExceptio
 from litestar.handlers.base import BaseRouteHandler
 
 from sweetdream.accounts.models import User
+from sweetdream.platform.i18n import gettext as _
 
 
 class LoginRequired(NotAuthorizedException):
@@ -27,12 +28,12 @@ def current_user(request: Request) -> User | None:
     return request.state.get("user")
 
 
-def requires_user(connection: ASGIConnection, _: BaseRouteHandler) -> None:
+def requires_user(connection: ASGIConnection, handler: BaseRouteHandler) -> None:
     if connection.state.get("user") is None:
-        raise LoginRequired("Please sign in to continue.")
+        raise LoginRequired(_("Please sign in to continue."))
 
 
 def requires_admin(connection: ASGIConnection, handler: BaseRouteHandler) -> None:
     requires_user(connection, handler)
     if not connection.state.user.is_admin:
-        raise PermissionDeniedException("This page is for SweetDream staff only.")
+        raise PermissionDeniedException(_("This page is for SweetDream staff only."))

@@ -31,6 +31,8 @@ class User(UUIDAuditBase):
     # Every session remembers the epoch it was signed in at; raising it (a password change) ends
     # every session signed in before, on its next request.
     session_epoch: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # The language the shopper chose ("vi", "en"), or None: pages and emails follow it (platform/i18n.py).
+    language: Mapped[str | None] = mapped_column(String(8), nullable=True, default=None)
 
     @property
     def is_admin(self) -> bool:

@@ -14,16 +14,18 @@ from sweetdream.admin import services
 from sweetdream.orders.dependencies import provide_orders
 from sweetdream.orders.models import OrderStatus
 from sweetdream.orders.services import ADMIN_MOVES, IllegalTransition, OrderService, admin_moves
+from sweetdream.platform.i18n import gettext as _
+from sweetdream.platform.i18n import gettext_noop
 from sweetdream.platform.parsing import parse_page
 from sweetdream.platform.web import BadRequest, Conflict, flash, form_data, render
 
 PAGE_SIZE = 25
 # What the move buttons say: the action, not the state it leads to.
 MOVE_VERBS = {
-    OrderStatus.PREPARING: "Start preparing",
-    OrderStatus.SHIPPED: "Mark shipped",
-    OrderStatus.DELIVERED: "Mark delivered",
-    OrderStatus.CANCELLED: "Cancel order…",
+    OrderStatus.PREPARING: gettext_noop("Start preparing"),
+    OrderStatus.SHIPPED: gettext_noop("Mark shipped"),
+    OrderStatus.DELIVERED: gettext_noop("Mark delivered"),
+    OrderStatus.CANCELLED: gettext_noop("Cancel order…"),
 }
 
 
@@ -71,22 +73,22 @@ class AdminController(Controller):
         data = await form_data(request)
         order_id = await orders.id_for_number(number[:20])
         if order_id is None:
-            raise NotFoundException("No such order.")
+            raise NotFoundException(_("No such order."))
         target = data.get("status", "")
         if target not in OrderStatus.__members__:
-            raise BadRequest("Choose a move from the list.")
+            raise BadRequest(_("Choose a move from the list."))
         to = OrderStatus(target)
         if to not in ADMIN_MOVES:
-            raise Conflict("Orders are confirmed by their payment (or cash on delivery), not by hand.")
+            raise Conflict(_("Orders are confirmed by their payment (or cash on delivery), not by hand."))
         note = data.get("note", "").strip()[:500]
         if to == OrderStatus.CANCELLED and not note:
             raise BadRequest(
-                "Say why the order is cancelled: the customer reads it in the email and on the order page."
+                _("Say why the order is cancelled: the customer reads it in the email and on the order page.")
             )
         try:
             order = await orders.transition(order_id, to, request.state.user.email, note)
         except IllegalTransition as exc:
             raise Conflict(str(exc)) from exc
-        flash(request, f"Order {order.number} is now {to.label.lower()}.")
+        flash(request, _("Order %(number)s is now %(status)s.") % {"number": order.number, "status": to.label.lower()})
         back = data.get("back", "")
         return Redirect(back if back.startswith("/admin/") else "/admin/orders", status_code=303)

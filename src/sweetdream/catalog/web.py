@@ -20,6 +20,8 @@ from markupsafe import Markup
 from sweetdream.catalog.cache import CatalogCache
 from sweetdream.catalog.filters import SORTS, ProductFilter, parse_filter
 from sweetdream.catalog.services import CatalogService
+from sweetdream.platform.i18n import current_language, gettext_noop
+from sweetdream.platform.i18n import gettext as _
 from sweetdream.platform.pages import (
     FULL_LAYOUT,
     VARY,
@@ -66,7 +68,7 @@ class ShopController(Controller):
         version = await catalog_cache.version()
 
         async def context() -> dict[str, Any]:
-            categories, _ = await _filter_choices(catalog, catalog_cache, version)
+            categories, _sizes = await _filter_choices(catalog, catalog_cache, version)
             featured = await catalog_cache.get_or_compute("featured", catalog.featured, version)
             return {"categories": categories, "featured": featured}
 
@@ -89,11 +91,11 @@ class ShopController(Controller):
         async def results() -> str:
             async def render_results() -> str:
                 page = await catalog.list_products(view)
-                categories, _ = await _filter_choices(catalog, catalog_cache, version)
+                categories, _sizes = await _filter_choices(catalog, catalog_cache, version)
                 category = next((c for c in categories if c.slug == view.category), None)
                 return render_fragment(request, "catalog/_results.html", page=page, view=view, category=category)
 
-            return await catalog_cache.get_or_compute("results?" + view.cache_key(), render_results, version)
+            return await catalog_cache.get_or_compute(results_key(view), render_results, version)
 
         if grid_only:
             # The grid, and out of band an empty #price-errors: clears a message a bad price showed.
@@ -129,13 +131,13 @@ class ShopController(Controller):
         catalog_cache: CatalogCache = state.catalog_cache
         # A slug is lowercase ASCII words and hyphens; anything else (NUL bytes, paths) can't exist.
         if not SLUG.fullmatch(slug):
-            raise NotFoundException(NOT_FOUND)
+            raise NotFoundException(_(NOT_FOUND))
         version = await catalog_cache.version()
 
         async def context() -> dict[str, Any]:
             product = await catalog.get_by_slug(slug)
             if product is None:
-                raise NotFoundException(NOT_FOUND)
+                raise NotFoundException(_(NOT_FOUND))
             return {"product": product}
 
         if is_plain_visitor(request):
@@ -145,7 +147,12 @@ class ShopController(Controller):
         return render(request, "catalog/product.html", **await context())
 
 
-NOT_FOUND = "We could not find that product. It may have been removed."
+NOT_FOUND = gettext_noop("We could not find that product. It may have been removed.")
+
+
+def results_key(view: ProductFilter) -> str:
+    """The rendered grid's cache key: its words are in the request's language (platform/i18n.py)."""
+    return f"results:{current_language.get()}?{view.cache_key()}"
 
 
 def plain_page_url(connection: ASGIConnection, path: str) -> str | None:

@@ -13,6 +13,7 @@ import threading
 from dataclasses import dataclass
 from typing import ClassVar, Protocol
 
+from sweetdream.platform.i18n import gettext_noop
 from sweetdream.platform.parsing import is_ascii_digits
 
 # The test gateway's cards (the same numbers Stripe's test mode uses).
@@ -91,12 +92,12 @@ class TestGateway:
 
     async def charge(self, token: str, amount: int, currency: str, idempotency_key: str, attempt: int) -> ChargeResult:
         if not token.startswith("tok_test_"):
-            return ChargeResult(approved=False, reason="The payment details could not be read.")
+            return ChargeResult(approved=False, reason=gettext_noop("The payment details could not be read."))
         behaviour = token.split("_")[2]
         if behaviour == "transient" and attempt < 2:
             raise GatewayUnavailable("processing_error: the card network did not answer in time")
         if behaviour == "decline":
-            return ChargeResult(approved=False, reason="Your card was declined by the bank.")
+            return ChargeResult(approved=False, reason=gettext_noop("Your card was declined by the bank."))
         reference = f"ch_test_{idempotency_key}"
         with self._lock:
             self.charged[idempotency_key] = reference
