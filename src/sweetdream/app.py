@@ -34,6 +34,7 @@ from sweetdream.catalog.web import ShopController, cached_plain_page
 from sweetdream.cli import SweetDreamCLI
 from sweetdream.db import make_sqlalchemy_config
 from sweetdream.fulfillment.payments import gateway_for
+from sweetdream.orders.models import payment_words
 from sweetdream.orders.web import CheckoutController, OrderController
 from sweetdream.platform import i18n
 from sweetdream.platform.errors import exception_handlers
@@ -134,6 +135,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         engine.engine.filters.update(time_filters(settings.shop_timezone))  # shop_time, shop_date, time_ago
         engine.engine.globals["current_language"] = i18n.current_language.get  # <html lang>, the switch
         engine.engine.globals["language_names"] = i18n.LANGUAGE_NAMES
+        engine.engine.globals["payment_words"] = payment_words  # "paid" -> "Paid" / "Đã thanh toán"
         engine.engine.globals["site_name"] = settings.site_name
         engine.engine.globals["static_version"] = "2"  # bump when static/ changes: browsers fetch it anew
         engine.engine.auto_reload = settings.is_dev  # no stat() of every template on every render
