@@ -172,7 +172,7 @@ def shopper(browser: Browser, base_url: str) -> Any:
     """One registered shopper for the module (registering is rate-limited per address): the
     signed-in browser state each test starts from."""
     problems = BrowserProblems()
-    context = problems.watch_context(browser.new_context(base_url=base_url))
+    context = problems.watch_context(browser.new_context(base_url=base_url, locale="en-US"))
     try:
         page = context.new_page()
         page.goto("/account/register")

@@ -556,7 +556,8 @@ class OrderService:
             return order
         order.payment_status = PaymentStatus.REFUNDED
         order.refund_reference = refund.reference
-        note = f"{format_vnd(refund.amount)} refunded to the card ending {order.card_last4}"
+        # The timeline keeps the shop's English notes (money too), whoever's language the job runs in.
+        note = f"{format_vnd(refund.amount, 'en')} refunded to the card ending {order.card_last4}"
         self._record(order, gettext_noop("Refunded"), note, actor)
         await self.db.commit()
         await self._after_commit(stock_changed=False, moved=order)

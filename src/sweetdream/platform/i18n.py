@@ -100,7 +100,7 @@ def preferred_languages(header: str | None) -> list[str]:
             except ValueError:
                 quality = 0.0
         if tag and tag != "*" and quality > 0:
-            weighted.append((-quality, position, tag.strip()))
+            weighted.append((-quality, position, tag.strip().lower()))
     return [tag for _, _, tag in sorted(weighted)]
 
 
