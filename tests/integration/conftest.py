@@ -9,6 +9,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 
 from sweetdream.app import create_app
+from sweetdream.platform.i18n import use_language
 from sweetdream.settings import Settings
 from tests.support import TestStack, flush_redis_except_sessions, start_test_stack
 
@@ -24,6 +25,13 @@ def _english_by_default(self: AsyncTestClient[Litestar], *args: object, **kwargs
 
 
 AsyncTestClient.__init__ = _english_by_default  # type: ignore[method-assign]
+
+
+@pytest.fixture(autouse=True)
+def _english_in_the_test_process() -> Iterator[None]:
+    """Services called directly (no request) speak English too, unless a test asks otherwise."""
+    with use_language("en"):
+        yield
 
 
 @pytest.fixture(scope="session")
