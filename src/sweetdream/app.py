@@ -137,7 +137,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         engine.engine.globals["language_names"] = i18n.LANGUAGE_NAMES
         engine.engine.globals["payment_words"] = payment_words  # "paid" -> "Paid" / "Đã thanh toán"
         engine.engine.globals["site_name"] = settings.site_name
-        engine.engine.globals["static_version"] = "2"  # bump when static/ changes: browsers fetch it anew
+        engine.engine.globals["static_version"] = "3"  # bump when static/ changes: browsers fetch it anew
         engine.engine.auto_reload = settings.is_dev  # no stat() of every template on every render
 
     sqlalchemy_config = make_sqlalchemy_config(settings)

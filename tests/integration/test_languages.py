@@ -27,6 +27,18 @@ PLACEHOLDER = re.compile(r"%\(\w+\)[sd]")
 SHOWN_ATTRIBUTES = {"aria-label", "placeholder", "alt", "title"}
 
 
+def vi_catalog() -> dict[str, str]:
+    """Each English source string (plurals: both forms) and its Vietnamese."""
+    with (LOCALES / "vi" / "LC_MESSAGES" / "messages.po").open("rb") as f:
+        catalog = read_po(f)
+    pairs: dict[str, str] = {}
+    for message in catalog:
+        sources = message.id if isinstance(message.id, tuple) else (message.id,)
+        translation = message.string[0] if isinstance(message.string, tuple) else message.string
+        pairs.update({source: translation for source in sources if source})
+    return pairs
+
+
 def english_sources() -> list[re.Pattern[str]]:
     """Every English source string whose Vietnamese differs, as a pattern for a whole text node."""
     with (LOCALES / "vi" / "LC_MESSAGES" / "messages.po").open("rb") as f:
