@@ -96,6 +96,7 @@ def _unavailable(request: Request, service: str, exc: Exception) -> Response[Any
             "message": _("The shop is taking a short break. Please try again in a minute."),
             "retry_url": _same_page(request),
             "layout": "layouts/full.html",
+            "switch_next": "/",  # the language switch leads home from an error (not back to it)
         },
         status_code=HTTP_503_SERVICE_UNAVAILABLE,
         headers=headers,
@@ -132,6 +133,7 @@ def handle_exception(request: Request, exc: Exception) -> Response[Any]:
             "title": _(TITLES.get(status, gettext_noop("Something went wrong"))),
             "message": message,
             "layout": "layouts/full.html",
+            "switch_next": "/",  # the language switch leads home, and never echoes the refused address
         },
         status_code=status,
         headers=headers,
