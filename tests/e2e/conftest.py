@@ -121,7 +121,7 @@ def browser_context_args(browser_context_args: dict[str, Any]) -> dict[str, Any]
     return {**browser_context_args, "locale": "en-US"}
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture(scope="session", autouse=True)
 def _english_in_the_test_process() -> Iterator[None]:
     """What a test computes to compare with the page (`format_vnd(price)`) is in the page's language."""
     with use_language("en"):

@@ -405,7 +405,7 @@ def test_a_paid_order_cancelled_by_the_shopper_shows_its_refund_live(
     wait_for_watchers(order_id(number), 1)
     mark_page(page)
     run_worker()
-    expect(page.locator("#order-payment")).to_contain_text(re.compile(r"Card ending 4242 · refunded [\d.]+\s+đ"))
+    expect(page.locator("#order-payment")).to_contain_text(re.compile(r"Card ending 4242 · refunded ₫[\d,]+"))
     expect(timeline(page).last).to_contain_text("Refunded")
     expect(timeline(page).last).to_contain_text("refunded to the card ending 4242")
     assert_not_reloaded(page)

@@ -29,6 +29,7 @@ from sweetdream.fulfillment.payments import PaymentGateway
 from sweetdream.orders import outbox
 from sweetdream.orders.models import Order, OrderStatus, OutboxEvent, PaymentMethod, PaymentStatus
 from sweetdream.orders.services import UNPAID_HOLD_MINUTES, OrderService
+from sweetdream.platform.i18n import gettext_noop
 
 PAYMENTS_ACTOR = "system:payments"
 STATUS_EMAILS = {
@@ -101,7 +102,7 @@ class Fulfillment:
                 order.id,
                 OrderStatus.PROCESSING,
                 PAYMENTS_ACTOR,
-                "Cash on delivery: payment due on delivery",
+                gettext_noop("Cash on delivery: payment due on delivery"),  # shown translated (OrderEvent.shown_note)
                 only_from=OrderStatus.PENDING,
             )
         charging = await orders.begin_charge(order.id)

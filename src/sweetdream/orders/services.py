@@ -338,10 +338,15 @@ class OrderService:
             already = int(held.get(line.variant_id, 0))
             if already + line.quantity > line.max_per_customer:
                 room = max(line.max_per_customer - already, 0)
-                raise CheckoutError(
-                    f"{line.product_name}: at most {line.max_per_customer} per customer; you already hold {already}"
-                    + (f", so you can add {room} more." if room else ".")
-                )
+                limit = {"name": line.product_name, "most": line.max_per_customer, "held": already, "room": room}
+                if room:
+                    message = _(
+                        "%(name)s: at most %(most)d per customer; "
+                        "you already hold %(held)d, so you can add %(room)d more."
+                    )
+                else:
+                    message = _("%(name)s: at most %(most)d per customer; you already hold %(held)d.")
+                raise CheckoutError(message % limit)
 
     async def _product_ids(self, variant_ids: list[UUID]) -> dict[UUID, UUID]:
         rows = await self.db.execute(select(Variant.id, Variant.product_id).where(Variant.id.in_(variant_ids)))

@@ -315,8 +315,12 @@ class OrderController(Controller):
             order = await orders.cancel_by_customer(order_id, user.email)
         except IllegalTransition as exc:
             raise Conflict(str(exc)) from exc
-        refund = " Your payment is being refunded." if order.payment_status == PaymentStatus.REFUNDING else ""
-        flash(request, f"Order {order.number} was cancelled.{refund}")
+        if order.payment_status == PaymentStatus.REFUNDING:
+            flash(
+                request, _("Order %(number)s was cancelled. Your payment is being refunded.") % {"number": order.number}
+            )
+        else:
+            flash(request, _("Order %(number)s was cancelled.") % {"number": order.number})
         return Redirect(f"/orders/{order.number}", status_code=303)
 
     @post("/orders/{number:str}/payment", name="order-payment")
