@@ -71,7 +71,7 @@ messages: install
 	-@.venv/bin/python scripts/check_messages.py
 
 compile-messages:
-	@$(PYBABEL) compile -d locales >/dev/null
+	@$(PYBABEL) -q compile -d locales
 
 # Debian's chromium when running as root on a machine without a browser; Playwright's own elsewhere.
 browser: install
