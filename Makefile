@@ -7,7 +7,7 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := .venv
 RUN := $(UV) run --frozen --python $(PYTHON)
 
-.PHONY: run test install browser wrk lint lint-deploy bench fuzz unit integration e2e clean
+.PHONY: run test install browser wrk lint lint-deploy bench fuzz unit integration e2e clean messages compile-messages
 
 run: install  ## install, start embedded PostgreSQL/Redis (unless DATABASE_URL/REDIS_URL), migrate, seed, serve + worker
 	$(RUN) sweetdream dev
@@ -26,6 +26,7 @@ e2e: install browser
 	$(RUN) pytest tests/e2e -q
 
 lint: install lint-deploy
+	$(RUN) python scripts/check_messages.py  # every string translated into Vietnamese, none fuzzy
 	$(RUN) ruff check src tests workers scripts deploy
 	$(RUN) ruff format --check src tests workers scripts deploy
 	$(RUN) mypy
@@ -56,6 +57,21 @@ $(UV):
 
 install: $(UV)
 	$(UV) sync --frozen --python $(PYTHON) --quiet
+	@$(MAKE) --no-print-directory compile-messages
+
+# Translations (README "Languages"): `make messages` extracts every string from the code and the
+# templates into locales/messages.pot and adds the new ones to each catalog; translate them in
+# locales/vi/LC_MESSAGES/messages.po; `make lint` fails until they are. The .mo files are built
+# here (by `make install`) and never committed.
+PYBABEL := .venv/bin/pybabel
+EXTRACT_OPTIONS := -F babel.cfg -k gettext_noop --no-location --sort-output --project SweetDream --copyright-holder SweetDream
+messages: install
+	$(PYBABEL) extract $(EXTRACT_OPTIONS) -o locales/messages.pot . >/dev/null
+	$(PYBABEL) update -i locales/messages.pot -d locales --ignore-obsolete -w 100
+	-@.venv/bin/python scripts/check_messages.py
+
+compile-messages:
+	@$(PYBABEL) -q compile -d locales
 
 # Debian's chromium when running as root on a machine without a browser; Playwright's own elsewhere.
 browser: install

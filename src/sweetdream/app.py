@@ -24,7 +24,7 @@ from redis.asyncio import Redis
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from sweetdream.accounts.web import AccountController, current_user_middleware
+from sweetdream.accounts.web import AccountController, current_user_middleware, switch_language
 from sweetdream.admin.audit import AuditController
 from sweetdream.admin.catalog import AdminCatalogController
 from sweetdream.admin.orders import AdminOrdersController
@@ -41,6 +41,7 @@ from sweetdream.catalog.services import CatalogService
 from sweetdream.catalog.web import ShopController, cached_plain_page
 from sweetdream.cli import SweetDreamCLI
 from sweetdream.db import make_sqlalchemy_config
+from sweetdream.orders.models import payment_words
 from sweetdream.orders.web import CheckoutController, OrderController
 from sweetdream.payments import gateway_for
 from sweetdream.platform import i18n
@@ -115,7 +116,8 @@ class SweetDream(Litestar):
             buffer = EventBuffer(self.state.redis, settings.analytics_buffer_max)
             pages = events_middleware(pages, buffer, secure_cookie=not settings.is_dev)
         # Metrics time the whole answer (compression and cached pages included) and serve /metrics.
-        served = metrics_endpoint(CompressionMiddleware(pages, compression_config()))
+        # The request's language (cookie, Accept-Language) is set before the cached pages, which vary by it.
+        served = metrics_endpoint(CompressionMiddleware(i18n.language_middleware(pages), compression_config()))
         media = ImageStorage(self.state.settings)
         media_origin = media.media_url if media.media_url.startswith("http") else ""
         self._outer = http_middleware(served, hsts=hsts, metrics=RequestMetrics(self), media_origin=media_origin)
@@ -147,13 +149,17 @@ def create_app(settings: Settings | None = None) -> Litestar:
             await redis.aclose()
 
     def template_engine(engine: JinjaTemplateEngine) -> None:
-        engine.engine.filters["vnd"] = format_vnd
+        engine.engine.filters["vnd"] = format_vnd  # in the request's language (catalog/money.py)
+        engine.engine.filters["translated"] = i18n.translate_known  # stored text the shop wrote itself
         # {{ _("...") }}, {{ ngettext(...) }} and {% trans %} read the request's language (platform/i18n.py)
         engine.engine.add_extension("jinja2.ext.i18n")
         engine.engine.install_gettext_callables(  # type: ignore[attr-defined]
             i18n.gettext, i18n.ngettext, newstyle=True, pgettext=i18n.pgettext, npgettext=i18n.npgettext
         )
-        engine.engine.filters.update(time_filters(settings.shop_timezone))  # shop_time, shop_date
+        engine.engine.filters.update(time_filters(settings.shop_timezone))  # shop_time, shop_date, time_ago
+        engine.engine.globals["current_language"] = i18n.current_language.get  # <html lang>, the switch
+        engine.engine.globals["language_names"] = i18n.LANGUAGE_NAMES
+        engine.engine.globals["payment_words"] = payment_words  # "paid" -> "Paid" / "Đã thanh toán"
         engine.engine.globals["site_name"] = settings.site_name
         engine.engine.globals["static_version"] = "3"  # bump when static/ changes: browsers fetch it anew
         engine.engine.auto_reload = settings.is_dev  # no stat() of every template on every render
@@ -182,6 +188,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             ready,
             ShopController,
             AccountController,
+            switch_language,
             AdminController,
             AdminOrdersController,
             AdminCatalogController,

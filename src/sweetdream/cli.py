@@ -124,8 +124,10 @@ DEV_PROCESSES: list[tuple[str, list[str]]] = []
 
 def _users(app: Litestar, work: Callable[[Any], Awaitable[T]]) -> T:
     from sweetdream.accounts.services import UserService
+    from sweetdream.platform.i18n import use_language
 
-    return run_with_session(app, lambda session: work(UserService(session=session)))
+    with use_language("en"):  # the operator's tool speaks English, as its own messages do
+        return run_with_session(app, lambda session: work(UserService(session=session)))
 
 
 @click.command(name="create-admin", help="Create an admin (or make an existing account admin with a new password).")

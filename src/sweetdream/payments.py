@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import ClassVar, Protocol
 
+from sweetdream.platform.i18n import gettext as _
+from sweetdream.platform.i18n import gettext_noop
 from sweetdream.platform.parsing import is_ascii_digits
 
 # The test gateway's cards (the same numbers Stripe's test mode uses).
@@ -86,15 +88,15 @@ def parse_card(data: dict[str, str], today: datetime | None = None) -> tuple[str
     errors: dict[str, str] = {}
     number = re.sub(r"[\s-]", "", data.get("card_number", ""))
     if not luhn_valid(number):
-        errors["card_number"] = "Enter the 16-digit number on the front of your card."
+        errors["card_number"] = _("Enter the 16-digit number on the front of your card.")
     expiry = EXPIRY.match(data.get("card_expiry", "").strip())
     now = today or datetime.now(UTC)
     if expiry is None:
-        errors["card_expiry"] = "Enter the expiry date as MM/YY, for example 08/29."
+        errors["card_expiry"] = _("Enter the expiry date as MM/YY, for example 08/29.")
     elif (2000 + int(expiry.group(2)), int(expiry.group(1))) < (now.year, now.month):
-        errors["card_expiry"] = "This card has expired."
+        errors["card_expiry"] = _("This card has expired.")
     if not re.fullmatch(r"\d{3,4}", data.get("card_cvc", "").strip()):
-        errors["card_cvc"] = "Enter the 3 digits on the back of your card."
+        errors["card_cvc"] = _("Enter the 3 digits on the back of your card.")
     return number, errors
 
 
@@ -117,12 +119,12 @@ class TestGateway:
 
     async def charge(self, token: str, amount: int, currency: str, idempotency_key: str, attempt: int) -> ChargeResult:
         if not token.startswith("tok_test_"):
-            return ChargeResult(approved=False, reason="The payment details could not be read.")
+            return ChargeResult(approved=False, reason=gettext_noop("The payment details could not be read."))
         behaviour = token.split("_")[2]
         if behaviour == "transient" and attempt < 2:
             raise GatewayUnavailable("processing_error: the card network did not answer in time")
         if behaviour == "decline":
-            return ChargeResult(approved=False, reason="Your card was declined by the bank.")
+            return ChargeResult(approved=False, reason=gettext_noop("Your card was declined by the bank."))
         reference = f"ch_test_{idempotency_key}"
         with self._lock:
             self.charged[idempotency_key] = reference

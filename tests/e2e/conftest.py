@@ -23,6 +23,7 @@ import pytest
 from playwright.sync_api import expect
 
 from sweetdream.cli import granian_command
+from sweetdream.platform.i18n import use_language
 from sweetdream.settings import PROJECT_ROOT
 from tests.e2e.browser import BrowserProblems
 from tests.support import TEST_VAR, start_test_stack
@@ -111,6 +112,20 @@ def live_server() -> Iterator[str]:
 def base_url(live_server: str) -> str:
     """pytest-playwright resolves page.goto("/products") against this."""
     return live_server
+
+
+@pytest.fixture(scope="session")
+def browser_context_args(browser_context_args: dict[str, Any]) -> dict[str, Any]:
+    """Browsers ask for English (the shop's default is Vietnamese): the journeys assert English text.
+    tests/e2e/test_language.py asks for Vietnamese itself."""
+    return {**browser_context_args, "locale": "en-US"}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _english_in_the_test_process() -> Iterator[None]:
+    """What a test computes to compare with the page (`format_vnd(price)`) is in the page's language."""
+    with use_language("en"):
+        yield
 
 
 @pytest.fixture(scope="session")

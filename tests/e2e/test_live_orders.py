@@ -172,7 +172,7 @@ def shopper(browser: Browser, base_url: str) -> Any:
     """One registered shopper for the module (registering is rate-limited per address): the
     signed-in browser state each test starts from."""
     problems = BrowserProblems()
-    context = problems.watch_context(browser.new_context(base_url=base_url))
+    context = problems.watch_context(browser.new_context(base_url=base_url, locale="en-US"))
     try:
         page = context.new_page()
         page.goto("/account/register")
@@ -405,7 +405,7 @@ def test_a_paid_order_cancelled_by_the_shopper_shows_its_refund_live(
     wait_for_watchers(order_id(number), 1)
     mark_page(page)
     run_worker()
-    expect(page.locator("#order-payment")).to_contain_text(re.compile(r"Card ending 4242 · refunded [\d.]+\s+đ"))
+    expect(page.locator("#order-payment")).to_contain_text(re.compile(r"Card ending 4242 · refunded ₫[\d,]+"))
     expect(timeline(page).last).to_contain_text("Refunded")
     expect(timeline(page).last).to_contain_text("refunded to the card ending 4242")
     assert_not_reloaded(page)

@@ -9,8 +9,29 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 
 from sweetdream.app import create_app
+from sweetdream.platform.i18n import use_language
 from sweetdream.settings import Settings
 from tests.support import TestStack, flush_redis_except_sessions, start_test_stack
+
+# The shop speaks Vietnamese by default (platform/i18n.py); the suite asserts the English source
+# strings, so every test client asks for English unless a test says otherwise (the language tests
+# set or remove the header themselves).
+_new_client = AsyncTestClient.__init__
+
+
+def _english_by_default(self: AsyncTestClient[Litestar], *args: object, **kwargs: object) -> None:
+    _new_client(self, *args, **kwargs)  # type: ignore[arg-type]
+    self.headers.setdefault("accept-language", "en")
+
+
+AsyncTestClient.__init__ = _english_by_default  # type: ignore[method-assign]
+
+
+@pytest.fixture(autouse=True)
+def _english_in_the_test_process() -> Iterator[None]:
+    """Services called directly (no request) speak English too, unless a test asks otherwise."""
+    with use_language("en"):
+        yield
 
 
 @pytest.fixture(scope="session")

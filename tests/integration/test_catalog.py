@@ -16,7 +16,7 @@ from tests.integration.helpers import post_form, register
 from tests.unit.test_vietnamese_text import DEMO_NAMES_IN_ORDER
 
 CARD_NAME = re.compile(r'<span class="card-name">([^<]+)</span>')
-CARD_PRICE = re.compile(r'<span class="card-price">(?:from )?([\d.]+)\u00a0đ</span>')
+CARD_PRICE = re.compile(r'<span class="card-price">(?:from )?₫([\d,]+)</span>')  # English: ₫150,000
 TOTAL = re.compile(r"(\d+) (?:product|result)s?")
 
 
@@ -71,12 +71,12 @@ async def test_size_and_in_stock_filters(client):
 
 async def test_price_range_and_price_sort(client):
     r = await client.get("/products", params={"min_price": "100000", "max_price": "300000", "sort": "price_asc"})
-    prices = [int(p.replace(".", "")) for p in CARD_PRICE.findall(r.text)]
+    prices = [int(p.replace(",", "")) for p in CARD_PRICE.findall(r.text)]
     assert prices, "expected products in range"
     assert prices == sorted(prices)
     assert all(100000 <= p <= 300000 for p in prices)
     r = await client.get("/products", params={"sort": "price_desc"})
-    prices = [int(p.replace(".", "")) for p in CARD_PRICE.findall(r.text)]
+    prices = [int(p.replace(",", "")) for p in CARD_PRICE.findall(r.text)]
     assert prices == sorted(prices, reverse=True)
 
 
@@ -255,7 +255,7 @@ async def test_cached_pages_never_show_a_stale_price_or_stock(client, db, settin
         assert card, r.text
         return card.group(0)
 
-    assert "123.456\u00a0đ" not in await get() and "Sold out" not in await get()  # warms the cache
+    assert "₫123,456" not in await get() and "Sold out" not in await get()  # warms the cache
 
     async def change(**values: int) -> None:
         if "price" in values:
@@ -273,13 +273,13 @@ async def test_cached_pages_never_show_a_stale_price_or_stock(client, db, settin
 
     await change(price=123456)
     try:
-        assert "123.456\u00a0đ" in await get()
+        assert "₫123,456" in await get()
         await change(stock=0)
         assert "Sold out" in await get()
     finally:
         await change(price=product.price, stock=product.variants[0].stock)
     page = await get()
-    assert "123.456\u00a0đ" not in page and "Sold out" not in page
+    assert "₫123,456" not in page and "Sold out" not in page
 
 
 async def test_a_cached_page_carries_each_visitors_own_csrf_token(app):

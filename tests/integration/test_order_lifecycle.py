@@ -192,11 +192,11 @@ async def test_cancelling_a_paid_order_refunds_it_on_the_page_the_admin_list_and
     (refund,) = gateway_refunds(order.payment_reference)
     assert refund.amount == order.total == 230_000 and order.refund_reference == refund.reference
     page = await order_page(client, order.number)
-    assert "Card ending 4242 · refunded 230.000\xa0đ" in page
-    assert re.search(r"<strong>Refunded</strong>[^<]*· 230\.000\xa0đ refunded to the card ending 4242", page)
+    assert "Card ending 4242 · refunded ₫230,000" in page
+    assert re.search(r"<strong>Refunded</strong>[^<]*· ₫230,000 refunded to the card ending 4242", page)
     cancelled = [m for m in mails_to(settings, user.email) if "cancelled" in m["Subject"]]
     assert len(cancelled) == 1 and "Nothing will be charged" not in body(cancelled[0])
-    assert "We have refunded 230.000\xa0đ to your card ending 4242" in body(cancelled[0])
+    assert "We have refunded ₫230,000 to your card ending 4242" in body(cancelled[0])
     admin = await as_admin(settings, db)
     try:
         listing = unescape((await admin.get("/admin/orders?status=CANCELLED")).text)

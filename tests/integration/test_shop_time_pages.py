@@ -48,14 +48,21 @@ async def place_order_at(client, settings, db, moment: datetime):
 async def test_the_order_page_shows_when_it_was_placed_in_shop_time(client, settings, db):
     number = await place_order_at(client, settings, db, LATE_EVENING_UTC)
     page = (await client.get(f"/orders/{number}")).text
-    assert "Placed 28/11/2026 06:30" in page
-    assert re.search(r"<strong>Pending</strong> · 28/11/2026 06:30", page)  # the timeline
-    assert "27/11/2026" not in page and "UTC" not in page
+    assert "Placed 28 Nov 2026, 06:30" in page
+    assert re.search(r"<strong>Pending</strong> · 28 Nov 2026, 06:30", page)  # the timeline
+    assert "27 Nov 2026" not in page and "UTC" not in page
+    # In Vietnamese: the day first, numbers only.
+    page = (await client.get(f"/orders/{number}", headers={"accept-language": "vi"})).text
+    assert "Đặt lúc 28/11/2026 06:30" in page
+    assert re.search(r"<strong>Chờ xử lý</strong> · 28/11/2026 06:30", page)
+    assert "27/11/2026" not in page
 
 
 async def test_order_history_shows_the_shop_day(client, settings, db):
     number = await place_order_at(client, settings, db, LATE_EVENING_UTC)
     page = (await client.get("/account/orders")).text
+    assert re.search(rf">{number}</a></td><td>28 Nov 2026</td>", page)
+    page = (await client.get("/account/orders", headers={"accept-language": "vi"})).text
     assert re.search(rf">{number}</a></td><td>28/11/2026</td>", page)
 
 
@@ -65,5 +72,5 @@ async def test_admin_orders_show_shop_time(app, client, settings, db):
         await signed_in(admin, settings, await make_user(db, Role.ADMIN))
         page = (await admin.get("/admin/orders")).text
     row = next(r for r in page.split("<tr>") if f">{number}</a>" in r)
-    assert "<td>28/11/2026 06:30</td>" in row
+    assert "<td>28 Nov 2026, 06:30</td>" in row
     assert "UTC" not in page

@@ -53,7 +53,12 @@ def another_browser(client: AsyncTestClient[Litestar]) -> httpx.AsyncClient:
     It shares the first client's transport, so the app runs on one event loop: two test clients
     would each start the app on a loop of their own, and its Redis pool belongs to one loop.
     """
-    return httpx.AsyncClient(transport=_Shared(client._transport), base_url=client.base_url, follow_redirects=False)
+    return httpx.AsyncClient(
+        transport=_Shared(client._transport),
+        base_url=client.base_url,
+        follow_redirects=False,
+        headers={"accept-language": "en"},  # as every test client (tests/integration/conftest.py)
+    )
 
 
 class _Shared(httpx.AsyncBaseTransport):

@@ -230,13 +230,14 @@ async def test_low_stock_alert_is_sent_once_per_crossing(settings, db):
     second = await buy(1)  # 3 -> 2: crosses it
     await buy(1)  # 2 -> 1: already below, no new alert
     await run_worker(settings)
-    alerts = [m for m in mails_to(settings, admin.email) if m["Subject"].startswith("Low stock")]
-    assert len(alerts) == 1 and "has 2 left" in alerts[0]["Subject"]
+    # The admin never chose a language: the alert is in the shop's, Vietnamese (issue #14).
+    alerts = [m for m in mails_to(settings, admin.email) if m["Subject"].startswith("Sắp hết hàng")]
+    assert len(alerts) == 1 and "chỉ còn 2" in alerts[0]["Subject"]
     await service.transition(first.id, OrderStatus.CANCELLED, "test")  # 1 -> 3: back above
     await service.transition(second.id, OrderStatus.CANCELLED, "test")  # 3 -> 4
     await buy(2)  # 4 -> 2: a new crossing
     await run_worker(settings)
-    alerts = [m for m in mails_to(settings, admin.email) if m["Subject"].startswith("Low stock")]
+    alerts = [m for m in mails_to(settings, admin.email) if m["Subject"].startswith("Sắp hết hàng")]
     assert len(alerts) == 2
     await service.redis.aclose()
 

@@ -25,10 +25,14 @@ def test_slugify():
 
 
 def test_vnd_has_no_minor_unit_and_uses_dot_grouping():
-    # A non-breaking space (U+00A0) keeps "đ" on the line of its number in narrow table cells.
-    assert format_vnd(299000) == "299.000\u00a0đ"
-    assert format_vnd(0) == "0\u00a0đ"
-    assert format_vnd(-1500) == "-1.500\u00a0đ"
+    # Babel's VND format. Vietnamese: a non-breaking space (U+00A0) keeps "₫" on the line of its
+    # number in narrow table cells. English: the sign first.
+    assert format_vnd(299000, "vi") == "299.000\u00a0₫"
+    assert format_vnd(0, "vi") == "0\u00a0₫"
+    assert format_vnd(-1500, "vi") == "-1.500\u00a0₫"
+    assert format_vnd(299000, "en") == "₫299,000"
+    assert format_vnd(-1500, "en") == "-₫1,500"
+    assert format_vnd(320000) == "₫320,000"  # no language given: the current one (English in these tests)
     assert " " not in format_vnd(1_250_000)  # no ordinary space a line could break at
 
 

@@ -6,6 +6,8 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from sweetdream.platform.i18n import gettext as _
+
 EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$")
 PHONE = re.compile(r"^\+?[0-9 .-]{8,20}$")
 MIN_PASSWORD = 10
@@ -36,9 +38,9 @@ class ProfileForm:
 
     def validate_profile(self) -> None:
         if not self.name:
-            self.errors["name"] = "Please tell us your name."
+            self.errors["name"] = _("Please tell us your name.")
         if self.phone and not PHONE.match(self.phone):
-            self.errors["phone"] = "Enter a phone number of 8 to 20 digits, for example 0901 234 567."
+            self.errors["phone"] = _("Enter a phone number of 8 to 20 digits, for example 0901 234 567.")
 
 
 @dataclass
@@ -57,7 +59,7 @@ class RegistrationForm(ProfileForm):
         )
         form.validate_profile()
         if not EMAIL.match(form.email):
-            form.errors["email"] = "Enter an email address like name@example.com."
+            form.errors["email"] = _("Enter an email address like name@example.com.")
         password_error = password_problem(form.password, form.email)
         if password_error:
             form.errors["password"] = password_error
@@ -66,9 +68,9 @@ class RegistrationForm(ProfileForm):
 
 def password_problem(password: str, email: str) -> str | None:
     if len(password) < MIN_PASSWORD:
-        return f"Use at least {MIN_PASSWORD} characters."
+        return _("Use at least %(num)d characters.") % {"num": MIN_PASSWORD}
     if len(password) > MAX_PASSWORD:
-        return f"Use at most {MAX_PASSWORD} characters."
+        return _("Use at most %(num)d characters.") % {"num": MAX_PASSWORD}
     if email and password.strip().lower() == email:
-        return "Your password can't be your email address."
+        return _("Your password can't be your email address.")
     return None

@@ -10,6 +10,7 @@ from litestar.handlers.base import BaseRouteHandler
 
 from sweetdream.accounts.models import User
 from sweetdream.audit.services import Actor
+from sweetdream.platform.i18n import gettext as _
 
 
 class LoginRequired(NotAuthorizedException):
@@ -32,19 +33,19 @@ def signed_in_user(request: Request) -> User:
     """The user of a handler guarded by `requires_user` (a visitor would have been sent to sign in)."""
     user = current_user(request)
     if user is None:
-        raise LoginRequired("Please sign in to continue.")
+        raise LoginRequired(_("Please sign in to continue."))
     return user
 
 
-def requires_user(connection: ASGIConnection, _: BaseRouteHandler) -> None:
+def requires_user(connection: ASGIConnection, handler: BaseRouteHandler) -> None:
     if connection.state.get("user") is None:
-        raise LoginRequired("Please sign in to continue.")
+        raise LoginRequired(_("Please sign in to continue."))
 
 
 def requires_admin(connection: ASGIConnection, handler: BaseRouteHandler) -> None:
     requires_user(connection, handler)
     if not connection.state.user.is_admin:
-        raise PermissionDeniedException("This page is for SweetDream staff only.")
+        raise PermissionDeniedException(_("This page is for SweetDream staff only."))
 
 
 def current_actor(request: Request) -> Actor:

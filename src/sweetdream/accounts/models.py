@@ -34,6 +34,8 @@ class User(UUIDAuditBase):
     # A deactivated account cannot sign in, and its sessions ended when it was deactivated (an admin
     # does it with a reason, in the audit log; reactivating lets the person sign in again).
     is_active: Mapped[bool] = mapped_column(Boolean, default=True, server_default="true")
+    # The language the shopper chose ("vi", "en"), or None: pages and emails follow it (platform/i18n.py).
+    language: Mapped[str | None] = mapped_column(String(8), nullable=True, default=None)
 
     @property
     def is_admin(self) -> bool:

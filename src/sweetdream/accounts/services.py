@@ -16,6 +16,7 @@ from sweetdream.accounts.forms import ProfileForm, RegistrationForm, normalise_e
 from sweetdream.accounts.models import Role, User
 from sweetdream.accounts.passwords import hash_password, needs_rehash, verify_password
 from sweetdream.audit.services import Actor, record
+from sweetdream.platform.i18n import gettext as _
 
 CLI = Actor(None, "cli")  # the audit log's actor for the command line
 
@@ -40,13 +41,12 @@ class UserService(SQLAlchemyAsyncRepositoryService[User]):
 
     repository_type = Repository
 
-    async def admin_emails(self) -> list[str]:
-        """Where shop alerts go (low stock): every admin, read fresh."""
-        return list(
-            await self.repository.session.scalars(
-                select(User.email).where(User.role == Role.ADMIN, User.is_active.is_(True))
-            )
+    async def admin_emails(self) -> list[tuple[str, str | None]]:
+        """Where shop alerts go (low stock): every active admin, read fresh, with their language."""
+        rows = await self.repository.session.execute(
+            select(User.email, User.language).where(User.role == Role.ADMIN, User.is_active.is_(True))
         )
+        return [(email, language) for email, language in rows]
 
     async def by_email(self, email: str, with_password: bool = False) -> User | None:
         stmt = select(User).where(User.email == normalise_email(email))
@@ -54,9 +54,10 @@ class UserService(SQLAlchemyAsyncRepositoryService[User]):
             stmt = stmt.options(undefer(User.password_hash))
         return await self.repository.session.scalar(stmt)
 
-    async def register(self, form: RegistrationForm) -> User:
+    async def register(self, form: RegistrationForm, language: str | None = None) -> User:
+        """A new customer; `language` is the one they registered in (their emails' language)."""
         if await self.by_email(form.email):
-            raise AccountError("email", "An account with this email already exists. Sign in instead?")
+            raise AccountError("email", _("An account with this email already exists. Sign in instead?"))
         user = User(
             email=form.email,
             password_hash=await hash_password(form.password),
@@ -64,6 +65,7 @@ class UserService(SQLAlchemyAsyncRepositoryService[User]):
             phone=form.phone,
             address=form.address,
             role=Role.CUSTOMER,
+            language=language,
         )
         session = self.repository.session
         try:
@@ -71,7 +73,7 @@ class UserService(SQLAlchemyAsyncRepositoryService[User]):
                 session.add(user)
                 await session.flush()
         except IntegrityError as exc:  # two registrations for one email at the same moment
-            raise AccountError("email", "An account with this email already exists. Sign in instead?") from exc
+            raise AccountError("email", _("An account with this email already exists. Sign in instead?")) from exc
         return user
 
     async def authenticate(self, email: str, password: str) -> User | None:
@@ -90,13 +92,17 @@ class UserService(SQLAlchemyAsyncRepositoryService[User]):
             update(User).where(User.id == user_id).values(name=form.name, phone=form.phone, address=form.address)
         )
 
+    async def set_language(self, user_id: UUID, language: str) -> None:
+        """The language the user chose with the switch: their pages on any browser, and their emails."""
+        await self.repository.session.execute(update(User).where(User.id == user_id).values(language=language))
+
     async def change_password(self, user_id: UUID, current: str, new: str) -> User:
         """Set a new password and end every session signed in before (they carry the old epoch)."""
         user = await self.repository.session.scalar(
             select(User).where(User.id == user_id).options(undefer(User.password_hash))
         )
         if user is None or not await verify_password(user.password_hash, current):
-            raise AccountError("current_password", "That isn't your current password.")
+            raise AccountError("current_password", _("That isn't your current password."))
         problem = password_problem(new, user.email)
         if problem:
             raise AccountError("new_password", problem)

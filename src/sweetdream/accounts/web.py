@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from typing import Any
 from uuid import UUID
 
@@ -26,12 +27,12 @@ from sweetdream.accounts.guards import (
 )
 from sweetdream.accounts.models import User
 from sweetdream.accounts.services import AccountError, UserService
-from sweetdream.platform import ratelimit
+from sweetdream.platform import i18n, ratelimit
 from sweetdream.platform.i18n import gettext as _
 from sweetdream.platform.i18n import gettext_noop
 from sweetdream.platform.ratelimit import Limit, TooManyRequests, hit
 from sweetdream.platform.sessions import SessionConfig, rotate_session_id
-from sweetdream.platform.web import client_ip, flash, form_data, render, safe_next
+from sweetdream.platform.web import BadRequest, client_ip, flash, form_data, render, safe_next
 
 # Sign-in limits count failed sign-ins only (a success gives its attempt back):
 # - 10 per (email, client address) in 15 minutes stops one place guessing one account's password,
@@ -84,7 +85,7 @@ async def _signed_out_elsewhere(request: Request) -> None:
     """End a session the user's password change ended, and tell the shopper why."""
     await rotate_session_id(request, request.app.state.session_config)
     request.set_session(
-        {"flash": [{"kind": "error", "text": "Your password was changed, so you were signed out here."}]}
+        {"flash": [{"kind": "error", "text": _("Your password was changed, so you were signed out here.")}]}
     )
 
 
@@ -97,9 +98,16 @@ def current_user_middleware(app: ASGIApp) -> ASGIApp:
     """Runs after the session middleware and before guards (which run before `before_request`)."""
 
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            await load_current_user(Request(scope))
-        await app(scope, receive, send)
+        if scope["type"] != "http":
+            await app(scope, receive, send)
+            return
+        request: Request = Request(scope)
+        await load_current_user(request)
+        # i18n: a signed-in user's saved language, unless this browser chose one (platform/i18n.py).
+        user = request.state.user
+        saved = user.language if user is not None and i18n.cookie_choice(scope) is None else None
+        with i18n.use_language(saved) if saved else nullcontext():
+            await app(scope, receive, send)
 
     return middleware
 
@@ -204,13 +212,13 @@ class AccountController(Controller):
         next_url = safe_next(data.get("next"))
         if not form.errors:
             try:
-                user = await users.register(form)
+                user = await users.register(form, language=i18n.current_language.get())
             except AccountError as exc:
                 form.errors[exc.field] = exc.message
             else:
                 await users.repository.session.commit()
                 await sign_in(request, user)
-                flash(request, f"Welcome to SweetDream, {user.name}!")
+                flash(request, _("Welcome to SweetDream, %(name)s!") % {"name": user.name})
                 return Redirect(next_url, status_code=303, cookies=[known_device_cookie(request, user.email)])
         form.password = ""  # never echoed back
         return render(request, "accounts/register.html", status_code=400, form=form, next=next_url, errors=form.errors)
@@ -240,7 +248,7 @@ class AccountController(Controller):
                 status_code=400,
                 email=email,
                 next=next_url,
-                error="Email or password is incorrect.",
+                error=_("Email or password is incorrect."),
             )
         await limits.succeeded()
         await users.repository.session.commit()  # a rehashed password is saved
@@ -254,7 +262,7 @@ class AccountController(Controller):
                 error=_(DEACTIVATED),
             )
         await sign_in(request, user)
-        flash(request, f"Welcome back, {user.name}.")
+        flash(request, _("Welcome back, %(name)s.") % {"name": user.name})
         return Redirect(next_url, status_code=303, cookies=[known_device_cookie(request, email)])
 
     @post("/logout", name="logout")
@@ -284,7 +292,7 @@ class AccountController(Controller):
             )
         await users.update_profile(user.id, form)
         await users.repository.session.commit()
-        flash(request, "Your details were saved.")
+        flash(request, _("Your details were saved."))
         return Redirect("/account", status_code=303)
 
     @post("/password", guards=[requires_user])
@@ -294,7 +302,7 @@ class AccountController(Controller):
         data = await form_data(request)
         errors: dict[str, str] = {}
         if data.get("new_password", "") != data.get("confirm_password", ""):
-            errors["confirm_password"] = "The two new passwords don't match."  # noqa: S105 (a message)
+            errors["confirm_password"] = _("The two new passwords don't match.")
         else:
             try:
                 user = await users.change_password(
@@ -309,8 +317,43 @@ class AccountController(Controller):
             )
         await users.repository.session.commit()
         await stay_signed_in(request, user)
-        flash(request, "Your password was changed. You were signed out everywhere else.")
+        flash(request, _("Your password was changed. You were signed out everywhere else."))
         return Redirect("/account", status_code=303)
 
 
-__all__ = ["AccountController", "LoginRequired", "load_current_user", "password_problem", "requires_admin"]
+def language_cookie(request: Request, language: str) -> Cookie:
+    """The switch's choice, for a year; readable by nothing but the server (it only picks a language)."""
+    return Cookie(
+        key=i18n.COOKIE,
+        value=language,
+        path="/",
+        max_age=i18n.COOKIE_MAX_AGE,
+        secure=not request.app.state.settings.is_dev,
+        httponly=True,
+        samesite="lax",
+    )
+
+
+@post("/language", name="language", dependencies={"users": Provide(provide_users, sync_to_thread=False)})
+async def switch_language(request: Request, users: NamedDependency[UserService]) -> Redirect:
+    """The header's language switch: a cookie for this browser and, when signed in, the profile
+    (so the choice follows the shopper to another browser, and their emails follow it too)."""
+    data = await form_data(request)
+    language = i18n.supported(data.get("language"))
+    if language is None:
+        raise BadRequest(_("Choose Tiếng Việt or English."))
+    user = current_user(request)
+    if user is not None:
+        await users.set_language(user.id, language)
+        await users.repository.session.commit()
+    return Redirect(safe_next(data.get("next")), status_code=303, cookies=[language_cookie(request, language)])
+
+
+__all__ = [
+    "AccountController",
+    "LoginRequired",
+    "load_current_user",
+    "password_problem",
+    "requires_admin",
+    "switch_language",
+]

@@ -12,6 +12,7 @@ from sweetdream.accounts.models import Role, User
 from sweetdream.catalog.models import Product
 from sweetdream.orders import outbox
 from sweetdream.orders.models import Order, OrderStatus
+from sweetdream.platform.i18n import gettext_noop
 
 
 @dataclass(frozen=True)
@@ -28,11 +29,11 @@ async def dashboard(db: AsyncSession) -> Dashboard:
     # Fulfilment health: events the workers have not delivered yet, and those that gave up.
     failed = await outbox.failed(db, limit=20)
     figures = {
-        "Products": products,
-        "Customers": customers,
-        "Orders": orders,
-        "Pending orders": pending,
-        "Events waiting": await outbox.undelivered_count(db),
-        "Failed events": len(failed),
+        gettext_noop("Products"): products,  # labels translated where shown
+        gettext_noop("Customers"): customers,
+        gettext_noop("Orders"): orders,
+        gettext_noop("Pending orders"): pending,
+        gettext_noop("Events waiting"): await outbox.undelivered_count(db),
+        gettext_noop("Failed events"): len(failed),
     }
     return Dashboard(figures, failed)

@@ -242,16 +242,12 @@ async def enqueue_export(redis: Any, run: ExportRun) -> bool:
 def failure_notifier(notifier: Any) -> Callable[[AsyncSession, ExportRun], Any]:
     """The failed-export email to every admin, each at most once per run (the notifier's claim)."""
     from sweetdream.accounts.services import UserService
-    from sweetdream.fulfillment.notifications import Email
 
     async def notify(db: AsyncSession, run: ExportRun) -> None:
         admins = await UserService(session=db).admin_emails()
         context = {"day": run.day.isoformat(), "error": run.error, "attempts": run.attempts, "run_id": run.id}
-        subject = _("The export of shop day %(day)s failed") % {"day": run.day.isoformat()}
-        text = notifier.env.get_template("export_failed.txt").render(subject=subject, **context)
-        html = notifier.env.get_template("export_failed.html").render(subject=subject, **context)
-        for address in admins:
-            email = Email("export_failed", address, subject, text, html)
+        for address, language in admins:  # each in the admin's own language
+            email = notifier.render("export_failed", address, language, **context)
             await notifier.send_once(db, f"export:{run.id}:failed:{address}", email)
 
     return notify

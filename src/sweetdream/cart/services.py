@@ -15,6 +15,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from sweetdream.cart.models import CartItem
 from sweetdream.catalog.models import Product, Variant
+from sweetdream.catalog.money import format_vnd
+from sweetdream.platform.i18n import gettext as _
+from sweetdream.platform.i18n import ngettext
 
 MAX_QUANTITY = 99
 CART_DAYS = 30  # a cart is kept this long after its last change
@@ -154,7 +157,9 @@ async def purge_stale_carts(db: AsyncSession) -> int:
 
 
 def only_left(stock: int) -> str:
-    return "Sold out." if stock == 0 else f"Only {stock} left."
+    return (
+        _("Sold out.") if stock == 0 else ngettext("Only %(num)d left.", "Only %(num)d left.", stock) % {"num": stock}
+    )
 
 
 class CartService:
@@ -174,12 +179,12 @@ class CartService:
             )
         ).first()
         if row is None or not row.Product.is_active:
-            raise CartError("That product is no longer available.")
+            raise CartError(_("That product is no longer available."))
         return row.Variant, row.Product
 
     async def add(self, variant_id: UUID, quantity: int) -> CartLine:
         if not 1 <= quantity <= MAX_QUANTITY:
-            raise CartError(f"Choose a quantity from 1 to {MAX_QUANTITY}.")
+            raise CartError(_("Choose a quantity from 1 to %(most)d.") % {"most": MAX_QUANTITY})
         variant, product = await self._variant(variant_id)
         have = (await self.store.items()).get(variant_id, (0, 0))[0]
         await self._check_quantity(variant, product, have + quantity)
@@ -192,10 +197,10 @@ class CartService:
             await self.store.remove(variant_id)
             return
         if not 1 <= quantity <= MAX_QUANTITY:
-            raise CartError(f"Choose a quantity from 0 to {MAX_QUANTITY}.")
+            raise CartError(_("Choose a quantity from 0 to %(most)d.") % {"most": MAX_QUANTITY})
         items = await self.store.items()
         if variant_id not in items:
-            raise CartError("That item is not in your cart.")
+            raise CartError(_("That item is not in your cart."))
         variant, product = await self._variant(variant_id)
         await self._check_quantity(variant, product, quantity)
         await self.store.put(variant_id, quantity, items[variant_id][1])
@@ -205,9 +210,9 @@ class CartService:
 
     async def _check_quantity(self, variant: Variant, product: Product, quantity: int) -> None:
         if quantity > variant.stock:
-            raise CartError(only_left(variant.stock) if variant.stock else "Sorry, that size is sold out.")
+            raise CartError(only_left(variant.stock) if variant.stock else _("Sorry, that size is sold out."))
         if product.max_per_customer is not None and quantity > product.max_per_customer:
-            raise CartError(f"At most {product.max_per_customer} per customer.")
+            raise CartError(_("At most %(num)d per customer.") % {"num": product.max_per_customer})
 
     async def view(self, only: list[UUID] | None = None) -> CartView:
         """The cart against the database now: current price and stock, with what changed flagged."""
@@ -263,12 +268,22 @@ def _line(variant: Variant, product: Product, quantity: int, price_seen: int) ->
         max_per_customer=product.max_per_customer,
     )
     if not product.is_active:
-        line.problems.append("This product is no longer sold. Please remove it.")
+        line.problems.append(_("This product is no longer sold. Please remove it."))
     elif variant.stock == 0:
-        line.problems.append("This size has sold out. Please remove it.")
+        line.problems.append(_("This size has sold out. Please remove it."))
     elif quantity > variant.stock:
-        line.problems.append(f"Only {variant.stock} left: please lower the quantity.")
+        line.problems.append(
+            ngettext(
+                "Only %(num)d left: please lower the quantity.",
+                "Only %(num)d left: please lower the quantity.",
+                variant.stock,
+            )
+            % {"num": variant.stock}
+        )
     if product.is_active and price != price_seen:
-        direction = "gone up" if price > price_seen else "gone down"
-        line.notices.append(f"The price has {direction} since you added it (was {price_seen:,} đ).".replace(",", "."))
+        if price > price_seen:
+            notice = _("The price has gone up since you added it (was %(price)s).")
+        else:
+            notice = _("The price has gone down since you added it (was %(price)s).")
+        line.notices.append(notice % {"price": format_vnd(price_seen)})
     return line

@@ -27,6 +27,7 @@ from sweetdream.cart.services import (
     SessionCartStore,
     cart_count_for_user,
 )
+from sweetdream.platform.i18n import gettext as _
 from sweetdream.platform.parsing import parse_int
 from sweetdream.platform.web import flash, form_data, render
 
@@ -118,9 +119,9 @@ class CartController(Controller):
         back = data.get("back", "/cart") if data.get("back", "").startswith("/products/") else "/cart"
         try:
             if variant_id is None:
-                raise CartError("Please choose a size.")
+                raise CartError(_("Please choose a size."))
             if quantity is None:
-                raise CartError(f"Choose a quantity from 1 to {MAX_QUANTITY}.")
+                raise CartError(_("Choose a quantity from 1 to %(most)d.") % {"most": MAX_QUANTITY})
             line = await cart.add(variant_id, quantity)
         except CartError as exc:
             if request.htmx:  # type: ignore[attr-defined]
@@ -144,7 +145,9 @@ class CartController(Controller):
                 params={"count": count},
                 after="receive",
             )
-        flash(request, f"Added {line.product_name} ({line.size_label}) to your cart.")
+        flash(
+            request, _("Added %(name)s (%(size)s) to your cart.") % {"name": line.product_name, "size": line.size_label}
+        )
         return Redirect("/cart", status_code=303)
 
     @post("/items/{variant_id:str}", name="cart-update")
@@ -156,11 +159,11 @@ class CartController(Controller):
         remove = data.get("action") == "remove"
         try:
             if target is None:
-                raise CartError("That item is not in your cart.")
+                raise CartError(_("That item is not in your cart."))
             if remove:
                 await cart.remove(target)
             elif quantity is None:
-                raise CartError(f"Choose a quantity from 0 to {MAX_QUANTITY}.")
+                raise CartError(_("Choose a quantity from 0 to %(most)d.") % {"most": MAX_QUANTITY})
             else:
                 await cart.update(target, quantity)
         except CartError as exc:

@@ -14,14 +14,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from urllib.parse import urlencode
 
+from sweetdream.platform.i18n import gettext as _
+from sweetdream.platform.i18n import gettext_noop
 from sweetdream.platform.parsing import is_ascii_digits, parse_int, parse_page
 
 SORTS = {
-    "relevance": "Best match",
-    "newest": "Newest",
-    "price_asc": "Price: low to high",
-    "price_desc": "Price: high to low",
-    "name": "Name A-Z",
+    "relevance": gettext_noop("Best match"),
+    "newest": gettext_noop("Newest"),
+    "price_asc": gettext_noop("Price: low to high"),
+    "price_desc": gettext_noop("Price: high to low"),
+    "name": gettext_noop("Name A-Z"),
 }
 MAX_QUERY_LENGTH = 100
 MAX_PRICE = 1_000_000_000
@@ -92,10 +94,10 @@ def _price(raw: str | None, name: str, errors: dict[str, str]) -> int | None:
     text = raw.strip().replace(".", "").replace(",", "")
     value = parse_int(text, max_digits=len(str(MAX_PRICE)))
     if value is None and not is_ascii_digits(text):
-        errors[name] = "Enter a whole number of đồng, for example 150000."
+        errors[name] = _("Enter a whole number of đồng, for example 150000.")
         return None
     if value is None or value > MAX_PRICE:
-        errors[name] = "That price is too large."
+        errors[name] = _("That price is too large.")
         return None
     return value
 
@@ -106,7 +108,7 @@ def parse_filter(params: Mapping[str, str]) -> tuple[ProductFilter, FilterErrors
     min_price = _price(params.get("min_price"), "min_price", errors)
     max_price = _price(params.get("max_price"), "max_price", errors)
     if min_price is not None and max_price is not None and min_price > max_price:
-        errors["max_price"] = "The maximum price must be at least the minimum price."
+        errors["max_price"] = _("The maximum price must be at least the minimum price.")
     sort = params.get("sort", "")
     if sort not in SORTS:
         sort = DEFAULT_SORT

@@ -22,6 +22,8 @@ from sweetdream.analytics.models import EventName
 from sweetdream.catalog.cache import CatalogCache
 from sweetdream.catalog.filters import SORTS, ProductFilter, parse_filter
 from sweetdream.catalog.services import CatalogService
+from sweetdream.platform.i18n import current_language, gettext_noop
+from sweetdream.platform.i18n import gettext as _
 from sweetdream.platform.pages import (
     FULL_LAYOUT,
     VARY,
@@ -90,7 +92,7 @@ class ShopController(Controller):
         version = await catalog_cache.version()
 
         async def context() -> dict[str, Any]:
-            categories, _ = await _filter_choices(catalog, catalog_cache, version)
+            categories, _sizes = await _filter_choices(catalog, catalog_cache, version)
             featured = await catalog_cache.get_or_compute("featured", catalog.featured, version)
             return {"categories": categories, "featured": featured}
 
@@ -113,12 +115,12 @@ class ShopController(Controller):
         async def results() -> tuple[str, int]:
             async def render_results() -> tuple[str, int]:
                 page = await catalog.list_products(view)
-                categories, _ = await _filter_choices(catalog, catalog_cache, version)
+                categories, _sizes = await _filter_choices(catalog, catalog_cache, version)
                 category = next((c for c in categories if c.slug == view.category), None)
                 html = render_fragment(request, "catalog/_results.html", page=page, view=view, category=category)
                 return html, page.total
 
-            return await catalog_cache.get_or_compute("results?" + view.cache_key(), render_results, version)
+            return await catalog_cache.get_or_compute(results_key(view), render_results, version)
 
         def searched(total: int) -> PageEvents:
             return ((EventName.PRODUCT_SEARCHED, recording.product_searched(view.q, total)),) if view.q else ()
@@ -161,13 +163,13 @@ class ShopController(Controller):
         catalog_cache: CatalogCache = state.catalog_cache
         # A slug is lowercase ASCII words and hyphens; anything else (NUL bytes, paths) can't exist.
         if not SLUG.fullmatch(slug):
-            raise NotFoundException(NOT_FOUND)
+            raise NotFoundException(_(NOT_FOUND))
         version = await catalog_cache.version()
 
         async def context() -> dict[str, Any]:
             product = await catalog.get_by_slug(slug)
             if product is None:
-                raise NotFoundException(NOT_FOUND)
+                raise NotFoundException(_(NOT_FOUND))
             viewed = recording.product_viewed(product.id, product.name, product.price, product.category.name)
             return {"product": product, EVENTS: ((EventName.PRODUCT_VIEWED, viewed),)}
 
@@ -178,7 +180,12 @@ class ShopController(Controller):
         return _rendered(request, "catalog/product.html", await context())
 
 
-NOT_FOUND = "We could not find that product. It may have been removed."
+NOT_FOUND = gettext_noop("We could not find that product. It may have been removed.")
+
+
+def results_key(view: ProductFilter) -> str:
+    """The rendered grid's cache key: its words are in the request's language (platform/i18n.py)."""
+    return f"results:{current_language.get()}?{view.cache_key()}"
 
 
 def plain_page_url(connection: ASGIConnection, path: str) -> str | None:

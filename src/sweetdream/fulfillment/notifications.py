@@ -42,6 +42,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sweetdream.catalog.money import format_vnd
 from sweetdream.fulfillment.models import SENDING, SENT, SentMessage
 from sweetdream.platform import i18n
+from sweetdream.platform.i18n import gettext_noop
 from sweetdream.platform.mail import Mailer, build_message, message_id
 from sweetdream.platform.shop_time import time_filters
 from sweetdream.settings import Settings
@@ -54,14 +55,16 @@ STUCK_AFTER = timedelta(minutes=1)
 # How long after its claim a live sender surely holds the claim's lock (it takes it right after).
 IN_FLIGHT = timedelta(seconds=10)
 
+# Source strings; each email is rendered in its recipient's language (`Notifier.render`).
 SUBJECTS = {
-    "confirmation": "Your order {number} is confirmed",
-    "preparing": "We are preparing your order {number}",
-    "shipped": "Your order {number} is on its way",
-    "delivered": "Your order {number} has been delivered",
-    "cancelled": "Your order {number} was cancelled",
-    "declined": "Payment declined for order {number}",
-    "low_stock": "Low stock: {product} ({size}) has {stock} left",
+    "confirmation": gettext_noop("Your order %(number)s is confirmed"),
+    "preparing": gettext_noop("We are preparing your order %(number)s"),
+    "shipped": gettext_noop("Your order %(number)s is on its way"),
+    "delivered": gettext_noop("Your order %(number)s has been delivered"),
+    "cancelled": gettext_noop("Your order %(number)s was cancelled"),
+    "declined": gettext_noop("Payment declined for order %(number)s"),
+    "low_stock": gettext_noop("Low stock: %(product)s (%(size)s) has %(stock)s left"),
+    "export_failed": gettext_noop("The export of shop day %(day)s failed"),
 }
 
 
@@ -89,13 +92,20 @@ class Notifier:
             i18n.gettext, i18n.ngettext, newstyle=True, pgettext=i18n.pgettext, npgettext=i18n.npgettext
         )
         self.env.filters["vnd"] = format_vnd
+        self.env.filters["translated"] = i18n.translate_known  # a decline reason the gateway gave
         self.env.filters.update(time_filters(Settings.shop_timezone))  # a time in an email is shop time too
         self.env.globals.update(site_name=site_name, public_url=public_url.rstrip("/"))
 
-    def render(self, kind: str, to: str, **context: Any) -> Email:
-        subject = SUBJECTS[kind].format(**context)
-        text = self.env.get_template(f"{kind}.txt").render(subject=subject, **context)
-        html = self.env.get_template(f"{kind}.html").render(subject=subject, **context)
+    def render(self, kind: str, to: str, language: str | None = None, **context: Any) -> Email:
+        """The email in `language` (the recipient's; Vietnamese when unknown): words, money, times."""
+        with i18n.use_language(language):
+            subject = i18n.gettext(SUBJECTS[kind]) % context
+            text = self.env.get_template(f"{kind}.txt").render(
+                subject=subject, lang=i18n.current_language.get(), **context
+            )
+            html = self.env.get_template(f"{kind}.html").render(
+                subject=subject, lang=i18n.current_language.get(), **context
+            )
         return Email(kind, to, subject, text, html)
 
     async def send_once(self, db: AsyncSession, key: str, email: Email) -> bool:

@@ -29,6 +29,7 @@ from sweetdream.orders import outbox
 from sweetdream.orders.models import Order, OrderStatus, OutboxEvent, PaymentMethod, PaymentStatus
 from sweetdream.orders.services import UNPAID_HOLD_MINUTES, OrderService
 from sweetdream.payments import PaymentGateway
+from sweetdream.platform.i18n import gettext_noop
 
 PAYMENTS_ACTOR = "system:payments"
 STATUS_EMAILS = {
@@ -101,7 +102,7 @@ class Fulfillment:
                 order.id,
                 OrderStatus.PROCESSING,
                 PAYMENTS_ACTOR,
-                "Cash on delivery: payment due on delivery",
+                gettext_noop("Cash on delivery: payment due on delivery"),  # shown translated (OrderEvent.shown_note)
                 only_from=OrderStatus.PENDING,
             )
         charging = await orders.begin_charge(order.id)
@@ -157,15 +158,23 @@ class Fulfillment:
         """One event per crossing of the threshold (see OrderService._take_stock), one email per admin."""
         payload = event.payload
         admins = await UserService(session=db).admin_emails()
-        for email in admins:
-            message = self.notifier.render("low_stock", email, **payload)
+        for email, language in admins:
+            message = self.notifier.render("low_stock", email, language, **payload)
             await self.notifier.send_once(db, f"stock-low:{event.id}:{email}", message)
         return f"low stock alert for {payload['sku']} to {len(admins)} admin(s)"
 
     async def _email_customer(self, db: AsyncSession, order: Order, kind: str, key: str = "", **context: Any) -> bool:
         user = await UserService(session=db).get(order.user_id)
+        # The recipient's language: the one they chose, else the one they ordered in.
+        language = user.language or order.language
         email = self.notifier.render(
-            kind, user.email, order=order, number=order.number, unpaid_hold_minutes=UNPAID_HOLD_MINUTES, **context
+            kind,
+            user.email,
+            language,
+            order=order,
+            number=order.number,
+            unpaid_hold_minutes=UNPAID_HOLD_MINUTES,
+            **context,
         )
         return await self.notifier.send_once(db, key or f"order:{order.id}:{kind}", email)
 

@@ -13,6 +13,8 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from sweetdream.db import UUIDAuditBase, UUIDBase
+from sweetdream.platform.i18n import gettext as _
+from sweetdream.platform.i18n import gettext_noop, translate_known
 
 
 class OrderStatus(enum.StrEnum):
@@ -28,17 +30,34 @@ class OrderStatus(enum.StrEnum):
 
     @property
     def label(self) -> str:
-        return STATUS_LABELS[self]
+        return _(STATUS_LABELS[self])
 
 
+# Source strings, translated where they are shown (`label` reads the request's or the job's language).
 STATUS_LABELS = {
-    OrderStatus.PENDING: "Pending",
-    OrderStatus.PROCESSING: "Confirmed",
-    OrderStatus.PREPARING: "Being prepared",
-    OrderStatus.SHIPPED: "Shipped",
-    OrderStatus.DELIVERED: "Delivered",
-    OrderStatus.CANCELLED: "Cancelled",
+    OrderStatus.PENDING: gettext_noop("Pending"),
+    OrderStatus.PROCESSING: gettext_noop("Confirmed"),
+    OrderStatus.PREPARING: gettext_noop("Being prepared"),
+    OrderStatus.SHIPPED: gettext_noop("Shipped"),
+    OrderStatus.DELIVERED: gettext_noop("Delivered"),
+    OrderStatus.CANCELLED: gettext_noop("Cancelled"),
 }
+
+# How people read `Order.payment_status`.
+PAYMENT_WORDS = {
+    "due on delivery": gettext_noop("Cash on delivery"),
+    "pending": gettext_noop("Awaiting payment"),
+    "charging": gettext_noop("Being charged"),
+    "paid": gettext_noop("Paid"),
+    "declined": gettext_noop("Declined"),
+    "refunding": gettext_noop("Being refunded"),
+    "refunded": gettext_noop("Refunded"),
+}
+
+
+def payment_words(payment_status: str) -> str:
+    known = PAYMENT_WORDS.get(payment_status)
+    return _(known) if known else payment_status
 
 
 class PaymentStatus(enum.StrEnum):
@@ -123,6 +142,8 @@ class Order(UUIDAuditBase):
     shipping_fee: Mapped[int] = mapped_column(Integer)
     total: Mapped[int] = mapped_column(Integer)
     currency: Mapped[str] = mapped_column(String(3), default="VND")
+    # The language the order was placed in: its emails' language when the shopper never chose one.
+    language: Mapped[str | None] = mapped_column(String(8), nullable=True, default=None)
 
     lines: Mapped[list[OrderLine]] = relationship(lazy="raise", order_by="OrderLine.position")
     events: Mapped[list[OrderEvent]] = relationship(lazy="raise", order_by="OrderEvent.created_at")
@@ -169,7 +190,13 @@ class OrderEvent(UUIDBase):
 
     @property
     def label(self) -> str:
-        return self.title or OrderStatus(self.to_status).label
+        """The title in the reader's language when it is one the shop writes (orders/services.py)."""
+        return translate_known(self.title) if self.title else OrderStatus(self.to_status).label
+
+    @property
+    def shown_note(self) -> str:
+        """The note; the shop's own fixed notes ("Order placed") in the reader's language."""
+        return translate_known(self.note)
 
 
 class OutboxEvent(UUIDBase):

@@ -17,11 +17,15 @@ from dataclasses import dataclass, field
 from uuid import UUID
 
 from sweetdream.cart.services import CartView
+from sweetdream.platform.i18n import gettext as _
+from sweetdream.platform.i18n import gettext_noop
 
 DIGEST = re.compile(r"[0-9a-f]{32}")  # fullmatch: what `Review.digest` writes
-PRICES_CHANGED = "Prices changed since you reviewed your order: please check and place it again."
-ORDER_CHANGED = "Your order changed since you reviewed it: please check and place it again."
-UNREADABLE = "We could not tell which prices you reviewed: please check your order below and place it again."
+PRICES_CHANGED = gettext_noop("Prices changed since you reviewed your order: please check and place it again.")
+ORDER_CHANGED = gettext_noop("Your order changed since you reviewed it: please check and place it again.")
+UNREADABLE = gettext_noop(
+    "We could not tell which prices you reviewed: please check your order below and place it again."
+)
 MAX_LINES_TEXT = 20_000  # a cart holds a few dozen lines at most; anything longer is not ours
 
 
@@ -109,7 +113,7 @@ class Changes:
     def headline(self) -> str:
         prices = any(change.old_price is not None for change in self.lines.values())
         lines = self.removed or any(c.added or c.old_quantity is not None for c in self.lines.values())
-        return ORDER_CHANGED if lines and not prices else PRICES_CHANGED
+        return _(ORDER_CHANGED if lines and not prices else PRICES_CHANGED)
 
 
 def changes_between(seen: Review | None, now: Review) -> Changes:

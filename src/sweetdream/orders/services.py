@@ -51,6 +51,8 @@ from sweetdream.orders.models import (
 from sweetdream.orders.outbox import relay
 from sweetdream.orders.review import review_of
 from sweetdream.payments import CardToken, ChargeResult, RefundResult
+from sweetdream.platform.i18n import current_language, gettext_noop
+from sweetdream.platform.i18n import gettext as _
 
 log = logging.getLogger("sweetdream.orders")
 
@@ -74,9 +76,18 @@ UNPAID_HOLD = timedelta(minutes=30)
 UNPAID_HOLD_MINUTES = int(UNPAID_HOLD.total_seconds() // 60)
 
 _NOT_CANCELLABLE = {
-    OrderStatus.PREPARING: "is being prepared",
-    OrderStatus.SHIPPED: "has been shipped",
-    OrderStatus.DELIVERED: "has been delivered",
+    OrderStatus.PREPARING: gettext_noop(
+        "Order %(number)s is being prepared, so it can no longer be cancelled online. "
+        "Please contact us by replying to your order confirmation email."
+    ),
+    OrderStatus.SHIPPED: gettext_noop(
+        "Order %(number)s has been shipped, so it can no longer be cancelled online. "
+        "Please contact us by replying to your order confirmation email."
+    ),
+    OrderStatus.DELIVERED: gettext_noop(
+        "Order %(number)s has been delivered, so it can no longer be cancelled online. "
+        "Please contact us by replying to your order confirmation email."
+    ),
 }
 
 
@@ -96,7 +107,7 @@ class ReviewChanged(CheckoutError):
     """The order as it would be placed now is not the one the shopper reviewed: nothing was placed."""
 
     def __init__(self) -> None:
-        super().__init__("Your order changed since you reviewed it.")
+        super().__init__(_("Your order changed since you reviewed it."))
 
 
 class IllegalTransition(ValueError):
@@ -188,7 +199,7 @@ class OrderService:
         `tracker`, the shopper's analytics tracker (None: not tracked), gets the order_completed
         event written with the order: one event exactly when there is one order."""
         if not IDEMPOTENCY_KEY.match(idempotency_key):
-            raise CheckoutError("This checkout form has expired. Please review your order and submit again.")
+            raise CheckoutError(_("This checkout form has expired. Please review your order and submit again."))
         # Serialise this shopper's checkouts: the idempotency check below then sees any earlier submit.
         await self.db.execute(select(User.id).where(User.id == user.id).with_for_update())
         existing = await self._by_key(idempotency_key, user.id)
@@ -230,7 +241,7 @@ class OrderService:
         self, user: User, view: CartView, shipping: Shipping, key: str, fee: int, free_from: int, reviewed: str | None
     ) -> Order:
         if not view.lines:
-            raise CheckoutError("Your cart is empty.")
+            raise CheckoutError(_("Your cart is empty."))
         blocked = next((line for line in view.lines if line.problems), None)
         if blocked is not None:
             raise CheckoutError(f"{blocked.product_name} ({blocked.size_label}): {blocked.problems[0]}")
@@ -256,6 +267,7 @@ class OrderService:
             subtotal=totals.subtotal,
             shipping_fee=totals.shipping_fee,
             total=totals.total,
+            language=current_language.get(),  # its emails' language if the shopper never chose one
         )
         self.db.add(order)
         await self.db.flush()
@@ -281,7 +293,7 @@ class OrderService:
                 from_status=None,
                 to_status=OrderStatus.PENDING,
                 actor=user.email,
-                note="Order placed",
+                note=gettext_noop("Order placed"),  # stored as the source; shown translated
             )
         )
         self._announce("order.placed", _order_payload(order))
@@ -345,10 +357,15 @@ class OrderService:
             already = int(held.get(line.variant_id, 0))
             if already + line.quantity > line.max_per_customer:
                 room = max(line.max_per_customer - already, 0)
-                raise CheckoutError(
-                    f"{line.product_name}: at most {line.max_per_customer} per customer; you already hold {already}"
-                    + (f", so you can add {room} more." if room else ".")
-                )
+                limit = {"name": line.product_name, "most": line.max_per_customer, "held": already, "room": room}
+                if room:
+                    message = _(
+                        "%(name)s: at most %(most)d per customer; "
+                        "you already hold %(held)d, so you can add %(room)d more."
+                    )
+                else:
+                    message = _("%(name)s: at most %(most)d per customer; you already hold %(held)d.")
+                raise CheckoutError(message % limit)
 
     async def _product_ids(self, variant_ids: list[UUID]) -> dict[UUID, UUID]:
         rows = await self.db.execute(select(Variant.id, Variant.product_id).where(Variant.id.in_(variant_ids)))
@@ -442,12 +459,9 @@ class OrderService:
         if order.status not in CUSTOMER_CANCELLABLE:
             await self.db.commit()
             if order.status == OrderStatus.CANCELLED:
-                raise IllegalTransition(f"Order {order.number} is already cancelled.")
-            raise IllegalTransition(
-                f"Order {order.number} {_NOT_CANCELLABLE[order.status]}, so it can no longer be cancelled online. "
-                "Please contact us by replying to your order confirmation email."
-            )
-        await self._move(order, OrderStatus.CANCELLED, actor, "Cancelled by the customer")
+                raise IllegalTransition(_("Order %(number)s is already cancelled.") % {"number": order.number})
+            raise IllegalTransition(_(_NOT_CANCELLABLE[order.status]) % {"number": order.number})
+        await self._move(order, OrderStatus.CANCELLED, actor, gettext_noop("Cancelled by the customer"))
         await self.db.commit()
         await self._after_commit(moved=order)
         return order
@@ -517,14 +531,14 @@ class OrderService:
             if order.status == OrderStatus.PENDING:
                 await self._move(order, OrderStatus.PROCESSING, actor, f"{card} charged")
             else:  # cancelled while the charge was on its way: the money goes back
-                self._record(order, "Charged", f"{card} charged as the order was being cancelled", actor)
+                self._record(order, gettext_noop("Charged"), f"{card} charged as the order was being cancelled", actor)
                 self._refund(order)
         else:
             order.payment_status = PaymentStatus.DECLINED
             order.payment_note = result.reason
             if order.status == OrderStatus.PENDING:
                 order.declined_at = datetime.now(UTC)
-            self._record(order, "Payment declined", f"{card}: {result.reason}", actor)
+            self._record(order, gettext_noop("Payment declined"), f"{card}: {result.reason}", actor)
         await self.db.commit()
         await self._after_commit(moved=order)
         return order
@@ -535,7 +549,7 @@ class OrderService:
         order = await self._locked(order_id)
         if order.status != OrderStatus.PENDING or order.payment_status != PaymentStatus.DECLINED:
             await self.db.commit()
-            raise IllegalTransition(f"Order {order.number} is no longer waiting for payment.")
+            raise IllegalTransition(_("Order %(number)s is no longer waiting for payment.") % {"number": order.number})
         order.payment_attempt += 1  # a new idempotency key: new details are a new charge
         order.declined_at = None
         order.payment_note = ""
@@ -544,12 +558,16 @@ class OrderService:
             order.payment_method = PaymentMethod.CARD
             order.payment_token, order.card_last4 = card.token, card.last4
             order.payment_status = PaymentStatus.PENDING
-            self._record(order, "Payment details changed", f"Paying with the card ending {card.last4}", actor)
+            self._record(
+                order, gettext_noop("Payment details changed"), f"Paying with the card ending {card.last4}", actor
+            )
         else:
             order.payment_method = PaymentMethod.COD
             order.payment_token = order.card_last4 = None
             order.payment_status = PaymentStatus.DUE_ON_DELIVERY
-            self._record(order, "Payment details changed", "Switched to cash on delivery", actor)
+            self._record(
+                order, gettext_noop("Payment details changed"), gettext_noop("Switched to cash on delivery"), actor
+            )
         self._announce("order.payment_requested", _order_payload(order))
         await self.db.commit()
         await self._after_commit(moved=order)
@@ -563,8 +581,9 @@ class OrderService:
             return order
         order.payment_status = PaymentStatus.REFUNDED
         order.refund_reference = refund.reference
-        note = f"{format_vnd(refund.amount)} refunded to the card ending {order.card_last4}"
-        self._record(order, "Refunded", note, actor)
+        # The timeline keeps the shop's English notes (money too), whoever's language the job runs in.
+        note = f"{format_vnd(refund.amount, 'en')} refunded to the card ending {order.card_last4}"
+        self._record(order, gettext_noop("Refunded"), note, actor)
         await self.db.commit()
         await self._after_commit(moved=order)
         return order
@@ -591,14 +610,15 @@ class OrderService:
         )
         if order is None:
             await self.db.commit()
-            raise IllegalTransition("That order does not exist.")
+            raise IllegalTransition(_("That order does not exist."))
         return order
 
     async def _check(self, order: Order, to: OrderStatus) -> None:
         if to not in ALLOWED[order.status]:
             await self.db.commit()  # nothing written; releases the row lock
             raise IllegalTransition(
-                f"Order {order.number} is {order.status.label.lower()} and can't become {to.label.lower()}."
+                _("Order %(number)s is %(status)s and can't become %(next)s.")
+                % {"number": order.number, "status": order.status.label.lower(), "next": to.label.lower()}
             )
 
     async def _move(self, order: Order, to: OrderStatus, actor: str, note: str, cause: str = "") -> None:

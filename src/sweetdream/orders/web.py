@@ -38,6 +38,7 @@ from sweetdream.orders.services import (
     totals_for,
 )
 from sweetdream.payments import CARD_FIELDS, PaymentGateway, parse_card
+from sweetdream.platform.i18n import gettext as _
 from sweetdream.platform.parsing import parse_page
 from sweetdream.platform.ratelimit import Limit, hit
 from sweetdream.platform.web import Conflict, flash, form_data, render, render_fragment
@@ -72,14 +73,14 @@ def parse_shipping(data: dict[str, str]) -> tuple[Shipping, dict[str, str]]:
     shipping_name, phone, address = clean("name", 120), clean("phone", 32), clean("address", 500)
     note = data.get("note", "").strip()[:500]
     if not shipping_name:
-        errors["name"] = "Who should we deliver to?"
+        errors["name"] = _("Who should we deliver to?")
     if not PHONE.match(phone):
-        errors["phone"] = "Enter a phone number the courier can call, for example 0901 234 567."
+        errors["phone"] = _("Enter a phone number the courier can call, for example 0901 234 567.")
     if len(address) < 8:
-        errors["address"] = "Enter the full delivery address: street, ward, district, city."
+        errors["address"] = _("Enter the full delivery address: street, ward, district, city.")
     method = data.get("payment_method", PaymentMethod.COD.value)
     if method not in PaymentMethod.__members__:
-        errors["payment_method"] = "Choose a payment method from the list."
+        errors["payment_method"] = _("Choose a payment method from the list.")
         method = PaymentMethod.COD.value
     return Shipping(shipping_name, phone, address, note, PaymentMethod(method)), errors
 
@@ -90,7 +91,7 @@ def _parse_payment(data: dict[str, str]) -> tuple[PaymentMethod, str, dict[str, 
     if method == PaymentMethod.COD.value:
         return PaymentMethod.COD, "", {}
     if method != PaymentMethod.CARD.value:
-        return PaymentMethod.CARD, "", {"payment_method": "Choose a card or cash on delivery."}
+        return PaymentMethod.CARD, "", {"payment_method": _("Choose a card or cash on delivery.")}
     number, errors = parse_card(data)
     return PaymentMethod.CARD, number, errors
 
@@ -139,7 +140,7 @@ class CheckoutController(Controller):
         user = signed_in_user(request)
         view = await cart_for(request, db_session).view()
         if not view.lines:
-            flash(request, "Your cart is empty: add something first.", "error")
+            flash(request, _("Your cart is empty: add something first."), "error")
             return Redirect("/cart", status_code=303)
         settings = request.app.state.settings
         total = totals_for(view, settings.shipping_fee, settings.free_shipping_threshold).total
@@ -166,7 +167,7 @@ class CheckoutController(Controller):
             errors.update(card_errors)
         values = {name: value for name, value in data.items() if name not in CARD_FIELDS}  # never echo a card
         reviewed = data.get("reviewed", "")
-        unreadable = "" if DIGEST.fullmatch(reviewed) else UNREADABLE
+        unreadable = "" if DIGEST.fullmatch(reviewed) else _(UNREADABLE)
         if errors or unreadable:
             return await self._page(
                 request, orders.db, values, errors, key or secrets.token_urlsafe(24), 400, unreadable
@@ -176,7 +177,7 @@ class CheckoutController(Controller):
             shipping = replace(shipping, card=gateway.tokenize(card_number))
         settings = request.app.state.settings
         try:
-            order, _ = await orders.place(
+            order, _placed = await orders.place(
                 user,
                 cart_for(request, orders.db),
                 shipping,
@@ -211,7 +212,7 @@ class OrderController(Controller):
     async def show(self, request: Request, number: FromPath[str], orders: NamedDependency[OrderService]) -> Template:
         order = await orders.for_viewer(number[:20], signed_in_user(request))
         if order is None:  # someone else's or no such order: the same answer, so nothing is confirmed
-            raise NotFoundException("We couldn't find that order.")
+            raise NotFoundException(_("We couldn't find that order."))
         return render(request, "orders/order.html", order=order, unpaid_hold_minutes=UNPAID_HOLD_MINUTES)
 
     @get("/orders/{number:str}/events", name="order-events")
@@ -222,7 +223,7 @@ class OrderController(Controller):
         each time the order moves (any web process hears it through Redis pub/sub)."""
         order_id = await orders.viewable_id(number[:20], signed_in_user(request))
         if order_id is None:
-            raise NotFoundException("We couldn't find that order.")
+            raise NotFoundException(_("We couldn't find that order."))
         updates = self._live_updates(request, order_id, number[:20], signed_in_user(request).id, session_epoch(request))
         return ServerSentEvent(updates, headers={"Cache-Control": "no-cache"})
 
@@ -287,13 +288,17 @@ class OrderController(Controller):
         user = signed_in_user(request)
         order_id = await orders.owned_id(number[:20], user.id)
         if order_id is None:
-            raise NotFoundException("We couldn't find that order.")
+            raise NotFoundException(_("We couldn't find that order."))
         try:
             order = await orders.cancel_by_customer(order_id, user.email)
         except IllegalTransition as exc:
             raise Conflict(str(exc)) from exc
-        refund = " Your payment is being refunded." if order.payment_status == PaymentStatus.REFUNDING else ""
-        flash(request, f"Order {order.number} was cancelled.{refund}")
+        if order.payment_status == PaymentStatus.REFUNDING:
+            flash(
+                request, _("Order %(number)s was cancelled. Your payment is being refunded.") % {"number": order.number}
+            )
+        else:
+            flash(request, _("Order %(number)s was cancelled.") % {"number": order.number})
         return Redirect(f"/orders/{order.number}", status_code=303)
 
     @post("/orders/{number:str}/payment", name="order-payment")
@@ -305,7 +310,7 @@ class OrderController(Controller):
         user = signed_in_user(request)
         order_id = await orders.owned_id(number[:20], user.id)
         if order_id is None:
-            raise NotFoundException("We couldn't find that order.")
+            raise NotFoundException(_("We couldn't find that order."))
         await hit(request.app.state.redis, PAY_AGAIN_PER_USER, str(user.id))
         data = await form_data(request)
         method, card_number, errors = _parse_payment(data)

@@ -20,22 +20,26 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
+from sweetdream.platform.i18n import gettext as _
+from sweetdream.platform.i18n import gettext_noop
+
 log = logging.getLogger("sweetdream.errors")
 
+# Source strings, translated when the page is rendered (platform/i18n.py).
 TITLES = {
-    400: "That request didn't look right",
-    401: "Please sign in",
-    403: "You don't have access to this page",
-    404: "Page not found",
-    405: "That action isn't allowed here",
-    409: "That can't be done right now",
-    413: "That was too large",
-    414: "That address is too long",
-    429: "Too many attempts",
-    500: "Something went wrong on our side",
+    400: gettext_noop("That request didn't look right"),
+    401: gettext_noop("Please sign in"),
+    403: gettext_noop("You don't have access to this page"),
+    404: gettext_noop("Page not found"),
+    405: gettext_noop("That action isn't allowed here"),
+    409: gettext_noop("That can't be done right now"),
+    413: gettext_noop("That was too large"),
+    414: gettext_noop("That address is too long"),
+    429: gettext_noop("Too many attempts"),
+    500: gettext_noop("Something went wrong on our side"),
 }
 RETRY_AFTER_SECONDS = 30
-UNAVAILABLE = "We'll be right back: the shop is taking a short break. Please try again in a minute."
+UNAVAILABLE = gettext_noop("We'll be right back: the shop is taking a short break. Please try again in a minute.")
 
 
 def _wants_json(request: Request) -> bool:
@@ -46,13 +50,13 @@ def _wants_json(request: Request) -> bool:
 
 def _detail(status: int, exc: Exception) -> str:
     if status >= 500:
-        return "We have been told about it. Please try again in a moment."
+        return _("We have been told about it. Please try again in a moment.")
     detail = getattr(exc, "detail", "") or ""
     # Litestar's own messages for CSRF and routing are terse; say it for a shopper.
     if status == 403 and "CSRF" in detail:
-        return "Your form expired or came from another site. Please reload the page and try again."
+        return _("Your form expired or came from another site. Please reload the page and try again.")
     if status == 404 and detail in {"", "Not Found"}:
-        return "We couldn't find that page. It may have moved."
+        return _("We couldn't find that page. It may have moved.")
     return detail
 
 
@@ -84,14 +88,15 @@ def _unavailable(request: Request, service: str, exc: Exception) -> Response[Any
     )
     headers = {"Retry-After": str(RETRY_AFTER_SECONDS)}
     if _wants_json(request):
-        body = {"status_code": HTTP_503_SERVICE_UNAVAILABLE, "detail": UNAVAILABLE}
+        body = {"status_code": HTTP_503_SERVICE_UNAVAILABLE, "detail": _(UNAVAILABLE)}
         return Response(body, status_code=HTTP_503_SERVICE_UNAVAILABLE, media_type=MediaType.JSON, headers=headers)
     return Template(
         template_name="errors/unavailable.html",
         context={
-            "message": "The shop is taking a short break. Please try again in a minute.",
+            "message": _("The shop is taking a short break. Please try again in a minute."),
             "retry_url": _same_page(request),
             "layout": "layouts/full.html",
+            "switch_next": "/",  # the language switch leads home from an error (not back to it)
         },
         status_code=HTTP_503_SERVICE_UNAVAILABLE,
         headers=headers,
@@ -125,9 +130,10 @@ def handle_exception(request: Request, exc: Exception) -> Response[Any]:
         template_name="errors/error.html",
         context={
             "status": status,
-            "title": TITLES.get(status, "Something went wrong"),
+            "title": _(TITLES.get(status, gettext_noop("Something went wrong"))),
             "message": message,
             "layout": "layouts/full.html",
+            "switch_next": "/",  # the language switch leads home, and never echoes the refused address
         },
         status_code=status,
         headers=headers,

@@ -4,8 +4,13 @@ The language of the current request (or job) lives in a context variable, so ``g
 ``{{ _("...") }}`` / ``{% trans %}`` in templates both read it without passing it around. Code that
 renders for someone else (an email to a shopper) sets it with ``use_language``.
 
-Scaffold: catalogs are loaded when compiled ``.mo`` files exist; otherwise the source (English)
-strings are shown. The language negotiation, the switch and the catalogs come with #14.
+Which language a request gets (`choose_language`): the shopper's choice in the ``sd_lang`` cookie (the
+switch in the header sets it), else the signed-in user's saved language (``users.language``), else the
+browser's ``Accept-Language`` (Babel's ``negotiate_locale``), else Vietnamese. `language_middleware`
+sets it from the cookie and the header for every request (cached pages, 404s and errors included);
+`accounts.web.current_user_middleware` refines it with the user's saved language once the user is
+loaded. Catalogs are compiled by ``make install`` (``pybabel compile``); without them the source
+(English) strings show.
 """
 
 from __future__ import annotations
@@ -17,10 +22,20 @@ from contextvars import ContextVar
 from functools import cache
 from pathlib import Path
 
+from babel import negotiate_locale
+from litestar.types import ASGIApp, Receive, Scope, Send
+
 LANGUAGES = ("vi", "en")
 DEFAULT_LANGUAGE = "vi"
+# The names the switch shows: each in its own language, so a reader finds theirs whatever the page's.
+LANGUAGE_NAMES = {"vi": "Tiếng Việt", "en": "English"}
+# Babel locales for numbers, money and dates.
+BABEL_LOCALES = {"vi": "vi_VN", "en": "en"}
 LOCALES_DIR = Path(__file__).resolve().parents[3] / "locales"
 DOMAIN = "messages"
+COOKIE = "sd_lang"
+COOKIE_MAX_AGE = 365 * 24 * 3600
+MAX_ACCEPT_LANGUAGE = 500  # longer headers are read up to here: nobody prefers 50 languages
 
 current_language: ContextVar[str] = ContextVar("current_language", default=DEFAULT_LANGUAGE)
 
@@ -54,10 +69,91 @@ def gettext_noop(message: str) -> str:
     return message
 
 
+def babel_locale(language: str | None = None) -> str:
+    return BABEL_LOCALES.get(language or current_language.get(), BABEL_LOCALES[DEFAULT_LANGUAGE])
+
+
 @contextmanager
-def use_language(language: str) -> Iterator[None]:
-    token = current_language.set(language if language in LANGUAGES else DEFAULT_LANGUAGE)
+def use_language(language: str | None) -> Iterator[None]:
+    token = current_language.set(supported(language) or DEFAULT_LANGUAGE)
     try:
         yield
     finally:
         current_language.reset(token)
+
+
+def supported(language: str | None) -> str | None:
+    """`language` if the shop speaks it, else None."""
+    return language if language in LANGUAGES else None
+
+
+def preferred_languages(header: str | None) -> list[str]:
+    """The language tags of an Accept-Language header, most wanted first ("q=0" means not wanted)."""
+    weighted: list[tuple[float, int, str]] = []
+    for position, part in enumerate((header or "")[:MAX_ACCEPT_LANGUAGE].split(",")):
+        tag, _, params = part.strip().partition(";")
+        quality = 1.0
+        params = params.strip()
+        if params.startswith("q="):
+            try:
+                quality = float(params[2:])
+            except ValueError:
+                quality = 0.0
+        if tag and tag != "*" and quality > 0:
+            weighted.append((-quality, position, tag.strip().lower()))
+    return [tag for _, _, tag in sorted(weighted)]
+
+
+def negotiate(header: str | None) -> str | None:
+    """The shop's language the browser prefers most ("en-US,en;q=0.9" -> "en"), or None."""
+    found = negotiate_locale(preferred_languages(header), list(LANGUAGES), sep="-")
+    return supported(found)
+
+
+def choose_language(cookie: str | None, saved: str | None, accept_language: str | None) -> str:
+    """The shopper's choice, else their saved language, else their browser's, else Vietnamese."""
+    return supported(cookie) or supported(saved) or negotiate(accept_language) or DEFAULT_LANGUAGE
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None
+
+
+def cookie_choice(scope: Scope) -> str | None:
+    """The language in the switch's cookie, if any (read without parsing every cookie)."""
+    raw = _header(scope, b"cookie")
+    if not raw or COOKIE not in raw:
+        return None
+    for part in raw.split(";"):
+        name, _, value = part.strip().partition("=")
+        if name == COOKIE:
+            return supported(value.strip())
+    return None
+
+
+def language_middleware(app: ASGIApp) -> ASGIApp:
+    """Every request speaks the language of its cookie or Accept-Language (the user's saved language
+    is added later, by the current-user middleware). Outermost, so cached pages and 404s follow it."""
+
+    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await app(scope, receive, send)
+            return
+        language = choose_language(cookie_choice(scope), None, _header(scope, b"accept-language"))
+        token = current_language.set(language)
+        try:
+            await app(scope, receive, send)
+        finally:
+            current_language.reset(token)
+
+    return middleware
+
+
+def translate_known(text: str) -> str:
+    """Stored text the shop itself wrote from a fixed list (an order event's title, a gateway's
+    decline reason: marked with `gettext_noop` where written) in the reader's language; anything
+    else (a note an admin typed) as it is."""
+    return gettext(text) if text else text

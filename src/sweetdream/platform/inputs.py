@@ -25,10 +25,12 @@ from litestar.enums import RequestEncodingType
 from litestar.exceptions import ClientException, NotFoundException, PermissionDeniedException
 from litestar.types import ASGIApp, Receive, Scope, Send
 
+from sweetdream.platform.i18n import gettext as _
+from sweetdream.platform.i18n import gettext_noop
 from sweetdream.platform.parsing import has_control_characters
 
 MAX_NAME_BYTES = 255
-CONTROL_CHARACTERS = (
+CONTROL_CHARACTERS = gettext_noop(
     "Some of what was sent contains control characters (such as a NUL byte) that can't be part of "
     "an address, a name or a note. Please retype it and try again."
 )
@@ -38,7 +40,7 @@ def reject_control_characters(pairs: Iterable[tuple[Any, Any]]) -> None:
     """A 400 if any of these (form fields, path parameters) carries a control character."""
     for key, value in pairs:
         if has_control_characters(str(key)) or has_control_characters(str(value)):
-            raise ClientException(CONTROL_CHARACTERS)
+            raise ClientException(_(CONTROL_CHARACTERS))
 
 
 def _check_path_parameters(params: dict[str, Any]) -> None:

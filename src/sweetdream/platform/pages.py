@@ -31,7 +31,10 @@ from litestar.types import ASGIApp, Receive, Scope, Send
 from litestar.utils.empty import value_or_default
 from litestar.utils.scope.state import ScopeState
 
-VARY = {"Vary": "HX-Request, HX-Target"}
+from sweetdream.platform.i18n import current_language
+
+# Accept-Language: a page's language follows it (platform/i18n.py), so a shared cache must too.
+VARY = {"Vary": "HX-Request, HX-Target, Accept-Language"}
 # Smaller bodies gain little; level 6 is most of level 9's saving at a fraction of its time.
 COMPRESS_FROM_BYTES = 1024
 GZIP_LEVEL = 6
@@ -97,8 +100,11 @@ def compression_config() -> CompressionConfig:
 
 
 def page_key(layout: str, url: str) -> str:
-    """Where a plain visitor's page is cached: by layout and canonical URL."""
-    return f"page:{layout}:{url}"
+    """Where a plain visitor's page is cached: by language, layout and canonical URL.
+
+    i18n: the language is part of the key, so an English visitor never gets a Vietnamese page
+    (the request's language is set before this runs: platform/i18n.py's middleware)."""
+    return f"page:{current_language.get()}:{layout}:{url}"
 
 
 PageLookup = Callable[[Litestar, ASGIConnection, str], Awaitable[str | None]]

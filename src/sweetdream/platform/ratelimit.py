@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from litestar.exceptions import HTTPException
 from redis.asyncio import Redis
 
+from sweetdream.platform.i18n import ngettext
+
 
 @dataclass(frozen=True)
 class Limit:
@@ -55,7 +57,12 @@ def _refuse(retry_after: int) -> TooManyRequests:
     retry_after = max(retry_after, 1)
     minutes = -(-retry_after // 60)
     return TooManyRequests(
-        detail=f"Too many attempts. Please wait {minutes} minute{'s' if minutes != 1 else ''} and try again.",
+        detail=ngettext(
+            "Too many attempts. Please wait %(num)d minute and try again.",
+            "Too many attempts. Please wait %(num)d minutes and try again.",
+            minutes,
+        )
+        % {"num": minutes},
         headers={"Retry-After": str(retry_after)},
     )
 

@@ -1,8 +1,10 @@
 """Times as people read them: the database stores UTC, a person reads shop time (Asia/Ho_Chi_Minh).
 
-Registered as the Jinja filters ``shop_time`` ("27/11/2026 22:54") and ``shop_date`` ("27/11/2026")
-for the pages (app.py) and the emails (fulfillment/notifications.py). The formats live here, in one
-place, for the day they follow the reader's language.
+Registered as the Jinja filters ``shop_time``, ``shop_date`` and ``time_ago`` for the pages (app.py)
+and the emails (fulfillment/notifications.py), in the reader's language (platform/i18n.py), through
+Babel:
+- vi: "27/11/2026 22:54", "27/11/2026", "5 phút trước";
+- en: "27 Nov 2026, 22:54", "27 Nov 2026", "5 minutes ago".
 """
 
 from __future__ import annotations
@@ -12,8 +14,13 @@ from datetime import UTC, datetime
 from functools import cache
 from zoneinfo import ZoneInfo
 
-DATE_AND_TIME = "%d/%m/%Y %H:%M"
-DATE = "%d/%m/%Y"
+from babel.dates import format_datetime, format_timedelta
+
+from sweetdream.platform.i18n import babel_locale, current_language
+
+# Babel (CLDR) patterns per language: a 24-hour clock in both, the day first.
+DATE_AND_TIME = {"vi": "dd/MM/yyyy HH:mm", "en": "d MMM yyyy, HH:mm"}
+DATE = {"vi": "dd/MM/yyyy", "en": "d MMM yyyy"}
 
 
 @cache
@@ -28,15 +35,32 @@ def in_shop_time(moment: datetime, zone: str) -> datetime:
     return moment.astimezone(_zone(zone))
 
 
-def shop_time(moment: datetime, zone: str) -> str:
-    return in_shop_time(moment, zone).strftime(DATE_AND_TIME)
+def _pattern(patterns: dict[str, str], language: str | None) -> str:
+    return patterns.get(language or current_language.get(), patterns["vi"])
 
 
-def shop_date(moment: datetime, zone: str) -> str:
-    return in_shop_time(moment, zone).strftime(DATE)
+def shop_time(moment: datetime, zone: str, language: str | None = None) -> str:
+    pattern = _pattern(DATE_AND_TIME, language)
+    return format_datetime(in_shop_time(moment, zone), pattern, locale=babel_locale(language))
+
+
+def shop_date(moment: datetime, zone: str, language: str | None = None) -> str:
+    return format_datetime(in_shop_time(moment, zone), _pattern(DATE, language), locale=babel_locale(language))
+
+
+def time_ago(moment: datetime, now: datetime | None = None, language: str | None = None) -> str:
+    """How long ago, as a person says it: "5 phút trước", "5 minutes ago"."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    delta = moment - (now or datetime.now(UTC))
+    return format_timedelta(delta, add_direction=True, locale=babel_locale(language))
 
 
 def time_filters(zone: str) -> dict[str, Callable[[datetime], str]]:
     """The Jinja filters for one shop time zone; resolving the zone now fails fast on a bad name."""
     _zone(zone)
-    return {"shop_time": lambda moment: shop_time(moment, zone), "shop_date": lambda moment: shop_date(moment, zone)}
+    return {
+        "shop_time": lambda moment: shop_time(moment, zone),
+        "shop_date": lambda moment: shop_date(moment, zone),
+        "time_ago": lambda moment: time_ago(moment),
+    }
