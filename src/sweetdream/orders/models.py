@@ -108,7 +108,9 @@ class Order(UUIDAuditBase):
         ),
         Index("ix_orders_phone_created", "shipping_phone", "created_at"),
         Index(
-            "ix_orders_name_prefix", text('(lower(shipping_name) COLLATE "C")'), postgresql_include=["total", "status"]
+            "ix_orders_name_prefix",
+            text('(lower(shipping_name) COLLATE "C")'),
+            postgresql_include=["total", "status", "shipping_name"],
         ),
         # Keys are per shopper: another shopper's key is just a different key, never their order.
         UniqueConstraint("user_id", "idempotency_key", name="uq_orders_user_idempotency_key"),

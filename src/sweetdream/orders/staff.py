@@ -192,6 +192,15 @@ def conditions(f: OrderFilter, zone: str) -> list[ColumnElement[bool]]:
     return where
 
 
+def is_name_search(q: str) -> bool:
+    return not (NUMBER.match(q) or "@" in q or PHONE.match(q))
+
+
+def _folded_name() -> ColumnElement[str]:
+    """The name as ix_orders_name_prefix holds it: lower-cased, in the C collation."""
+    return func.lower(Order.shipping_name).collate("C")
+
+
 def search_condition(q: str) -> ColumnElement[bool]:
     """Number, email, phone or the start of the recipient's name: which one is read from the text."""
     number = NUMBER.match(q)
@@ -209,7 +218,7 @@ def name_starts_with(q: str) -> ColumnElement[bool]:
     """lower(name) in [prefix, prefix + U+10FFFF) in the C collation: the same range a prefix LIKE
     reads, written so that even a generic prepared plan uses ix_orders_name_prefix."""
     prefix = q.lower()
-    name = func.lower(Order.shipping_name).collate("C")
+    name = _folded_name()
     return and_(name >= literal(prefix).collate("C"), name < literal(prefix + "\U0010ffff").collate("C"))
 
 
@@ -267,6 +276,8 @@ def totals_statement(f: OrderFilter, zone: str) -> Select[int, int]:
     capped_rows = select(Order.total, Order.status).where(*conditions(f, zone))
     if not f.q:
         capped_rows = capped_rows.order_by(Order.created_at.desc(), Order.id.desc())
+    elif is_name_search(f.q):  # along the name index: its entries alone (a scan of orders cost 0.3 s)
+        capped_rows = capped_rows.order_by(_folded_name())
     capped = capped_rows.limit(COUNT_CAP + 1).subquery()
     kept = case((capped.c.status != OrderStatus.CANCELLED.value, capped.c.total), else_=0)
     return select(func.count(), func.coalesce(func.sum(kept), 0))
