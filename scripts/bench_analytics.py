@@ -55,8 +55,9 @@ _PROPERTIES = {
     "product_viewed": "jsonb_build_object('product_id', ids[1 + (g::bigint * 7919) % n], 'product_name', 'Bench cake', "
     "'price', 100000 + (g % 40) * 5000, 'category', 'Bench')",
     "product_searched": "jsonb_build_object('query', 'banh ' || (g % 500), 'result_count', g % 60)",
-    "cart_item_added": "jsonb_build_object('product_id', ids[1 + (g::bigint * 7919) % n], 'variant_id', ids[1 + g % n], "
-    "'product_name', 'Bench cake', 'size', 'M', 'quantity', 1 + g % 3, 'price', 100000 + (g % 40) * 5000)",
+    "cart_item_added": "jsonb_build_object('product_id', ids[1 + (g::bigint * 7919) % n], "
+    "'variant_id', ids[1 + g % n], 'product_name', 'Bench cake', 'size', 'M', "
+    "'quantity', 1 + g % 3, 'price', 100000 + (g % 40) * 5000)",
     "checkout_started": "jsonb_build_object('cart_total', 150000 + (g % 50) * 10000, 'item_count', 1 + g % 4)",
     "order_completed": "jsonb_build_object('order_number', 'SD-B' || g, 'total', 230000 + (g % 50) * 10000, "
     "'items', CASE WHEN g % 2 = 0 THEN jsonb_build_array("
