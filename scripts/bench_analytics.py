@@ -52,18 +52,19 @@ MIX = (
     ("order_completed", 0.03),
 )
 _PROPERTIES = {
-    "product_viewed": "jsonb_build_object('product_id', ids[1 + (g * 7919) % n], 'product_name', 'Bench cake', "
+    "product_viewed": "jsonb_build_object('product_id', ids[1 + (g::bigint * 7919) % n], 'product_name', 'Bench cake', "
     "'price', 100000 + (g % 40) * 5000, 'category', 'Bench')",
     "product_searched": "jsonb_build_object('query', 'banh ' || (g % 500), 'result_count', g % 60)",
-    "cart_item_added": "jsonb_build_object('product_id', ids[1 + (g * 7919) % n], 'variant_id', ids[1 + g % n], "
-    "'product_name', 'Bench cake', 'size', 'M', 'quantity', 1 + g % 3, 'price', 100000 + (g % 40) * 5000)",
+    "cart_item_added": "jsonb_build_object('product_id', ids[1 + (g::bigint * 7919) % n], "
+    "'variant_id', ids[1 + g % n], 'product_name', 'Bench cake', 'size', 'M', "
+    "'quantity', 1 + g % 3, 'price', 100000 + (g % 40) * 5000)",
     "checkout_started": "jsonb_build_object('cart_total', 150000 + (g % 50) * 10000, 'item_count', 1 + g % 4)",
     "order_completed": "jsonb_build_object('order_number', 'SD-B' || g, 'total', 230000 + (g % 50) * 10000, "
     "'items', CASE WHEN g % 2 = 0 THEN jsonb_build_array("
-    "jsonb_build_object('product_id', ids[1 + (g * 7919) % n], 'quantity', 1 + g % 3, 'price', 100000)) "
+    "jsonb_build_object('product_id', ids[1 + (g::bigint * 7919) % n], 'quantity', 1 + g % 3, 'price', 100000)) "
     "ELSE jsonb_build_array("
-    "jsonb_build_object('product_id', ids[1 + (g * 7919) % n], 'quantity', 1, 'price', 120000), "
-    "jsonb_build_object('product_id', ids[1 + (g * 104729) % n], 'quantity', 2, 'price', 80000)) END)",
+    "jsonb_build_object('product_id', ids[1 + (g::bigint * 7919) % n], 'quantity', 1, 'price', 120000), "
+    "jsonb_build_object('product_id', ids[1 + (g::bigint * 104729) % n], 'quantity', 2, 'price', 80000)) END)",
 }
 # Signed in: every order and checkout, a third of the rest; 20,000 shoppers, 300,000 visitors.
 _USER = {

@@ -30,6 +30,7 @@ def upgrade() -> None:
             PRIMARY KEY (day, name)
         )
         """,
+        # The insights read one event name over a range of days: (name, day, ...) keys serve them.
         """
         CREATE TABLE analytics_daily_products (
             day date NOT NULL,
@@ -38,7 +39,7 @@ def upgrade() -> None:
             events bigint NOT NULL,
             units bigint NOT NULL DEFAULT 0,
             amount bigint NOT NULL DEFAULT 0,
-            PRIMARY KEY (day, name, product_id)
+            PRIMARY KEY (name, day, product_id)
         )
         """,
         """
@@ -48,7 +49,7 @@ def upgrade() -> None:
             user_id uuid NOT NULL,
             events bigint NOT NULL,
             amount bigint NOT NULL DEFAULT 0,
-            PRIMARY KEY (day, name, user_id)
+            PRIMARY KEY (name, day, user_id)
         )
         """,
     ):

@@ -173,15 +173,22 @@ def events_middleware(app: ASGIApp, buffer: EventBuffer, secure_cookie: bool) ->
         tracker = Tracker(known or uuid.uuid4().hex, new_visitor=known is None)
         scope.setdefault("state", {})[_STATE_KEY] = tracker
 
+        succeeded = False
+
         async def send_with_cookie(message: Message) -> None:
-            # The cookie is set only with a first recorded event: a visitor who does nothing gets none.
-            if message["type"] == "http.response.start" and tracker.new_visitor and tracker.events:
-                cookie = cookie_header.replace(f"{VISITOR_COOKIE}=-", f"{VISITOR_COOKIE}={tracker.visitor_id}")
-                message["headers"] = [*message.get("headers", []), (b"set-cookie", cookie.encode("latin-1"))]
+            nonlocal succeeded
+            if message["type"] == "http.response.start":
+                # A request that failed after its handler noted something (a session that could not
+                # be saved: the 503 page) did not happen for the shopper: nothing is recorded.
+                succeeded = message["status"] < 400
+                # The cookie is set only with a first recorded event: a visitor who does nothing gets none.
+                if succeeded and tracker.new_visitor and tracker.events:
+                    cookie = cookie_header.replace(f"{VISITOR_COOKIE}=-", f"{VISITOR_COOKIE}={tracker.visitor_id}")
+                    message["headers"] = [*message.get("headers", []), (b"set-cookie", cookie.encode("latin-1"))]
             await send(message)
 
         await app(scope, receive, send_with_cookie)
-        if tracker.events:
+        if tracker.events and succeeded:
             user_id = _user_id(scope)
             await buffer.add([stream_entry(n, p, user_id, tracker.visitor_id) for n, p in tracker.events])
 

@@ -231,7 +231,8 @@ _ROLLUP = (
     FROM analytics_events WHERE occurred_at >= :start AND occurred_at < :end
     GROUP BY name
     """,
-    "DELETE FROM analytics_daily_products WHERE day = :day",
+    "DELETE FROM analytics_daily_products "
+    "WHERE name IN ('product_viewed', 'cart_item_added', 'order_completed') AND day = :day",
     """
     INSERT INTO analytics_daily_products (day, name, product_id, events, units, amount)
     SELECT :day, name, product_id, count(*), sum(units), sum(amount) FROM (
@@ -252,7 +253,7 @@ _ROLLUP = (
     WHERE product_id IS NOT NULL
     GROUP BY name, product_id
     """,
-    "DELETE FROM analytics_daily_users WHERE day = :day",
+    "DELETE FROM analytics_daily_users WHERE name IN ('product_viewed', 'order_completed') AND day = :day",
     """
     INSERT INTO analytics_daily_users (day, name, user_id, events, amount)
     SELECT :day, name, user_id, count(*),
@@ -333,20 +334,26 @@ async def product_views(db: AsyncSession, span: Span) -> tuple[Insight, Insight]
     products = await _rows(
         db,
         """
-        SELECT COALESCE(p.name, d.product_id::text) AS label, sum(d.events) AS views
-        FROM analytics_daily_products d LEFT JOIN products p ON p.id = d.product_id
-        WHERE d.day BETWEEN :first AND :last AND d.name = 'product_viewed'
-        GROUP BY label ORDER BY views DESC, label LIMIT :top
+        SELECT COALESCE(p.name, t.product_id::text) AS label, t.views
+        FROM (
+            SELECT product_id, sum(events) AS views FROM analytics_daily_products
+            WHERE name = 'product_viewed' AND day BETWEEN :first AND :last
+            GROUP BY product_id ORDER BY views DESC, product_id LIMIT :top
+        ) AS t LEFT JOIN products p ON p.id = t.product_id
+        ORDER BY t.views DESC, label
         """,
         params,
     )
     viewers = await _rows(
         db,
         """
-        SELECT COALESCE(u.email, d.user_id::text) AS label, sum(d.events) AS views
-        FROM analytics_daily_users d LEFT JOIN users u ON u.id = d.user_id
-        WHERE d.day BETWEEN :first AND :last AND d.name = 'product_viewed'
-        GROUP BY label ORDER BY views DESC, label LIMIT :top
+        SELECT COALESCE(u.email, t.user_id::text) AS label, t.views
+        FROM (
+            SELECT user_id, sum(events) AS views FROM analytics_daily_users
+            WHERE name = 'product_viewed' AND day BETWEEN :first AND :last
+            GROUP BY user_id ORDER BY views DESC, user_id LIMIT :top
+        ) AS t LEFT JOIN users u ON u.id = t.user_id
+        ORDER BY t.views DESC, label
         """,
         params,
     )
@@ -384,11 +391,14 @@ async def cart_additions(db: AsyncSession, span: Span) -> Insight:
     rows = await _rows(
         db,
         """
-        SELECT COALESCE(p.name, d.product_id::text) AS label, sum(d.events) AS additions,
-               sum(d.units) AS units, sum(d.amount) AS value
-        FROM analytics_daily_products d LEFT JOIN products p ON p.id = d.product_id
-        WHERE d.day BETWEEN :first AND :last AND d.name = 'cart_item_added'
-        GROUP BY label ORDER BY additions DESC, units DESC, label LIMIT :top
+        SELECT COALESCE(p.name, t.product_id::text) AS label, t.additions, t.units, t.value
+        FROM (
+            SELECT product_id, sum(events) AS additions, sum(units) AS units, sum(amount) AS value
+            FROM analytics_daily_products
+            WHERE name = 'cart_item_added' AND day BETWEEN :first AND :last
+            GROUP BY product_id ORDER BY additions DESC, units DESC, product_id LIMIT :top
+        ) AS t LEFT JOIN products p ON p.id = t.product_id
+        ORDER BY t.additions DESC, t.units DESC, label
         """,
         {**span.params(), "top": TOP},
     )
@@ -434,7 +444,7 @@ async def customer_frequency(db: AsyncSession, span: Span) -> Insight:
         SELECT LEAST(orders, 4) AS bucket, count(*) AS customers, sum(orders) AS orders
         FROM (
             SELECT user_id, sum(events) AS orders FROM analytics_daily_users
-            WHERE day BETWEEN :first AND :last AND name = 'order_completed'
+            WHERE name = 'order_completed' AND day BETWEEN :first AND :last
             GROUP BY user_id
         ) AS per_customer
         GROUP BY bucket ORDER BY bucket
@@ -464,10 +474,13 @@ async def best_sellers(db: AsyncSession, span: Span) -> Insight:
     rows = await _rows(
         db,
         """
-        SELECT COALESCE(p.name, d.product_id::text) AS label, sum(d.units) AS units, sum(d.amount) AS revenue
-        FROM analytics_daily_products d LEFT JOIN products p ON p.id = d.product_id
-        WHERE d.day BETWEEN :first AND :last AND d.name = 'order_completed'
-        GROUP BY label ORDER BY units DESC, revenue DESC, label LIMIT :top
+        SELECT COALESCE(p.name, t.product_id::text) AS label, t.units, t.revenue
+        FROM (
+            SELECT product_id, sum(units) AS units, sum(amount) AS revenue FROM analytics_daily_products
+            WHERE name = 'order_completed' AND day BETWEEN :first AND :last
+            GROUP BY product_id ORDER BY units DESC, revenue DESC, product_id LIMIT :top
+        ) AS t LEFT JOIN products p ON p.id = t.product_id
+        ORDER BY t.units DESC, t.revenue DESC, label
         """,
         {**span.params(), "top": TOP},
     )
@@ -483,10 +496,13 @@ async def category_performance(db: AsyncSession, span: Span) -> Insight:
     rows = await _rows(
         db,
         """
-        SELECT COALESCE(c.name, '?') AS label, sum(d.units) AS units, sum(d.amount) AS revenue
-        FROM analytics_daily_products d
-        LEFT JOIN products p ON p.id = d.product_id LEFT JOIN categories c ON c.id = p.category_id
-        WHERE d.day BETWEEN :first AND :last AND d.name = 'order_completed'
+        SELECT COALESCE(c.name, '?') AS label, sum(t.units) AS units, sum(t.revenue) AS revenue
+        FROM (
+            SELECT product_id, sum(units) AS units, sum(amount) AS revenue FROM analytics_daily_products
+            WHERE name = 'order_completed' AND day BETWEEN :first AND :last
+            GROUP BY product_id
+        ) AS t
+        LEFT JOIN products p ON p.id = t.product_id LEFT JOIN categories c ON c.id = p.category_id
         GROUP BY label ORDER BY revenue DESC, label
         """,
         span.params(),
