@@ -117,6 +117,8 @@ async def test_every_page_in_vietnamese_has_no_english_left(client, settings, db
         page = (await client.get(url)).text
         assert '<html lang="vi">' in page, url
         assert english_in(page) == [], url
+    # How long ago the order was placed, as a Vietnamese reader says it.
+    assert re.search(r"\((\d+ giây|\d+ phút) trước\)", (await client.get(f"/orders/{order.number}")).text)
     # The same pages for a visitor (cached pages, the sign-in links) and the account forms.
     async with AsyncTestClient(app=create_app(settings), base_url="http://127.0.0.1") as visitor:
         vietnamese(visitor)
