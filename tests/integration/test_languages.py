@@ -130,14 +130,34 @@ async def test_every_page_in_vietnamese_has_no_english_left(client, settings, db
         assert "Nhập địa chỉ email dạng ten@example.com." in refused.text
 
 
-async def test_admin_pages_in_vietnamese_have_no_english_left(settings, db):
-    await make_product(db, stock=5)
+async def test_admin_pages_in_vietnamese_have_no_english_left(client, settings, db):
+    shopper, variant, order = await place_by_http(client, settings, db)
+    product, _sizes = await make_product(db, stock=5)
     async with AsyncTestClient(app=create_app(settings), base_url="http://127.0.0.1") as admin:
         vietnamese(admin)
         await signed_in(admin, settings, await make_user(db, Role.ADMIN))
-        for url in ["/admin", "/admin/orders", "/admin/orders?status=CANCELLED"]:
-            page = (await admin.get(url)).text
-            assert english_in(page) == [], url
+        pages = [
+            "/admin",
+            "/admin/orders",
+            "/admin/orders?status=CANCELLED",
+            f"/admin/orders/{order.number}",
+            f"/admin/orders/{order.number}/slip",
+            "/admin/products",
+            "/admin/products?low=1",
+            "/admin/products/new",
+            f"/admin/products/{product.id}",
+            "/admin/categories",
+            "/admin/customers",
+            f"/admin/customers/{shopper.id}",
+            "/admin/audit",
+            "/admin/analytics",
+            "/admin/analytics?range=30d",
+            "/admin/exports",
+        ]
+        for url in pages:
+            answer = await admin.get(url)
+            assert answer.status_code == 200, url
+            assert english_in(answer.text) == [], url
         assert "Tổng quan" in (await admin.get("/admin")).text
 
 
