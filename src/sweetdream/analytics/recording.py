@@ -230,6 +230,7 @@ class OrderedItem:
     size: str
     quantity: int
     price: int
+    category: str | None = None
 
 
 def order_completed_event(
@@ -254,6 +255,7 @@ def order_completed_event(
                     "size": item.size,
                     "quantity": item.quantity,
                     "price": item.price,
+                    "category": item.category,
                 }
                 for item in items
             ],

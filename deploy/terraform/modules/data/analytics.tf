@@ -20,7 +20,7 @@ locals {
       description = "1. Product views by product (most viewed) and by viewer, last 30 days"
       query       = <<-SQL
         SELECT json_extract_scalar(properties, '$.product_id') AS product_id,
-               max(json_extract_scalar(properties, '$.name')) AS product_name,
+               max(json_extract_scalar(properties, '$.product_name')) AS product_name,
                count(*) AS views,
                count(DISTINCT coalesce(user_id, visitor_id)) AS viewers
         FROM ${local.events_table}
@@ -69,7 +69,7 @@ locals {
       description = "5. Best sellers: units and revenue by product from completed orders, last 30 days"
       query       = <<-SQL
         SELECT json_extract_scalar(item, '$.product_id') AS product_id,
-               max(json_extract_scalar(item, '$.name')) AS product_name,
+               max(json_extract_scalar(item, '$.product_name')) AS product_name,
                sum(CAST(json_extract_scalar(item, '$.quantity') AS bigint)) AS units,
                sum(CAST(json_extract_scalar(item, '$.quantity') AS bigint) * CAST(json_extract_scalar(item, '$.price') AS bigint)) AS revenue_vnd
         FROM ${local.events_table}
