@@ -24,13 +24,13 @@ from redis.asyncio import Redis
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from sweetdream.accounts.web import AccountController, current_user_middleware
+from sweetdream.accounts.web import AccountController, current_user_middleware, shopper_state
 from sweetdream.admin.web import AdminController
 from sweetdream.cart.web import CartController, cart_count_middleware
 from sweetdream.catalog.cache import CatalogCache
 from sweetdream.catalog.money import format_vnd
 from sweetdream.catalog.services import CatalogService
-from sweetdream.catalog.web import ShopController, cached_plain_page
+from sweetdream.catalog.web import ShopController, page_address
 from sweetdream.cli import SweetDreamCLI
 from sweetdream.db import make_sqlalchemy_config
 from sweetdream.fulfillment.payments import gateway_for
@@ -41,7 +41,7 @@ from sweetdream.platform.http import http_middleware
 from sweetdream.platform.inputs import unusable_input_middleware
 from sweetdream.platform.logs import configure_logging
 from sweetdream.platform.metrics import RequestMetrics, metrics_endpoint
-from sweetdream.platform.pages import compression_config, plain_visitor_pages
+from sweetdream.platform.pages import cached_pages, compression_config, per_shopper
 from sweetdream.platform.sessions import SessionConfig
 from sweetdream.platform.shop_time import time_filters
 from sweetdream.settings import Settings
@@ -87,11 +87,11 @@ class SweetDream(Litestar):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        # A plain visitor's cached catalog page goes out before Litestar's stack (see platform.pages).
+        # A cached catalog page goes out before Litestar's stack, to visitors and shoppers (see platform.pages).
         hsts = self.state.settings.environment == "production"
         # Compression wraps everything, the cached pages included, and sits outside Litestar's error
         # handling: an error page sent after a failed session save starts a fresh compressed body.
-        pages = plain_visitor_pages(super().__call__, self, cached_plain_page)
+        pages = cached_pages(super().__call__, self, self.state.catalog_cache, page_address, shopper_state)
         # Metrics time the whole answer (compression and cached pages included) and serve /metrics.
         served = metrics_endpoint(CompressionMiddleware(pages, compression_config()))
         self._outer = http_middleware(served, hsts=hsts, metrics=RequestMetrics(self))
@@ -131,6 +131,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         )
         engine.engine.filters.update(time_filters(settings.shop_timezone))  # shop_time, shop_date
         engine.engine.globals["site_name"] = settings.site_name
+        engine.engine.globals["per_shopper"] = per_shopper  # the parts a cached page fills in per shopper
         engine.engine.globals["static_version"] = "2"  # bump when static/ changes: browsers fetch it anew
         engine.engine.auto_reload = settings.is_dev  # no stat() of every template on every render
 

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
 from advanced_alchemy.extensions.litestar import SQLAlchemyAsyncConfig
-from litestar import Controller, Request, get, post
+from litestar import Controller, Litestar, Request, get, post
 from litestar.datastructures import Cookie
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromQuery
 from litestar.response import Redirect, Template
 from litestar.types import ASGIApp, Receive, Scope, Send
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sweetdream.accounts import devices
@@ -24,8 +26,9 @@ from sweetdream.accounts.guards import (
     requires_user,
     session_epoch,
 )
-from sweetdream.accounts.models import User
+from sweetdream.accounts.models import Role, User
 from sweetdream.accounts.services import AccountError, UserService
+from sweetdream.cart.services import cart_count_column, session_cart_count
 from sweetdream.platform import ratelimit
 from sweetdream.platform.ratelimit import Limit, TooManyRequests, hit
 from sweetdream.platform.sessions import SessionConfig, rotate_session_id
@@ -60,15 +63,51 @@ async def load_current_user(request: Request) -> None:
     config: SQLAlchemyAsyncConfig = request.app.state.sqlalchemy_config
     db = config.provide_session(request.app.state, request.scope)
     try:
-        user = await db.get(User, UUID(user_id))
+        # The user and their cart badge in one query.
+        row = (await db.execute(select(User, cart_count_column(User.id)).where(User.id == UUID(user_id)))).first()
     except ValueError:
-        user = None
+        row = None
+    user = row[0] if row else None
     if user is None:  # the account was removed: forget the stale session
         request.clear_session()
     elif user.session_epoch != session_epoch(request):
         await _signed_out_elsewhere(request)
         user = None
     request.state.user = user
+    if user is not None and row is not None:
+        request.state.cart_count = int(row[1])
+
+
+@dataclass(frozen=True)
+class Shopper:
+    """What a cached page's header shows of a signed-in shopper (see `shopper_state`)."""
+
+    name: str
+    is_admin: bool
+
+
+async def shopper_state(app: Litestar, session: dict[str, Any]) -> dict[str, Any] | None:
+    """For a page served before Litestar's middleware (`platform.pages.cached_pages`): what the
+    header needs of the session's owner, read as `load_current_user` reads it (role and session
+    epoch on every request, one query with the cart count). None when Litestar must answer (no
+    such user, or a session a password change ended: it says why and forgets the session)."""
+    user_id = session.get("user_id")
+    if not user_id:
+        return {"user": None, "cart_count": session_cart_count(session)}
+    try:
+        uid = UUID(str(user_id))
+    except ValueError:
+        return None
+    engine = app.state.sqlalchemy_config.get_engine()
+    async with engine.connect() as conn:
+        row = (
+            await conn.execute(
+                select(User.name, User.role, User.session_epoch, cart_count_column(User.id)).where(User.id == uid)
+            )
+        ).first()
+    if row is None or row.session_epoch != int(session.get(SESSION_EPOCH, 0)):
+        return None
+    return {"user": Shopper(row.name, row.role == Role.ADMIN), "cart_count": int(row[3])}
 
 
 async def _signed_out_elsewhere(request: Request) -> None:

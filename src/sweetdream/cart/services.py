@@ -3,13 +3,13 @@ database; both are read through the same service, always against current prices 
 
 from __future__ import annotations
 
-from collections.abc import MutableMapping
+from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 from uuid import UUID
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import ScalarSelect, delete, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -136,14 +136,30 @@ class DbCartStore:
         await self.db.execute(delete(CartItem).where(CartItem.user_id == self.user_id))
 
 
-async def cart_count_for_user(db: AsyncSession, user_id: UUID) -> int:
+def cart_count_column(user_id: Any) -> ScalarSelect[int]:
+    """The units in a shopper's cart as a column: read with the user in one query (the header's badge)."""
     cutoff = datetime.now(UTC) - timedelta(days=CART_DAYS)
-    total = await db.scalar(
-        select(func.coalesce(func.sum(CartItem.quantity), 0)).where(
-            CartItem.user_id == user_id, CartItem.updated_at >= cutoff
-        )
+    return (
+        select(func.coalesce(func.sum(CartItem.quantity), 0))
+        .where(CartItem.user_id == user_id, CartItem.updated_at >= cutoff)
+        .scalar_subquery()
     )
+
+
+async def cart_count_for_user(db: AsyncSession, user_id: UUID) -> int:
+    total = await db.scalar(select(cart_count_column(user_id)))
     return int(total or 0)
+
+
+def session_cart_count(session: Mapping[str, Any] | None) -> int:
+    """The units in a visitor's cart (kept in their session)."""
+    count = 0
+    for value in ((session or {}).get("cart") or {}).values():
+        try:
+            count += int(value[0])
+        except (ValueError, TypeError, IndexError):
+            continue  # a malformed entry counts for nothing, as the cart drops it
+    return count
 
 
 async def purge_stale_carts(db: AsyncSession) -> int:

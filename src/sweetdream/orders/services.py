@@ -32,7 +32,7 @@ from sqlalchemy.orm import selectinload
 from sweetdream.accounts.models import User
 from sweetdream.cart.services import CartLine, CartService, CartView
 from sweetdream.catalog import stock
-from sweetdream.catalog.cache import invalidate_catalog
+from sweetdream.catalog.cache import invalidate_catalog, invalidate_products
 from sweetdream.catalog.models import Variant
 from sweetdream.catalog.money import format_vnd
 from sweetdream.db import violated_constraint
@@ -142,6 +142,10 @@ class OrderService:
         self.db = db
         self.redis = redis
         self._new_events: list[UUID] = []  # outbox rows written in the open transaction
+        # Products whose stock this transaction took (their cached pages are stale after commit),
+        # and whether a size sold out (then the listings' cards and in-stock filter are too).
+        self._stock_taken_from: set[str] = set()
+        self._sold_out = False
 
     def _announce(self, topic: str, payload: dict[str, Any]) -> None:
         """Write an outbox row in the open transaction; it is relayed to the queue after commit."""
@@ -149,14 +153,28 @@ class OrderService:
         self.db.add(event)
         self._new_events.append(event.id)
 
+    def _forget_rolled_back(self) -> None:
+        """The savepoint was rolled back: its outbox rows and stock takes never happened."""
+        self._new_events.clear()
+        self._stock_taken_from.clear()
+        self._sold_out = False
+
     async def _after_commit(self, stock_changed: bool, moved: Order | None = None) -> None:
-        """Hand the new outbox rows to the queue; tell cached catalog pages and open order pages."""
+        """Hand the new outbox rows to the queue; tell cached catalog pages and open order pages.
+
+        A placed order tells only the pages of the products it took stock from (and the listings
+        if a size sold out); other stock changes (a cancel gives stock back) tell every page."""
         events, self._new_events = self._new_events, []
+        taken_from, self._stock_taken_from = self._stock_taken_from, set()
+        sold_out, self._sold_out = self._sold_out, False
         if self.redis is None:
             return
         if stock_changed:  # cached catalog pages must not show the old figures
             try:
-                await invalidate_catalog(self.redis)
+                if taken_from:
+                    await invalidate_products(self.redis, taken_from, listings_changed=sold_out)
+                else:
+                    await invalidate_catalog(self.redis)
             except Exception:  # the change is committed; a 500 now would only hide that from the shopper
                 log.error("could not invalidate the catalog cache after a stock change", exc_info=True)
         if moved is not None:
@@ -196,16 +214,16 @@ class OrderService:
                 order = await self._write_order(user, view, shipping, idempotency_key, fee, free_from, reviewed)
                 await cart.store.clear()
         except CheckoutError:
-            self._new_events.clear()
+            self._forget_rolled_back()
             await self.db.commit()
             raise
         except _ShortOfStock as short:  # the savepoint is rolled back: the session reads again
-            self._new_events.clear()
+            self._forget_rolled_back()
             message = await self._short_of_stock_message(short.line)
             await self.db.commit()
             raise CheckoutError(message) from None
         except IntegrityError as exc:
-            self._new_events.clear()
+            self._forget_rolled_back()
             await self.db.commit()
             if violated_constraint(exc) != ORDER_KEY_CONSTRAINT:
                 raise
@@ -288,6 +306,8 @@ class OrderService:
         taken = await stock.take(self.db, line.variant_id, line.quantity)
         if taken is None:
             raise _ShortOfStock(line)
+        self._stock_taken_from.add(line.product_slug)
+        self._sold_out = self._sold_out or taken.stock == 0
         # Only the update that takes stock across the threshold announces it: one alert per
         # crossing, however many orders follow (row updates on one size are serialised).
         if taken.stock <= taken.low_stock_threshold < taken.stock + line.quantity:
