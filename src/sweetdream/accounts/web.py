@@ -28,7 +28,7 @@ from sweetdream.accounts.guards import (
 )
 from sweetdream.accounts.models import Role, User
 from sweetdream.accounts.services import AccountError, UserService
-from sweetdream.cart.services import cart_count_column, session_cart_count
+from sweetdream.cart.services import cart_count_column, cart_cutoff, session_cart_count
 from sweetdream.platform import ratelimit
 from sweetdream.platform.ratelimit import Limit, TooManyRequests, hit
 from sweetdream.platform.sessions import SessionConfig, rotate_session_id
@@ -78,6 +78,14 @@ async def load_current_user(request: Request) -> None:
         request.state.cart_count = int(row[1])
 
 
+# What `load_current_user` reads (the user, `cart_count_column`), as the cached pages read it.
+SHOPPER_SQL = """
+SELECT name, role, session_epoch,
+       (SELECT coalesce(sum(quantity), 0) FROM cart_items WHERE user_id = $1 AND updated_at >= $2) AS cart_count
+FROM users WHERE id = $1
+"""
+
+
 @dataclass(frozen=True)
 class Shopper:
     """What a cached page's header shows of a signed-in shopper (see `shopper_state`)."""
@@ -100,14 +108,13 @@ async def shopper_state(app: Litestar, session: dict[str, Any]) -> dict[str, Any
         return None
     engine = app.state.sqlalchemy_config.get_engine()
     async with engine.connect() as conn:
-        row = (
-            await conn.execute(
-                select(User.name, User.role, User.session_epoch, cart_count_column(User.id)).where(User.id == uid)
-            )
-        ).first()
-    if row is None or row.session_epoch != int(session.get(SESSION_EPOCH, 0)):
+        # asyncpg directly: one round trip (SQLAlchemy would wrap the read in BEGIN ... ROLLBACK),
+        # a statement asyncpg prepares once per connection.
+        driver = (await conn.get_raw_connection()).driver_connection
+        row = await driver.fetchrow(SHOPPER_SQL, uid, cart_cutoff())
+    if row is None or row["session_epoch"] != int(session.get(SESSION_EPOCH, 0)):
         return None
-    return {"user": Shopper(row.name, row.role == Role.ADMIN), "cart_count": int(row[3])}
+    return {"user": Shopper(row["name"], row["role"] == Role.ADMIN), "cart_count": int(row["cart_count"])}
 
 
 async def _signed_out_elsewhere(request: Request) -> None:

@@ -138,12 +138,17 @@ class DbCartStore:
 
 def cart_count_column(user_id: Any) -> ScalarSelect[int]:
     """The units in a shopper's cart as a column: read with the user in one query (the header's badge)."""
-    cutoff = datetime.now(UTC) - timedelta(days=CART_DAYS)
+    cutoff = cart_cutoff()
     return (
         select(func.coalesce(func.sum(CartItem.quantity), 0))
         .where(CartItem.user_id == user_id, CartItem.updated_at >= cutoff)
         .scalar_subquery()
     )
+
+
+def cart_cutoff() -> datetime:
+    """Cart lines untouched since then no longer count (they are purged daily)."""
+    return datetime.now(UTC) - timedelta(days=CART_DAYS)
 
 
 async def cart_count_for_user(db: AsyncSession, user_id: UUID) -> int:

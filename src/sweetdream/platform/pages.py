@@ -247,7 +247,7 @@ def cached_pages(
         if state is None:
             return None
         scope.setdefault("state", {}).update(state)
-        request: Request[Any, Any, Any] = Request({**scope, "app": litestar, "session": None})  # type: ignore[arg-type]
+        request: Request[Any, Any, Any] = Request({**scope, "app": litestar, "litestar_app": litestar, "session": None})  # type: ignore[arg-type]
         return page.fill(render_parts(request, page.parts))
 
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
