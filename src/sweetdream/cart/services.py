@@ -27,6 +27,7 @@ class CartError(ValueError):
 @dataclass
 class CartLine:
     variant_id: UUID
+    product_id: UUID
     product_slug: str
     product_name: str
     image: str | None
@@ -108,7 +109,7 @@ class DbCartStore:
         self.user_id = user_id
 
     async def items(self) -> dict[UUID, tuple[int, int]]:
-        cutoff = datetime.now(UTC) - timedelta(days=CART_DAYS)
+        cutoff = cart_cutoff()
         rows = await self.db.execute(
             select(CartItem.variant_id, CartItem.quantity, CartItem.price_seen).where(
                 CartItem.user_id == self.user_id, CartItem.updated_at >= cutoff
@@ -232,6 +233,8 @@ class CartService:
 
     async def view(self, only: list[UUID] | None = None) -> CartView:
         """The cart against the database now: current price and stock, with what changed flagged."""
+        if isinstance(self.store, DbCartStore):
+            return await self._db_view(self.store, only)
         items = await self.store.items()
         ids = [v for v in items if only is None or v in only]
         if not ids:
@@ -248,6 +251,21 @@ class CartService:
                 continue
             variant, product = found[variant_id]
             lines.append(_line(variant, product, quantity, price_seen))
+        lines.sort(key=lambda line: (line.product_name, line.size_label))
+        return CartView(lines)
+
+    async def _db_view(self, store: DbCartStore, only: list[UUID] | None) -> CartView:
+        """`view` of a shopper's cart in one query: their lines with their sizes and products."""
+        stmt = (
+            select(CartItem.quantity, CartItem.price_seen, Variant, Product)
+            .join(Variant, Variant.id == CartItem.variant_id)
+            .join(Product, Product.id == Variant.product_id)
+            .where(CartItem.user_id == store.user_id, CartItem.updated_at >= cart_cutoff())
+        )
+        if only is not None:
+            stmt = stmt.where(CartItem.variant_id.in_(only))
+        rows = await self.db.execute(stmt)
+        lines = [_line(r.Variant, r.Product, r.quantity, r.price_seen) for r in rows]
         lines.sort(key=lambda line: (line.product_name, line.size_label))
         return CartView(lines)
 
@@ -271,6 +289,7 @@ def _line(variant: Variant, product: Product, quantity: int, price_seen: int) ->
     price = variant.effective_price(product.price)
     line = CartLine(
         variant_id=variant.id,
+        product_id=product.id,
         product_slug=product.slug,
         product_name=product.name,
         image=product.images[0] if product.images else None,

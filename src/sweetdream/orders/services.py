@@ -33,7 +33,6 @@ from sweetdream.accounts.models import User
 from sweetdream.cart.services import CartLine, CartService, CartView
 from sweetdream.catalog import stock
 from sweetdream.catalog.cache import invalidate_catalog, invalidate_products
-from sweetdream.catalog.models import Variant
 from sweetdream.catalog.money import format_vnd
 from sweetdream.db import violated_constraint
 from sweetdream.fulfillment.payments import CardToken, ChargeResult, RefundResult
@@ -269,12 +268,11 @@ class OrderService:
         )
         self.db.add(order)
         await self.db.flush()
-        product_ids = await self._product_ids([line.variant_id for line in view.lines])
         for position, line in enumerate(view.lines):
             self.db.add(
                 OrderLine(
                     order_id=order.id,
-                    product_id=product_ids[line.variant_id],
+                    product_id=line.product_id,
                     variant_id=line.variant_id,
                     position=position,
                     product_name=line.product_name,
@@ -350,10 +348,6 @@ class OrderService:
                     f"{line.product_name}: at most {line.max_per_customer} per customer; you already hold {already}"
                     + (f", so you can add {room} more." if room else ".")
                 )
-
-    async def _product_ids(self, variant_ids: list[UUID]) -> dict[UUID, UUID]:
-        rows = await self.db.execute(select(Variant.id, Variant.product_id).where(Variant.id.in_(variant_ids)))
-        return {r.id: r.product_id for r in rows}
 
     async def _by_key(self, key: str, user_id: UUID) -> Order | None:
         return await self.db.scalar(select(Order).where(Order.idempotency_key == key, Order.user_id == user_id))

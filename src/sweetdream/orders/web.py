@@ -24,7 +24,7 @@ from sweetdream.accounts.forms import PHONE
 from sweetdream.accounts.guards import requires_user, session_epoch
 from sweetdream.accounts.models import User
 from sweetdream.accounts.services import UserService
-from sweetdream.cart.services import CartService
+from sweetdream.cart.services import CartService, CartView
 from sweetdream.fulfillment.payments import PaymentGateway, luhn_valid
 from sweetdream.orders import live
 from sweetdream.orders.dependencies import provide_orders
@@ -138,11 +138,12 @@ class CheckoutController(Controller):
         error: str = "",
         changed_since: Review | None = None,
         changed: bool = False,
+        view: CartView | None = None,
     ) -> Template:
         """The checkout page, with the review its form carries. After a change since the shopper's
         review (`changed`), each difference from what they saw (`changed_since`, if known) is marked."""
         settings = request.app.state.settings
-        view = await cart_for(request, db).view()
+        view = view or await cart_for(request, db).view()
         totals = totals_for(view, settings.shipping_fee, settings.free_shipping_threshold)
         review = review_of(view, totals.shipping_fee, totals.total)
         changes = changes_between(changed_since, review) if changed else None
@@ -164,7 +165,8 @@ class CheckoutController(Controller):
     @get("/", name="checkout")
     async def show(self, request: Request, db_session: NamedDependency[AsyncSession]) -> Template | Redirect:
         user = _user(request)
-        if not (await cart_for(request, db_session).view()).lines:
+        view = await cart_for(request, db_session).view()
+        if not view.lines:
             flash(request, "Your cart is empty: add something first.", "error")
             return Redirect("/cart", status_code=303)
         values = {
@@ -174,7 +176,7 @@ class CheckoutController(Controller):
             "note": "",
             "payment_method": PaymentMethod.COD.value,
         }
-        return await self._page(request, db_session, values, {}, secrets.token_urlsafe(24))
+        return await self._page(request, db_session, values, {}, secrets.token_urlsafe(24), view=view)
 
     @post("/", name="place-order")
     async def place(self, request: Request, orders: NamedDependency[OrderService]) -> Template | Redirect:
