@@ -394,8 +394,9 @@ def catalog_scenario(bench: Bench) -> Report:
 
 from bench_checkout import checkout_scenario  # noqa: E402 (it imports Bench, Report... from this module)
 from bench_pipeline import pipeline_scenario  # noqa: E402 (the same)
+from bench_scale import scale_scenario  # noqa: E402 (the same)
 
-SCENARIOS: list[Callable[[Bench], Report]] = [catalog_scenario, checkout_scenario, pipeline_scenario]
+SCENARIOS: list[Callable[[Bench], Report]] = [catalog_scenario, checkout_scenario, pipeline_scenario, scale_scenario]
 
 
 def scenario_name(scenario: Callable[[Bench], Report]) -> str:
