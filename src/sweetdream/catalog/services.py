@@ -157,9 +157,15 @@ class CatalogService:
                 conditions.append(false())
             else:
                 conditions.append(Product.search_vector.op("@@")(tsquery))
-        base = (
-            select(Product).join(Category, Category.id == Product.category_id).join(prices, true()).where(*conditions)
-        )
+        # The prices (a lateral per product) are computed for every matching product only when a
+        # filter or the sort needs them; otherwise the page's products are chosen first (an index
+        # can give them in order) and the prices computed for those 24 alone (`_page_of`).
+        needs_prices = (view.in_stock and not view.size) or view.min_price is not None or view.max_price is not None
+        needs_prices = needs_prices or view.sort in ("price_asc", "price_desc")
+        base = select(Product).join(Category, Category.id == Product.category_id)
+        if needs_prices:
+            base = base.join(prices, true())
+        base = base.where(*conditions)
         if count_only:
             return base.with_only_columns(func.count()).order_by(None)
         newest = [Product.created_at.desc()]
@@ -171,6 +177,8 @@ class CatalogService:
             # Best match: the closest matches first for a query; with no query, the newest.
             "relevance": self._relevance(view.q, tsquery) if tsquery is not None else newest,
         }[view.sort]
+        if not needs_prices:
+            return self._page_of(base, order, prices, view, featured_only)
         return (
             base.with_only_columns(
                 Product.slug,
@@ -185,6 +193,40 @@ class CatalogService:
             .order_by(*order, Product.id)
             .limit(self.page_size)
             .offset((view.page - 1) * self.page_size)
+        )
+
+    def _page_of(
+        self, base: Select, order: list[Any], prices: Any, view: ProductFilter, featured_only: bool
+    ) -> Select:
+        """The page's products in order (their ids, from `base`), then their cards: the prices are
+        computed for the page alone. The total comes in the same statement (a count run once)."""
+        page = (
+            base.with_only_columns(
+                Product.id.label("id"), func.row_number().over(order_by=[*order, Product.id]).label("position")
+            )
+            .order_by(*order, Product.id)
+            .limit(self.page_size)
+            .offset((view.page - 1) * self.page_size)
+            .subquery("page")
+        )
+        # A featured list is short and takes its own LIMIT: no total needed.
+        total = literal(0) if featured_only else base.with_only_columns(func.count()).order_by(None).scalar_subquery()
+        return (
+            select(
+                Product.slug,
+                Product.name,
+                Category.name.label("category_name"),
+                Product.images[0].astext.label("image"),
+                prices.c.from_price,
+                prices.c.to_price,
+                prices.c.in_stock,
+                total.label("total"),
+            )
+            .select_from(page)
+            .join(Product, Product.id == page.c.id)
+            .join(Category, Category.id == Product.category_id)
+            .join(prices, true())
+            .order_by(page.c.position)
         )
 
     @staticmethod
