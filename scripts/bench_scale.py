@@ -221,6 +221,9 @@ def soak(bench: Bench) -> dict[str, tuple[float, float]]:
 
 
 def scale_scenario(bench: Bench) -> Report:
+    import logging
+
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per request otherwise
     print(f"  seeding up to {SCALE_PRODUCTS:,} products in SQL", flush=True)
     added, seconds = asyncio.run(seed(bench.env["DATABASE_URL"], SCALE_PRODUCTS))
     print(f"  added {added:,} products in {seconds:.0f} s", flush=True)
