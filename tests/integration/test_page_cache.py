@@ -144,7 +144,7 @@ async def test_single_flight_callers_share_one_computation_and_its_error(setting
 
 
 async def test_a_signed_in_shoppers_cached_page_shows_their_name_and_cart(client, settings, db):
-    product, (size,) = await make_product(db, stock=5)
+    _product, (size,) = await make_product(db, stock=5)
     assert (await register(client, name="Mai Tran")).status_code == 303
     await client.get("/products")  # the welcome message is shown (and rendered) here
     await add_to_cart(client, size, 3)

@@ -195,9 +195,7 @@ class CatalogService:
             .offset((view.page - 1) * self.page_size)
         )
 
-    def _page_of(
-        self, base: Select, order: list[Any], prices: Any, view: ProductFilter, featured_only: bool
-    ) -> Select:
+    def _page_of(self, base: Select, order: list[Any], prices: Any, view: ProductFilter, featured_only: bool) -> Select:
         """The page's products in order (their ids, from `base`), then their cards: the prices are
         computed for the page alone. The total comes in the same statement (a count run once)."""
         page = (
