@@ -162,7 +162,9 @@ class CatalogService:
         # can give them in order) and the prices computed for those 24 alone (`_page_of`).
         needs_prices = (view.in_stock and not view.size) or view.min_price is not None or view.max_price is not None
         needs_prices = needs_prices or view.sort in ("price_asc", "price_desc")
-        base = select(Product).join(Category, Category.id == Product.category_id)
+        base = select(Product)
+        if view.category or needs_prices:  # otherwise the count and the page's ids need no category
+            base = base.join(Category, Category.id == Product.category_id)
         if needs_prices:
             base = base.join(prices, true())
         base = base.where(*conditions)
