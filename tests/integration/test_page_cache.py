@@ -210,3 +210,14 @@ async def test_a_session_is_written_only_when_the_request_changed_it(client, set
         assert await session_writes(redis) == before + 1
     finally:
         await redis.aclose()
+
+
+async def test_a_listing_with_more_matches_than_the_cap_says_so(client, monkeypatch):
+    """A million products are not counted on every page: up to the cap, then "N+"."""
+    from sweetdream.catalog import services
+
+    monkeypatch.setattr(services, "COUNT_CAP", 5)
+    page = (await client.get("/products")).text
+    assert "5+ products" in page and "Page 1 of 1" not in page
+    heading = re.search(r'<h2 class="result-count"[^>]*>(.*?)</h2>', page, re.S)
+    assert heading and " ".join(heading.group(1).split()) == "5+ products"

@@ -43,10 +43,23 @@ class ProductPage:
     total: int
     page: int
     page_size: int
+    # More matches than COUNT_CAP: `total` is the cap and the page says "10000+ products".
+    more: bool = False
 
     @property
     def pages(self) -> int:
         return max(1, -(-self.total // self.page_size))
+
+
+# A listing counts its matches up to here (a million products take a second to count; the first
+# 10,001 take milliseconds): past it the page says "10000+" and offers the first COUNT_CAP matches.
+COUNT_CAP = 10_000
+
+
+def capped_count(stmt: Select) -> Select:
+    """How many rows `stmt` gives, counted up to COUNT_CAP + 1 (more than the cap means "more")."""
+    limited = stmt.with_only_columns(literal(1)).order_by(None).limit(COUNT_CAP + 1).subquery("matches")
+    return select(func.count()).select_from(limited)
 
 
 def search_text_for(name: str, description: str, category_name: str) -> str:
@@ -122,7 +135,7 @@ class CatalogService:
         cards = [
             ProductCard(r.slug, r.name, r.category_name, r.image, r.from_price, r.to_price, r.in_stock) for r in rows
         ]
-        return ProductPage(cards, total, view.page, self.page_size)
+        return ProductPage(cards, min(total, COUNT_CAP), view.page, self.page_size, more=total > COUNT_CAP)
 
     def _listing(self, view: ProductFilter, count_only: bool = False, featured_only: bool = False) -> Select:
         effective = func.coalesce(Variant.price_override, Product.price)
@@ -169,7 +182,7 @@ class CatalogService:
             base = base.join(prices, true())
         base = base.where(*conditions)
         if count_only:
-            return base.with_only_columns(func.count()).order_by(None)
+            return capped_count(base)
         newest = [Product.created_at.desc()]
         order = {
             "newest": newest,
@@ -210,7 +223,7 @@ class CatalogService:
             .subquery("page")
         )
         # A featured list is short and takes its own LIMIT: no total needed.
-        total = literal(0) if featured_only else base.with_only_columns(func.count()).order_by(None).scalar_subquery()
+        total = literal(0) if featured_only else capped_count(base).scalar_subquery()
         return (
             select(
                 Product.slug,
