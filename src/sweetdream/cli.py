@@ -21,19 +21,11 @@ from litestar.plugins import CLIPluginProtocol
 T = TypeVar("T")
 
 
-# At most this many requests at once per granian worker: a worker that has this many stops
-# accepting, so a burst of keep-alive connections is shared between the workers instead of one
-# worker taking nearly all of them (measured: 100 % / 0 % of the CPU at wrk -c64 without it, about
-# 45 % / 55 % with it; scripts/granian_balance.py). Procfile and deploy/Dockerfile say the same.
-WEB_BACKPRESSURE = 32
-
-
 def granian_command(host: str, port: int, workers: int) -> list[str]:
     """The web server as the Procfile runs it; the dev runner, e2e tests and bench all start this."""
     return [
         sys.executable, "-m", "granian", "--interface", "asgi", "--factory", "sweetdream.app:create_app",
         "--host", host, "--port", str(port), "--workers", str(workers), "--no-ws",
-        "--backpressure", str(WEB_BACKPRESSURE),
     ]  # fmt: skip
 
 
