@@ -195,8 +195,10 @@ def parse_wrk(output: str) -> WrkRun:
     )
 
 
-def run_wrk(url: str, concurrency: int, seconds: int) -> WrkRun:
+def run_wrk(url: str, concurrency: int, seconds: int, cookie: str = "") -> WrkRun:
     command = ["wrk", "-t2", f"-c{concurrency}", f"-d{seconds}s", "--latency", url]
+    if cookie:
+        command[1:1] = ["-H", f"Cookie: {cookie}"]
     output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
     return parse_wrk(output)
 
@@ -249,13 +251,17 @@ def combine(name: str, path: str, concurrency: int, runs: list[WrkRun]) -> Resul
     )
 
 
-def load_alternating(bench: Bench, targets: dict[str, str], concurrency: int) -> list[Result]:
-    """Each target once in order, then once in reverse, so drift over the run hits all alike."""
+def load_alternating(
+    bench: Bench, targets: dict[str, str], concurrency: int, cookies: dict[str, str] | None = None
+) -> list[Result]:
+    """Each target once in order, then once in reverse, so drift over the run hits all alike.
+    `cookies`: the Cookie header of the targets requested as a signed-in shopper."""
     order = list(targets)
     runs: dict[str, list[WrkRun]] = {name: [] for name in order}
     for name in [*order, *reversed(order)]:
-        print(f"  c={concurrency:<3} {name:<9} {targets[name]}", flush=True)
-        runs[name].append(run_wrk(bench.base_url + targets[name], concurrency, bench.seconds))
+        print(f"  c={concurrency:<3} {name:<12} {targets[name]}", flush=True)
+        cookie = (cookies or {}).get(name, "")
+        runs[name].append(run_wrk(bench.base_url + targets[name], concurrency, bench.seconds, cookie))
     return [combine(name, targets[name], concurrency, runs[name]) for name in order]
 
 
@@ -315,38 +321,75 @@ def first_product_path(base_url: str) -> str:
     return match.group(1)
 
 
-def warm(bench: Bench, targets: dict[str, str]) -> None:
+def warm(bench: Bench, targets: dict[str, str], cookies: dict[str, str] | None = None) -> None:
     """Check each target answers 200, then load it briefly: both workers' caches and DB pools fill."""
     for name, path in targets.items():
+        if name in (cookies or {}):
+            continue  # urllib would not send the shopper's (Secure) cookies: wrk's warm-up checks them
         status, _ = fetch(bench.base_url + path)
         if status != 200:
             raise RuntimeError(f"warming {name} ({path}) answered {status}")
     if bench.warmup_seconds:
         print(f"  warming up: {bench.warmup_seconds} s of wrk per URL", flush=True)
-        for path in targets.values():
-            run_wrk(bench.base_url + path, max(CONCURRENCIES), bench.warmup_seconds)
+        for name, path in targets.items():
+            cookie = (cookies or {}).get(name, "")
+            run = run_wrk(bench.base_url + path, max(CONCURRENCIES), bench.warmup_seconds, cookie)
+            if run.non_2xx:
+                raise RuntimeError(f"warming {name} ({path}): {run.non_2xx} answers were not 2xx")
+
+
+# Pages a signed-in shopper (with one item in their cart) asks for, and the share of /health's
+# req/s each must reach at c=64 (issue #13).
+SIGNED_IN_TARGETS = {
+    "in:products": ("/products", 0.25),
+    "in:search": ("/products?q=banh+kem", 0.25),
+    "in:product": ("", 0.25),  # the first product's page
+    "in:cart": ("/cart/", 0.15),
+    "in:checkout": ("/checkout/", 0.15),
+}
 
 
 def catalog_scenario(bench: Bench) -> Report:
+    product = first_product_path(bench.base_url)
     targets = {
         "health": "/health",
         "products": "/products",
         "search": "/products?q=banh+kem",
         "filtered": "/products?category=banh-kem&size=M&sort=price_asc",
-        "product": first_product_path(bench.base_url),
+        "product": product,
     }
-    warm(bench, targets)
-    results = [r for c in CONCURRENCIES for r in load_alternating(bench, targets, c)]
+    from bench_checkout import shopper_cookie
+
+    cookie = shopper_cookie(bench, product)
+    cookies = dict.fromkeys(SIGNED_IN_TARGETS, cookie)
+    targets.update({name: path or product for name, (path, _) in SIGNED_IN_TARGETS.items()})
+    warm(bench, targets, cookies)
+    results = [r for c in CONCURRENCIES for r in load_alternating(bench, targets, c, cookies)]
     set_ratios(results, baseline="health")
-    products = next(r for r in results if r.name == "products" and r.concurrency == 64)
+    at_64 = {r.name: r for r in results if r.concurrency == 64}
+    products = at_64["products"]
     ratio = products.ratio_to_baseline or 0.0
     errors = products.non_2xx + products.socket_errors
-    verdict = Verdict(
-        target="/products >= 20% of /health req/s and p99 < 100 ms at c=64 (and no errors)",
-        passed=ratio >= 0.20 and products.p99_ms < 100 and errors == 0,
-        detail=f"{ratio:.0%} of /health, p99 {products.p99_ms:.1f} ms, {errors} errors",
-    )
-    return Report("catalog", results, [verdict], notes={"products_in_catalog": BENCH_PRODUCTS})
+    verdicts = [
+        Verdict(
+            target="/products >= 20% of /health req/s and p99 < 100 ms at c=64 (and no errors)",
+            passed=ratio >= 0.20 and products.p99_ms < 100 and errors == 0,
+            detail=f"{ratio:.0%} of /health, p99 {products.p99_ms:.1f} ms, {errors} errors",
+        )
+    ]
+    for name, (_, share) in SIGNED_IN_TARGETS.items():
+        r = at_64[name]
+        r_ratio, r_errors = r.ratio_to_baseline or 0.0, r.non_2xx + r.socket_errors
+        p99_ok = r.p99_ms <= 100 or share < 0.25  # the p99 goal is the catalog pages'
+        verdicts.append(
+            Verdict(
+                target=f"signed in {r.path} >= {share:.0%} of /health at c=64"
+                + (", p99 <= 100 ms" if share >= 0.25 else ""),
+                passed=r_ratio >= share and p99_ok and r_errors == 0,
+                detail=f"{r_ratio:.0%} of /health, p99 {r.p99_ms:.1f} ms, {r_errors} errors",
+            )
+        )
+    return Report("catalog", results, verdicts, notes={"products_in_catalog": BENCH_PRODUCTS})
 
 
 from bench_admin import admin_scenario  # noqa: E402 (it imports Bench, Report... from this module too)
@@ -354,6 +397,7 @@ from bench_analytics import analytics_scenario  # noqa: E402 (the same)
 from bench_checkout import checkout_scenario  # noqa: E402 (the same)
 from bench_export import export_scenario  # noqa: E402 (the same)
 from bench_pipeline import pipeline_scenario  # noqa: E402 (the same)
+from bench_scale import scale_scenario  # noqa: E402 (the same)
 
 SCENARIOS: list[Callable[[Bench], Report]] = [
     catalog_scenario,
@@ -362,6 +406,7 @@ SCENARIOS: list[Callable[[Bench], Report]] = [
     admin_scenario,
     analytics_scenario,
     export_scenario,
+    scale_scenario,
 ]
 
 

@@ -630,3 +630,33 @@ def checkout_scenario(bench: Bench) -> Report:
         notes={"shoppers": SHOPPERS, "runs": [asdict(r) for r in runs]},
         table=table(runs),
     )
+
+
+async def _shopper_cookie(bench: Bench, product_path: str) -> str:
+    """A shopper signed in through the form with one item in their cart: their Cookie header."""
+    shop = Shop(bench.env)
+    client = httpx.AsyncClient(base_url=bench.base_url, cookies=CookieJar(policy=_NoCookies()), timeout=TIMEOUT)
+    try:
+        (shopper,) = await shop.create_shoppers(1)
+        await sign_in(client, shopper)
+        page = await client.get(product_path, headers=shopper.headers())
+        variant = re.search(r'<option value="([0-9a-f-]{36})"(?![^>]*disabled)', page.text)
+        if variant is None:
+            raise RuntimeError(f"{product_path}: no size to buy")
+        added = await client.post(
+            "/cart/items",
+            data={"variant_id": variant.group(1), "quantity": "1", "back": product_path},
+            headers=shopper.headers(**{"hx-request": "true"}),
+        )
+        shopper.keep_cookies(added)
+        if added.status_code != 200:
+            raise RuntimeError(f"add to cart: {added.status_code}")
+        return shopper.headers()["cookie"]
+    finally:
+        await client.aclose()
+        await shop.close()
+
+
+def shopper_cookie(bench: Bench, product_path: str) -> str:
+    """For wrk (`-H "Cookie: ..."`): the catalog scenario's signed-in pages."""
+    return asyncio.run(_shopper_cookie(bench, product_path))

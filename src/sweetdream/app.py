@@ -24,7 +24,7 @@ from redis.asyncio import Redis
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from sweetdream.accounts.web import AccountController, current_user_middleware, switch_language
+from sweetdream.accounts.web import AccountController, current_user_middleware, shopper_state, switch_language
 from sweetdream.admin.audit import AuditController
 from sweetdream.admin.catalog import AdminCatalogController
 from sweetdream.admin.orders import AdminOrdersController
@@ -38,7 +38,7 @@ from sweetdream.catalog.cache import CatalogCache
 from sweetdream.catalog.images import ImageStorage
 from sweetdream.catalog.money import format_vnd
 from sweetdream.catalog.services import CatalogService
-from sweetdream.catalog.web import ShopController, cached_plain_page
+from sweetdream.catalog.web import ShopController, note_page_events, page_address
 from sweetdream.cli import SweetDreamCLI
 from sweetdream.db import make_sqlalchemy_config
 from sweetdream.orders.models import payment_words
@@ -50,7 +50,7 @@ from sweetdream.platform.http import http_middleware
 from sweetdream.platform.inputs import unusable_input_middleware
 from sweetdream.platform.logs import configure_logging
 from sweetdream.platform.metrics import RequestMetrics, metrics_endpoint
-from sweetdream.platform.pages import compression_config, plain_visitor_pages
+from sweetdream.platform.pages import cached_pages, compression_config, per_shopper
 from sweetdream.platform.sessions import SessionConfig
 from sweetdream.platform.shop_time import time_filters
 from sweetdream.settings import Settings
@@ -105,11 +105,13 @@ class SweetDream(Litestar):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        # A plain visitor's cached catalog page goes out before Litestar's stack (see platform.pages).
+        # A cached catalog page goes out before Litestar's stack, to visitors and shoppers (see platform.pages).
         hsts = self.state.settings.environment == "production"
         # Compression wraps everything, the cached pages included, and sits outside Litestar's error
         # handling: an error page sent after a failed session save starts a fresh compressed body.
-        pages = plain_visitor_pages(super().__call__, self, cached_plain_page)
+        pages = cached_pages(
+            super().__call__, self, self.state.catalog_cache, page_address, shopper_state, note_page_events
+        )
         # Shopper events are noted inside (the cached pages too) and buffered once the answer is sent.
         settings = self.state.settings
         if settings.analytics_enabled:
@@ -161,7 +163,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
         engine.engine.globals["language_names"] = i18n.LANGUAGE_NAMES
         engine.engine.globals["payment_words"] = payment_words  # "paid" -> "Paid" / "Đã thanh toán"
         engine.engine.globals["site_name"] = settings.site_name
-        engine.engine.globals["static_version"] = "3"  # bump when static/ changes: browsers fetch it anew
+        engine.engine.globals["per_shopper"] = per_shopper  # the parts a cached page fills in per shopper
+        engine.engine.globals["static_version"] = "4"  # bump when static/ changes: browsers fetch it anew
         engine.engine.auto_reload = settings.is_dev  # no stat() of every template on every render
 
     sqlalchemy_config = make_sqlalchemy_config(settings)

@@ -131,7 +131,7 @@ async def test_every_page_in_vietnamese_has_no_english_left(client, settings, db
 
 
 async def test_admin_pages_in_vietnamese_have_no_english_left(client, settings, db):
-    shopper, variant, order = await place_by_http(client, settings, db)
+    shopper, _variant, order = await place_by_http(client, settings, db)
     product, _sizes = await make_product(db, stock=5)
     async with AsyncTestClient(app=create_app(settings), base_url="http://127.0.0.1") as admin:
         vietnamese(admin)

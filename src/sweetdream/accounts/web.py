@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 from contextlib import nullcontext
+from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
 from advanced_alchemy.extensions.litestar import SQLAlchemyAsyncConfig
-from litestar import Controller, Request, get, post
+from litestar import Controller, Litestar, Request, get, post
 from litestar.datastructures import Cookie
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromQuery
 from litestar.response import Redirect, Template
 from litestar.types import ASGIApp, Receive, Scope, Send
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sweetdream.accounts import devices, sessions
@@ -25,8 +27,9 @@ from sweetdream.accounts.guards import (
     requires_user,
     session_epoch,
 )
-from sweetdream.accounts.models import User
+from sweetdream.accounts.models import Role, User
 from sweetdream.accounts.services import AccountError, UserService
+from sweetdream.cart.services import cart_count_column, cart_cutoff, session_cart_count
 from sweetdream.platform import i18n, ratelimit
 from sweetdream.platform.i18n import gettext as _
 from sweetdream.platform.i18n import gettext_noop
@@ -67,9 +70,11 @@ async def load_current_user(request: Request) -> None:
     config: SQLAlchemyAsyncConfig = request.app.state.sqlalchemy_config
     db = config.provide_session(request.app.state, request.scope)
     try:
-        user = await db.get(User, UUID(user_id))
+        # The user and their cart badge in one query.
+        row = (await db.execute(select(User, cart_count_column(User.id)).where(User.id == UUID(user_id)))).first()
     except ValueError:
-        user = None
+        row = None
+    user = row[0] if row else None
     if user is None:  # the account was removed: forget the stale session
         request.clear_session()
     elif not user.is_active:  # deactivated by staff (its sessions were ended then; this is a straggler)
@@ -79,6 +84,52 @@ async def load_current_user(request: Request) -> None:
         await _signed_out_elsewhere(request)
         user = None
     request.state.user = user
+    if user is not None and row is not None:
+        request.state.cart_count = int(row[1])
+
+
+# What `load_current_user` reads (the user, `cart_count_column`), as the cached pages read it.
+SHOPPER_SQL = """
+SELECT name, role, session_epoch, is_active, language,
+       (SELECT coalesce(sum(quantity), 0) FROM cart_items WHERE user_id = $1 AND updated_at >= $2) AS cart_count
+FROM users WHERE id = $1
+"""
+
+
+@dataclass(frozen=True)
+class Shopper:
+    """What a cached page's header shows of a signed-in shopper (see `shopper_state`)."""
+
+    name: str
+    is_admin: bool
+
+
+async def shopper_state(app: Litestar, session: dict[str, Any]) -> dict[str, Any] | None:
+    """For a page served before Litestar's middleware (`platform.pages.cached_pages`): what the
+    header needs of the session's owner, read as `load_current_user` reads it (role and session
+    epoch on every request, one query with the cart count). None when Litestar must answer (no
+    such user, a deactivated one, or a session a password change ended: it says why and forgets
+    the session)."""
+    user_id = session.get("user_id")
+    if not user_id:
+        return {"user": None, "cart_count": session_cart_count(session)}
+    try:
+        uid = UUID(str(user_id))
+    except ValueError:
+        return None
+    engine = app.state.sqlalchemy_config.get_engine()
+    async with engine.connect() as conn:
+        # asyncpg directly: one round trip (SQLAlchemy would wrap the read in BEGIN ... ROLLBACK),
+        # a statement asyncpg prepares once per connection.
+        driver = (await conn.get_raw_connection()).driver_connection
+        row = await driver.fetchrow(SHOPPER_SQL, uid, cart_cutoff())
+    if row is None or not row["is_active"] or row["session_epoch"] != int(session.get(SESSION_EPOCH, 0)):
+        return None
+    return {
+        "user": Shopper(row["name"], row["role"] == Role.ADMIN),
+        "cart_count": int(row["cart_count"]),
+        "saved_language": row["language"],  # the page must be in it (platform/pages.py checks)
+    }
 
 
 async def _signed_out_elsewhere(request: Request) -> None:

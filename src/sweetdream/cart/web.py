@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-from typing import Any
 from uuid import UUID
 
 from advanced_alchemy.extensions.litestar import SQLAlchemyAsyncConfig
@@ -25,7 +24,7 @@ from sweetdream.cart.services import (
     CartService,
     DbCartStore,
     SessionCartStore,
-    cart_count_for_user,
+    session_cart_count,
 )
 from sweetdream.platform.i18n import gettext as _
 from sweetdream.platform.parsing import parse_int
@@ -38,20 +37,14 @@ def provide_cart(request: Request, db_session: NamedDependency[AsyncSession]) ->
 
 
 def cart_count_middleware(app: ASGIApp) -> ASGIApp:
-    """The header's cart badge: from the session for visitors, one small query for shoppers."""
+    """The header's cart badge: from the session for visitors; a shopper's was read with their
+    user (`accounts.web.load_current_user`, one query), so it costs nothing here."""
 
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            request: Request[Any, Any, Any] = Request(scope)
-            user = request.state.get("user")
-            if user is not None:
-                config: SQLAlchemyAsyncConfig = request.app.state.sqlalchemy_config
-                db = config.provide_session(request.app.state, scope)
-                request.state.cart_count = await cart_count_for_user(db, user.id)
-            elif "session" in scope and request.session:
-                request.state.cart_count = sum(int(v[0]) for v in (request.session.get("cart") or {}).values())
-            else:
-                request.state.cart_count = 0
+            state = scope.setdefault("state", {})
+            if state.get("user") is None:
+                state["cart_count"] = session_cart_count(scope.get("session"))  # type: ignore[arg-type]
         await app(scope, receive, send)
 
     return middleware

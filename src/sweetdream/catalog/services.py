@@ -43,10 +43,23 @@ class ProductPage:
     total: int
     page: int
     page_size: int
+    # More matches than COUNT_CAP: `total` is the cap and the page says "10000+ products".
+    more: bool = False
 
     @property
     def pages(self) -> int:
         return max(1, -(-self.total // self.page_size))
+
+
+# A listing counts its matches up to here (a million products take a second to count; the first
+# 10,001 take milliseconds): past it the page says "10000+" and offers the first COUNT_CAP matches.
+COUNT_CAP = 10_000
+
+
+def capped_count(stmt: Select) -> Select:
+    """How many rows `stmt` gives, counted up to COUNT_CAP + 1 (more than the cap means "more")."""
+    limited = stmt.with_only_columns(literal(1)).order_by(None).limit(COUNT_CAP + 1).subquery("matches")
+    return select(func.count()).select_from(limited)
 
 
 def search_text_for(name: str, description: str, category_name: str) -> str:
@@ -122,7 +135,7 @@ class CatalogService:
         cards = [
             ProductCard(r.slug, r.name, r.category_name, r.image, r.from_price, r.to_price, r.in_stock) for r in rows
         ]
-        return ProductPage(cards, total, view.page, self.page_size)
+        return ProductPage(cards, min(total, COUNT_CAP), view.page, self.page_size, more=total > COUNT_CAP)
 
     def _listing(self, view: ProductFilter, count_only: bool = False, featured_only: bool = False) -> Select:
         effective = func.coalesce(Variant.price_override, Product.price)
@@ -157,11 +170,19 @@ class CatalogService:
                 conditions.append(false())
             else:
                 conditions.append(Product.search_vector.op("@@")(tsquery))
-        base = (
-            select(Product).join(Category, Category.id == Product.category_id).join(prices, true()).where(*conditions)
-        )
+        # The prices (a lateral per product) are computed for every matching product only when a
+        # filter or the sort needs them; otherwise the page's products are chosen first (an index
+        # can give them in order) and the prices computed for those 24 alone (`_page_of`).
+        needs_prices = (view.in_stock and not view.size) or view.min_price is not None or view.max_price is not None
+        needs_prices = needs_prices or view.sort in ("price_asc", "price_desc")
+        base = select(Product)
+        if view.category or needs_prices:  # otherwise the count and the page's ids need no category
+            base = base.join(Category, Category.id == Product.category_id)
+        if needs_prices:
+            base = base.join(prices, true())
+        base = base.where(*conditions)
         if count_only:
-            return base.with_only_columns(func.count()).order_by(None)
+            return capped_count(base)
         newest = [Product.created_at.desc()]
         order = {
             "newest": newest,
@@ -171,6 +192,8 @@ class CatalogService:
             # Best match: the closest matches first for a query; with no query, the newest.
             "relevance": self._relevance(view.q, tsquery) if tsquery is not None else newest,
         }[view.sort]
+        if not needs_prices:
+            return self._page_of(base, order, prices, view, featured_only)
         return (
             base.with_only_columns(
                 Product.slug,
@@ -185,6 +208,38 @@ class CatalogService:
             .order_by(*order, Product.id)
             .limit(self.page_size)
             .offset((view.page - 1) * self.page_size)
+        )
+
+    def _page_of(self, base: Select, order: list[Any], prices: Any, view: ProductFilter, featured_only: bool) -> Select:
+        """The page's products in order (their ids, from `base`), then their cards: the prices are
+        computed for the page alone. The total comes in the same statement (a count run once)."""
+        page = (
+            base.with_only_columns(
+                Product.id.label("id"), func.row_number().over(order_by=[*order, Product.id]).label("position")
+            )
+            .order_by(*order, Product.id)
+            .limit(self.page_size)
+            .offset((view.page - 1) * self.page_size)
+            .subquery("page")
+        )
+        # A featured list is short and takes its own LIMIT: no total needed.
+        total = literal(0) if featured_only else capped_count(base).scalar_subquery()
+        return (
+            select(
+                Product.slug,
+                Product.name,
+                Category.name.label("category_name"),
+                Product.images[0].astext.label("image"),
+                prices.c.from_price,
+                prices.c.to_price,
+                prices.c.in_stock,
+                total.label("total"),
+            )
+            .select_from(page)
+            .join(Product, Product.id == page.c.id)
+            .join(Category, Category.id == Product.category_id)
+            .join(prices, true())
+            .order_by(page.c.position)
         )
 
     @staticmethod

@@ -99,9 +99,11 @@ async def take(
     by: Mover = Mover(),
     order_number: str | None = None,
     redis: Redis | None = None,
+    product_slug: str | None = None,
 ) -> Taken | None:
     """Take the units for an order, or None if there are not that many left (the transaction must
-    then be rolled back to its savepoint: after a refusal by the CHECK constraint it can do nothing else)."""
+    then be rolled back to its savepoint: after a refusal by the CHECK constraint it can do nothing else).
+    With `product_slug`, only that product's cached pages go stale (and the listings if the size sold out)."""
     try:
         row = (await db.execute(take_statement(variant_id, quantity))).first()
     except IntegrityError as exc:
@@ -111,7 +113,7 @@ async def take(
     if row is None:
         return None
     db.add(_movement(variant_id, -quantity, row.stock, StockReason.ORDER, by, order_number))
-    catalog_changed(db, redis)
+    catalog_changed(db, redis, None if product_slug is None else [product_slug], listings=row.stock == 0)
     return Taken(row.stock, row.low_stock_threshold, row.sku)
 
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-from litestar import Controller, Litestar, Request, Response, get
+from litestar import Controller, Request, Response, get
 from litestar.connection import ASGIConnection
 from litestar.datastructures import State
 from litestar.di import NamedDependency
@@ -15,6 +15,7 @@ from litestar.exceptions import NotFoundException
 from litestar.params import FromPath
 from litestar.plugins.htmx import HTMXTemplate
 from litestar.response import Template
+from litestar.types import Scope
 from markupsafe import Markup
 
 from sweetdream.analytics import recording
@@ -27,12 +28,13 @@ from sweetdream.platform.i18n import gettext as _
 from sweetdream.platform.pages import (
     FULL_LAYOUT,
     VARY,
-    for_visitor,
+    PageAddress,
+    SharedPage,
+    for_request,
     html_response,
-    is_plain_visitor,
     layout_for,
     page_key,
-    render_for_any_visitor,
+    render_shared,
 )
 from sweetdream.platform.web import render, render_fragment
 
@@ -42,23 +44,9 @@ PageEvents = tuple[tuple[EventName, dict[str, Any]], ...]
 EVENTS = "page_events"
 
 
-@dataclass(frozen=True)
-class CachedPage:
-    """A plain visitor's page as cached: its HTML and the events each serving of it records."""
-
-    html: str
-    events: PageEvents
-
-
 def _note(scope: Any, events: PageEvents) -> None:
     for name, properties in events:
         recording.note_event(scope, name, properties)
-
-
-def _rendered(request: Request, name: str, context: dict[str, Any]) -> Template:
-    """The page for a signed-in or returning shopper: its events noted, then rendered."""
-    _note(request.scope, context.pop(EVENTS, ()))
-    return render(request, name, **context)
 
 
 @dataclass(frozen=True)
@@ -78,16 +66,14 @@ async def _filter_choices(
 
 
 class ShopController(Controller):
-    """Catalog pages. For a plain visitor (see `platform.pages`) the whole page comes from the
-    catalog cache; everyone else gets the page rendered around the cached grid. Either way a cached
-    part is reused only at the catalog version it was rendered at, so no one sees a stale price or
-    stock. The cache comes from `state` rather than as a second dependency: Litestar resolves two
-    independent dependencies in a task group, a cost on every request."""
+    """Catalog pages. The whole page comes from the catalog cache, rendered once for everyone with
+    each shopper's own parts filled in (see `platform.pages`). A cached part is reused only at the
+    version it was rendered at (the listings' for the grid and home, the product's for its page),
+    so no one sees a stale price or stock. The cache comes from `state` rather than as a second
+    dependency: Litestar resolves two independent dependencies in a task group, a cost on every request."""
 
     @get("/", name="home")
-    async def home(
-        self, request: Request, state: State, catalog: NamedDependency[CatalogService]
-    ) -> Response[str] | Template:
+    async def home(self, request: Request, state: State, catalog: NamedDependency[CatalogService]) -> Response[str]:
         catalog_cache: CatalogCache = state.catalog_cache
         version = await catalog_cache.version()
 
@@ -96,9 +82,7 @@ class ShopController(Controller):
             featured = await catalog_cache.get_or_compute("featured", catalog.featured, version)
             return {"categories": categories, "featured": featured}
 
-        if is_plain_visitor(request):
-            return await _cached_page(request, catalog_cache, version, "catalog/home.html", context, "/")
-        return render(request, "catalog/home.html", **await context())
+        return await _cached_page(request, catalog_cache, version, "catalog/home.html", context, "/")
 
     @get("/products", name="products")
     async def products(
@@ -148,9 +132,7 @@ class ShopController(Controller):
                 "results": grid,
             }
 
-        if is_plain_visitor(request):
-            return await _cached_page(request, catalog_cache, version, "catalog/products.html", context, view.url())
-        return _rendered(request, "catalog/products.html", await context())
+        return await _cached_page(request, catalog_cache, version, "catalog/products.html", context, view.url())
 
     @get("/products/{slug:str}", name="product")
     async def product(
@@ -159,12 +141,12 @@ class ShopController(Controller):
         slug: FromPath[str],
         state: State,
         catalog: NamedDependency[CatalogService],
-    ) -> Response[str] | Template:
+    ) -> Response[str]:
         catalog_cache: CatalogCache = state.catalog_cache
         # A slug is lowercase ASCII words and hyphens; anything else (NUL bytes, paths) can't exist.
         if not SLUG.fullmatch(slug):
             raise NotFoundException(_(NOT_FOUND))
-        version = await catalog_cache.version()
+        version = await catalog_cache.version(slug)  # this product's: another's checkout leaves it
 
         async def context() -> dict[str, Any]:
             product = await catalog.get_by_slug(slug)
@@ -173,11 +155,7 @@ class ShopController(Controller):
             viewed = recording.product_viewed(product.id, product.name, product.price, product.category.name)
             return {"product": product, EVENTS: ((EventName.PRODUCT_VIEWED, viewed),)}
 
-        if is_plain_visitor(request):
-            return await _cached_page(
-                request, catalog_cache, version, "catalog/product.html", context, f"/products/{slug}"
-            )
-        return _rendered(request, "catalog/product.html", await context())
+        return await _cached_page(request, catalog_cache, version, "catalog/product.html", context, f"/products/{slug}")
 
 
 NOT_FOUND = gettext_noop("We could not find that product. It may have been removed.")
@@ -200,17 +178,19 @@ def plain_page_url(connection: ASGIConnection, path: str) -> str | None:
     return None
 
 
-async def cached_plain_page(app: Litestar, connection: ASGIConnection, path: str) -> str | None:
-    """A plain visitor's cached catalog page at the current catalog version (for `plain_visitor_pages`)."""
+def page_address(connection: ASGIConnection, path: str) -> PageAddress | None:
+    """Where the whole catalog page a (non-HTMX) request asks for is cached, and which version it
+    depends on: its product's for a product page, the listings' otherwise (for `cached_pages`)."""
     url = plain_page_url(connection, path)
     if url is None:
         return None
-    cache: CatalogCache = app.state.catalog_cache
-    page: CachedPage | None = cache.peek(page_key(FULL_LAYOUT, url), await cache.version())
-    if page is None:
-        return None
-    _note(connection.scope, page.events)
-    return page.html
+    slug = url.removeprefix("/products/") if url.startswith("/products/") else None
+    return PageAddress(page_key(FULL_LAYOUT, url), slug)
+
+
+def note_page_events(scope: Scope, page: SharedPage) -> None:
+    """A page served from the cache records what it stands for (a view, a search), as rendering it did."""
+    _note(scope, page.events)
 
 
 async def _cached_page(
@@ -221,18 +201,20 @@ async def _cached_page(
     context: Callable[[], Awaitable[dict[str, Any]]],
     url: str,
 ) -> Response[str]:
-    """The whole page for a plain visitor, from the cache at this catalog version when it is there.
-    `url` is the page's canonical URL: `plain_page_url` finds the same entry before Litestar runs."""
+    """The whole page, from the cache at this version when it is there, with this shopper's parts.
+    `url` is the page's canonical URL: `page_address` finds the same entry before Litestar runs."""
     layout = layout_for(request)
+    key = page_key(layout, url)
 
-    async def compute() -> CachedPage:
+    async def compute() -> SharedPage:
         page_context = await context()
         events = page_context.pop(EVENTS, ())
-        return CachedPage(render_for_any_visitor(request, name, layout=layout, **page_context), events)
+        return replace(render_shared(request, name, layout=layout, **page_context), events=events)
 
-    page = await cache.get_or_compute(page_key(layout, url), compute, version)
+    hit = cache.peek(key, version) is not None
+    page = await cache.get_or_compute(key, compute, version)
     _note(request.scope, page.events)
-    return for_visitor(request, page.html)
+    return for_request(request, page, hit)
 
 
 async def _bad_filter(

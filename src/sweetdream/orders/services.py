@@ -155,12 +155,18 @@ class OrderService:
         self.db = db
         self.redis = redis
         self._new_events: list[UUID] = []  # outbox rows written in the open transaction
+        # Products whose stock this transaction took (their cached pages are stale after commit),
+        # and whether a size sold out (then the listings' cards and in-stock filter are too).
 
     def _announce(self, topic: str, payload: dict[str, Any]) -> None:
         """Write an outbox row in the open transaction; it is relayed to the queue after commit."""
         event = OutboxEvent(id=uuid4(), topic=topic, payload=payload)
         self.db.add(event)
         self._new_events.append(event.id)
+
+    def _forget_rolled_back(self) -> None:
+        """The savepoint was rolled back: its outbox rows never happened."""
+        self._new_events.clear()
 
     async def _after_commit(self, moved: Order | None = None, placed: Order | None = None) -> None:
         """Hand the new outbox rows to the queue; tell open order pages and the admin's live list and
@@ -215,16 +221,16 @@ class OrderService:
                     await self._record_completed(order, view, tracker)
                 await cart.store.clear()
         except CheckoutError:
-            self._new_events.clear()
+            self._forget_rolled_back()
             await self.db.commit()
             raise
         except _ShortOfStock as short:  # the savepoint is rolled back: the session reads again
-            self._new_events.clear()
+            self._forget_rolled_back()
             message = await self._short_of_stock_message(short.line)
             await self.db.commit()
             raise CheckoutError(message) from None
         except IntegrityError as exc:
-            self._new_events.clear()
+            self._forget_rolled_back()
             await self.db.commit()
             if violated_constraint(exc) != ORDER_KEY_CONSTRAINT:
                 raise
@@ -271,12 +277,11 @@ class OrderService:
         )
         self.db.add(order)
         await self.db.flush()
-        product_ids = await self._product_ids([line.variant_id for line in view.lines])
         for position, line in enumerate(view.lines):
             self.db.add(
                 OrderLine(
                     order_id=order.id,
-                    product_id=product_ids[line.variant_id],
+                    product_id=line.product_id,
                     variant_id=line.variant_id,
                     position=position,
                     product_name=line.product_name,
@@ -329,7 +334,15 @@ class OrderService:
         await self.db.flush()
 
     async def _take_stock(self, line: CartLine, number: str, by: Mover) -> None:
-        taken = await stock.take(self.db, line.variant_id, line.quantity, by=by, order_number=number, redis=self.redis)
+        taken = await stock.take(
+            self.db,
+            line.variant_id,
+            line.quantity,
+            by=by,
+            order_number=number,
+            redis=self.redis,
+            product_slug=line.product_slug,  # only this product's pages go stale (catalog/writes.py)
+        )
         if taken is None:
             raise _ShortOfStock(line)
         # Only the update that takes stock across the threshold announces it: one alert per
@@ -379,10 +392,6 @@ class OrderService:
                 else:
                     message = _("%(name)s: at most %(most)d per customer; you already hold %(held)d.")
                 raise CheckoutError(message % limit)
-
-    async def _product_ids(self, variant_ids: list[UUID]) -> dict[UUID, UUID]:
-        rows = await self.db.execute(select(Variant.id, Variant.product_id).where(Variant.id.in_(variant_ids)))
-        return {r.id: r.product_id for r in rows}
 
     async def _by_key(self, key: str, user_id: UUID) -> Order | None:
         return await self.db.scalar(select(Order).where(Order.idempotency_key == key, Order.user_id == user_id))

@@ -23,7 +23,7 @@ from sweetdream.accounts.guards import requires_user, session_epoch, signed_in_u
 from sweetdream.accounts.services import UserService
 from sweetdream.analytics import recording
 from sweetdream.analytics.models import EventName
-from sweetdream.cart.services import CartService
+from sweetdream.cart.services import CartService, CartView
 from sweetdream.orders import live
 from sweetdream.orders.dependencies import provide_orders
 from sweetdream.orders.models import Order, PaymentMethod, PaymentStatus
@@ -112,11 +112,12 @@ class CheckoutController(Controller):
         error: str = "",
         changed_since: Review | None = None,
         changed: bool = False,
+        view: CartView | None = None,
     ) -> Template:
         """The checkout page, with the review its form carries. After a change since the shopper's
         review (`changed`), each difference from what they saw (`changed_since`, if known) is marked."""
         settings = request.app.state.settings
-        view = await cart_for(request, db).view()
+        view = view or await cart_for(request, db).view()
         totals = totals_for(view, settings.shipping_fee, settings.free_shipping_threshold)
         review = review_of(view, totals.shipping_fee, totals.total)
         changes = changes_between(changed_since, review) if changed else None
@@ -152,7 +153,7 @@ class CheckoutController(Controller):
             "note": "",
             "payment_method": PaymentMethod.COD.value,
         }
-        return await self._page(request, db_session, values, {}, secrets.token_urlsafe(24))
+        return await self._page(request, db_session, values, {}, secrets.token_urlsafe(24), view=view)
 
     @post("/", name="place-order")
     async def place(self, request: Request, orders: NamedDependency[OrderService]) -> Template | Redirect:

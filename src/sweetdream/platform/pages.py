@@ -1,10 +1,18 @@
-"""Whole catalog pages rendered once and served to every visitor who is just browsing.
+"""Whole catalog pages rendered once and served to every visitor and shopper.
 
-A visitor who is not signed in and has nothing in their session (no cart, no flash message) sees
-exactly what the next such visitor sees, except for their CSRF token: the header says "Sign in",
-the cart badge is empty. So such a page is rendered once (per catalog version, see
-`catalog.cache`) with a placeholder where the token goes, and each response substitutes the
-visitor's own token: a string replace instead of a template render.
+A catalog page is the same for everyone but for a few per-shopper parts: the header's account
+links (their name, "Admin") and cart badge, the flash messages, and the CSRF token. So a page is
+rendered once (per catalog version, see `catalog.cache`) as a `SharedPage`: with a marker where
+each per-shopper part goes (templates call `per_shopper("cart/_badge.html")` instead of including
+it) and a placeholder for the token. Each response fills in that shopper's parts (three tiny
+templates) and token: a plain visitor's parts are filled in once, at render time, so their page
+is a string replace.
+
+Signed-in shoppers (and visitors with a cart) are served before Litestar's middleware too
+(`cached_pages`): one Redis round trip reads the page's version and their session (renewing it,
+as the session store does), one query reads the user (role and session epoch, every request) with
+their cart count. Anything else (a flash message to show, a session to end, a page not cached at
+this version) goes to Litestar, which renders what is missing: the page is the same either way.
 
 Pages vary with the `HX-Request` header (an HTMX request gets a fragment or the bare layout), so
 their responses say so in `Vary`: a browser's Back button must never show a cached fragment as a
@@ -17,10 +25,15 @@ compression middleware (`compression_config`) wraps the whole app, cached pages 
 from __future__ import annotations
 
 import html
+import re
 import secrets
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
 
+import msgspec
+from jinja2 import pass_context
+from jinja2.runtime import Context
 from litestar import Litestar, Request, Response
 from litestar.config.compression import CompressionConfig
 from litestar.connection import ASGIConnection
@@ -30,8 +43,9 @@ from litestar.middleware.csrf import generate_csrf_token
 from litestar.types import ASGIApp, Receive, Scope, Send
 from litestar.utils.empty import value_or_default
 from litestar.utils.scope.state import ScopeState
+from markupsafe import Markup
 
-from sweetdream.platform.i18n import current_language
+from sweetdream.platform import i18n
 
 # Accept-Language: a page's language follows it (platform/i18n.py), so a shared cache must too.
 VARY = {"Vary": "HX-Request, HX-Target, Accept-Language"}
@@ -43,6 +57,51 @@ NOT_COMPRESSED = [r"^/orders/[^/]+/events$"]
 FULL_LAYOUT = "layouts/full.html"
 # Random per process: no product name or query a shopper types can contain it by chance.
 _TOKEN = "csrf-" + secrets.token_hex(16)
+# Where a per-shopper part goes in a shared page: `<!--slot-<random>:<template name>-->`.
+_SLOT = "slot-" + secrets.token_hex(16) + ":"
+_SLOTS = re.compile("<!--" + _SLOT + "([^>]*?)-->")
+CACHE_HEADER = "x-cache"  # "hit" or "miss": whether a page came from the page cache
+
+
+@dataclass(frozen=True)
+class SharedPage:
+    """A page as everyone sees it: `pieces` alternate text and the template name of a per-shopper
+    part (text, part, text, ..., text); `visitor` is it filled in for a plain visitor."""
+
+    pieces: tuple[str, ...]
+    visitor: str
+    events: tuple[Any, ...] = ()  # what serving the page records (analytics: a view, a search)
+
+    @property
+    def parts(self) -> tuple[str, ...]:
+        return self.pieces[1::2]
+
+    def fill(self, parts: Mapping[str, str]) -> str:
+        pieces = list(self.pieces)
+        pieces[1::2] = [parts[name] for name in self.parts]
+        return "".join(pieces)
+
+
+@pass_context
+def per_shopper(context: Context, name: str) -> Markup:
+    """In a template: the per-shopper part `name` (a template), or its marker in a shared page."""
+    if context.get("shared_page"):
+        return Markup("<!--" + _SLOT + name + "-->")  # noqa: S704 (our own marker, no input in it)
+    return Markup(context.environment.get_template(name).render(context.get_all()))  # noqa: S704
+
+
+def render_parts(request: Request, names: tuple[str, ...]) -> dict[str, str]:
+    """This request's per-shopper parts, with the token placeholder (`with_token` fills it)."""
+    engine = request.app.template_engine
+    assert engine is not None
+    context = {"request": request, "csrf_token": lambda: _TOKEN, "csrf_input": csrf_input(_TOKEN)}
+    return {name: engine.get_template(name).render(context) for name in set(names)}
+
+
+def as_plain_visitor(request: Request) -> Request:
+    """The same request as a visitor with no account and an empty session sees it."""
+    state = {**request.scope.get("state", {}), "user": None, "cart_count": 0}
+    return Request({**request.scope, "state": state, "session": None})
 
 
 def layout_for(request: Request) -> str:
@@ -66,27 +125,33 @@ def csrf_input(token: str) -> str:
 
 
 def with_token(page: str, token: str) -> str:
-    """A page from `render_for_any_visitor` with this visitor's CSRF token in it."""
+    """A page from `render_shared` with this visitor's CSRF token in it."""
     return page.replace(_TOKEN, html.escape(token))
 
 
-def render_for_any_visitor(request: Request, name: str, **context: Any) -> str:
-    """A page for any plain visitor, with a placeholder for the CSRF token (see `for_visitor`)."""
+def render_shared(request: Request, name: str, **context: Any) -> SharedPage:
+    """A page for everyone: markers for the per-shopper parts, a placeholder for the CSRF token."""
     engine = request.app.template_engine
     assert engine is not None
     context.setdefault("layout", layout_for(request))
-    return engine.get_template(name).render(
+    body = engine.get_template(name).render(
         request=request,
         csrf_token=lambda: _TOKEN,
         csrf_input=csrf_input(_TOKEN),
+        shared_page=True,
         **context,
     )
+    pieces = tuple(_SLOTS.split(body))
+    page = SharedPage(pieces, visitor="")
+    visitor = page.fill(render_parts(as_plain_visitor(request), page.parts))
+    return SharedPage(pieces, visitor)
 
 
-def for_visitor(request: Request, page: str, status_code: int = 200) -> Response[str]:
-    """The page from `render_for_any_visitor` with this visitor's CSRF token in it."""
+def for_request(request: Request, page: SharedPage, hit: bool, status_code: int = 200) -> Response[str]:
+    """The page from `render_shared` with this shopper's parts and CSRF token in it."""
     token = value_or_default(ScopeState.from_scope(request.scope).csrf_token, "")
-    return html_response(with_token(page, token), status_code)
+    body = page.visitor if is_plain_visitor(request) else page.fill(render_parts(request, page.parts))
+    return html_response(with_token(body, token), status_code, {CACHE_HEADER: "hit" if hit else "miss"})
 
 
 def html_response(body: str, status_code: int = 200, headers: dict[str, str] | None = None) -> Response[str]:
@@ -100,29 +165,66 @@ def compression_config() -> CompressionConfig:
 
 
 def page_key(layout: str, url: str) -> str:
-    """Where a plain visitor's page is cached: by language, layout and canonical URL.
-
-    i18n: the language is part of the key, so an English visitor never gets a Vietnamese page
-    (the request's language is set before this runs: platform/i18n.py's middleware)."""
-    return f"page:{current_language.get()}:{layout}:{url}"
-
-
-PageLookup = Callable[[Litestar, ASGIConnection, str], Awaitable[str | None]]
+    """Where a page is cached: by language, layout and canonical URL (the one place that says so).
+    The request's language is set before this runs (platform/i18n.py's middleware), so an English
+    visitor never gets a Vietnamese page."""
+    return f"page:{i18n.current_language.get()}:{layout}:{url}"
 
 
-def plain_visitor_pages(app: ASGIApp, litestar: Litestar, lookup: PageLookup) -> ASGIApp:
-    """Serve a plain visitor's cached page without entering Litestar's middleware and routing.
+@dataclass(frozen=True)
+class PageAddress:
+    """A cacheable page a request asks for: its cache key, and the product it shows (None for a
+    listing page), whose version tells whether the cached page is current."""
 
-    A GET with no session cookie and no HTMX header is a plain visitor by construction (no user, an
-    empty session); if `lookup(app, connection, path)` has their page cached at the current catalog version,
-    it goes out with their CSRF token in it and, as Litestar's CSRF middleware would, a new token in a
-    cookie when they have none. Anything else (a miss, another page, an error) goes to Litestar, which
-    renders and caches the page: what a visitor sees is the same either way, only faster.
+    key: str
+    product_slug: str | None
+
+
+class PageCache(Protocol):
+    """What the page middleware needs of the catalog cache (`catalog.cache.CatalogCache`)."""
+
+    async def version(self, product_slug: str | None = None) -> bytes: ...
+
+    async def version_and_value(
+        self, product_slug: str | None, key: str, renew_seconds: int
+    ) -> tuple[bytes, bytes | None]: ...
+
+    def peek(self, key: str, version: bytes) -> Any: ...
+
+
+# (connection, path) -> the page's address, or None for a page that is not cached this way.
+PageAddressOf = Callable[[ASGIConnection, str], PageAddress | None]
+# (app, session) -> the request state the per-shopper parts read (`user`, `cart_count`), or None
+# when Litestar must answer (an account removed, a session ended by a password change).
+StateOf = Callable[[Litestar, dict[str, Any]], Awaitable[dict[str, Any] | None]]
+# (scope, page) -> None: called for each page served here (the catalog notes the page's events).
+OnServed = Callable[[Scope, SharedPage], None]
+
+
+def cached_pages(
+    app: ASGIApp,
+    litestar: Litestar,
+    cache: PageCache,
+    address_of: PageAddressOf,
+    state_of: StateOf,
+    on_served: OnServed,
+) -> ASGIApp:
+    """Serve a cached catalog page without entering Litestar's middleware and routing.
+
+    Only a GET without HTMX headers for a page `address_of` knows. A visitor with no session
+    cookie is a plain visitor by construction: their page needs one Redis call (the version).
+    With a session cookie, the same call also reads (and renews) the session; a signed-in shopper
+    then costs one query (`state_of`: the user's name, role, session epoch and cart count). The
+    page goes out with their parts and CSRF token in it and, as Litestar's middleware would, a new
+    CSRF token in a cookie when they have none and their session cookie renewed. Anything else (a
+    miss, a flash message, an ended session, an error) goes to Litestar, which renders and caches
+    the page: what a shopper sees is the same either way, only faster.
     """
     csrf = litestar.csrf_config
     assert csrf is not None
-    session_cookie = litestar.state.session_config.key
-    cookie_header = Cookie(
+    sessions = litestar.state.session_config
+    store_prefix = f"{litestar.stores.get('sessions').namespace}:"  # type: ignore[attr-defined]
+    csrf_cookie_header = Cookie(
         key=csrf.cookie_name,
         value=_TOKEN,
         path=csrf.cookie_path,
@@ -131,7 +233,36 @@ def plain_visitor_pages(app: ASGIApp, litestar: Litestar, lookup: PageLookup) ->
         samesite=csrf.cookie_samesite,
         domain=csrf.cookie_domain,
     ).to_header(header="")
+    session_cookie_header = Cookie(
+        key=sessions.key,
+        value=_TOKEN,
+        path=sessions.path,
+        max_age=sessions.max_age,
+        secure=sessions.secure,
+        httponly=sessions.httponly,
+        samesite=sessions.samesite,
+        domain=sessions.domain,
+    ).to_header(header="")
     vary = VARY["Vary"].encode()
+
+    async def shopper_page(scope: Scope, address: PageAddress, session_id: str) -> tuple[SharedPage, str] | None:
+        """The page and its body filled in for the session's owner, or None when Litestar must answer."""
+        version, raw = await cache.version_and_value(address.product_slug, store_prefix + session_id, sessions.max_age)
+        page: SharedPage | None = cache.peek(address.key, version)
+        if page is None or raw is None:
+            return None
+        session = msgspec.json.decode(raw)
+        if not isinstance(session, dict) or session.get("flash"):
+            return None  # a message to show once: Litestar pops it from the session
+        state = await state_of(litestar, session)
+        if state is None:
+            return None
+        saved = state.pop("saved_language", None)
+        if saved and saved != i18n.current_language.get() and i18n.cookie_choice(scope) is None:
+            return None  # the shopper's saved language, not this browser's: Litestar applies it
+        scope.setdefault("state", {}).update(state)
+        request: Request[Any, Any, Any] = Request({**scope, "app": litestar, "litestar_app": litestar, "session": None})  # type: ignore[arg-type]
+        return page, page.fill(render_parts(request, page.parts))
 
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
         if (
@@ -142,24 +273,39 @@ def plain_visitor_pages(app: ASGIApp, litestar: Litestar, lookup: PageLookup) ->
             await app(scope, receive, send)
             return
         connection: ASGIConnection = ASGIConnection(scope)
-        cookies = connection.cookies
-        page = None
-        if not cookies.get(session_cookie):
-            try:
-                page = await lookup(litestar, connection, scope["path"])
-            except Exception:  # Litestar answers instead, with its error handling
-                page = None
-        if page is None:
+        served: tuple[SharedPage, str] | None = None
+        try:
+            address = address_of(connection, scope["path"])
+            if address is not None:
+                cookies = connection.cookies
+                session_id = cookies.get(sessions.key)
+                if not session_id or session_id == "null":
+                    page = cache.peek(address.key, await cache.version(address.product_slug))
+                    served = (page, page.visitor) if page is not None else None
+                else:
+                    served = await shopper_page(scope, address, session_id)
+        except Exception:  # Litestar answers instead, with its error handling
+            served = None
+        if served is None:
             await app(scope, receive, send)
             return
-        headers = [(b"content-type", b"text/html; charset=utf-8"), (b"vary", vary)]
+        page, body = served
+        on_served(scope, page)
+        headers = [
+            (b"content-type", b"text/html; charset=utf-8"),
+            (b"vary", vary),
+            (CACHE_HEADER.encode(), b"hit"),
+        ]
         token = cookies.get(csrf.cookie_name)
         if not token:
             token = generate_csrf_token(csrf.secret)
-            headers.append((b"set-cookie", cookie_header.replace(_TOKEN, token).encode("latin-1")))
-        body = with_token(page, token).encode()
-        headers.append((b"content-length", str(len(body)).encode()))
+            headers.append((b"set-cookie", csrf_cookie_header.replace(_TOKEN, token).encode("latin-1")))
+        if session_id and session_id != "null":
+            # Renewed like every response Litestar sends: the cookie lives 30 days from the last visit.
+            headers.append((b"set-cookie", session_cookie_header.replace(_TOKEN, session_id).encode("latin-1")))
+        encoded = with_token(body, token).encode()
+        headers.append((b"content-length", str(len(encoded)).encode()))
         await send({"type": "http.response.start", "status": 200, "headers": headers})
-        await send({"type": "http.response.body", "body": body, "more_body": False})
+        await send({"type": "http.response.body", "body": encoded, "more_body": False})
 
     return middleware
