@@ -108,6 +108,22 @@ def live_server() -> Iterator[str]:
         stack.close()
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _fresh_rate_limits(live_server: str) -> None:
+    """Each journey file starts with the shop's rate limits cleared: every browser here comes from
+    127.0.0.1, and the journeys together register more accounts than one address may in an hour
+    (5; platform/ratelimit.py). Within a file the limits hold, as for a real shopper."""
+    import redis
+
+    client = redis.Redis.from_url(os.environ["REDIS_URL"])
+    try:
+        keys = list(client.scan_iter("rl:*", count=1000))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()
+
+
 @pytest.fixture(scope="session")
 def base_url(live_server: str) -> str:
     """pytest-playwright resolves page.goto("/products") against this."""

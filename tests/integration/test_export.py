@@ -261,6 +261,8 @@ async def test_an_upload_failing_half_way_leaves_nothing_visible_and_the_retry_c
     s3.meta.events.register("before-call.s3.UploadPart", hook)
     try:
         admin = await make_user(db, Role.ADMIN)
+        admin.language = "en"  # the alert goes out in the admin's language (Vietnamese if never chosen)
+        await db.commit()
         mail_dir = settings.var_dir / "mail-export-test"
         notifier = Notifier(
             FileMailer(mail_dir), settings.mail_from, settings.templates_dir, "SweetDream", "http://shop.test"

@@ -100,6 +100,7 @@ FROM users WHERE id = $1
 class Shopper:
     """What a cached page's header shows of a signed-in shopper (see `shopper_state`)."""
 
+    id: UUID
     name: str
     is_admin: bool
 
@@ -126,7 +127,7 @@ async def shopper_state(app: Litestar, session: dict[str, Any]) -> dict[str, Any
     if row is None or not row["is_active"] or row["session_epoch"] != int(session.get(SESSION_EPOCH, 0)):
         return None
     return {
-        "user": Shopper(row["name"], row["role"] == Role.ADMIN),
+        "user": Shopper(uid, row["name"], row["role"] == Role.ADMIN),
         "cart_count": int(row["cart_count"]),
         "saved_language": row["language"],  # the page must be in it (platform/pages.py checks)
     }

@@ -110,7 +110,10 @@ def _user_id(scope: Scope) -> str | None:
     user = scope.get("state", {}).get("user")
     if user is None:
         return None
-    identity = inspect(user).identity
+    mapped = inspect(user, raiseerr=False)
+    if mapped is None:  # a cached page's `Shopper` (accounts/web.py): a plain value, not a row
+        return str(user.id)
+    identity = mapped.identity
     return str(identity[0]) if identity else None
 
 
