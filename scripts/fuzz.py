@@ -685,12 +685,15 @@ def capture_app_errors() -> Iterator[LastError]:
 
 async def fuzz_app(app: Any, settings: Any, requests: int, seed: int) -> Report:
     """In process: `app` through Litestar's test client, the rate limits cleared as it goes.
-    An order's live stream sends its first message and ends (it would otherwise last minutes)."""
+    An order's live stream (and the admin's live list) sends its first message and ends (it would
+    otherwise last minutes)."""
     from litestar.testing import AsyncTestClient
 
+    from sweetdream.admin import orders as admin_orders
     from sweetdream.orders import web as orders_web
 
     live_seconds, orders_web.LIVE_STREAM_SECONDS = orders_web.LIVE_STREAM_SECONDS, 0
+    admin_live_seconds, admin_orders.LIVE_STREAM_SECONDS = admin_orders.LIVE_STREAM_SECONDS, 0
     targets = discover_targets(app, settings.templates_dir)
     try:
         with capture_app_errors() as errors:
@@ -709,6 +712,7 @@ async def fuzz_app(app: Any, settings: Any, requests: int, seed: int) -> Report:
                 return await fuzzer.run(requests)
     finally:
         orders_web.LIVE_STREAM_SECONDS = live_seconds
+        admin_orders.LIVE_STREAM_SECONDS = admin_live_seconds
 
 
 async def fuzz_in_process(requests: int, seed: int) -> Report:
