@@ -685,7 +685,8 @@ def capture_app_errors() -> Iterator[LastError]:
 
 async def fuzz_app(app: Any, settings: Any, requests: int, seed: int) -> Report:
     """In process: `app` through Litestar's test client, the rate limits cleared as it goes.
-    The live streams (an order's, the admin's) send their first message and end (it would otherwise last minutes)."""
+    An order's live stream (and the admin's live list) sends its first message and ends (it would
+    otherwise last minutes)."""
     from litestar.testing import AsyncTestClient
 
     from sweetdream.admin import orders as admin_orders

@@ -322,6 +322,7 @@ async def _notes(request: Request) -> AsyncIterator[tuple[str, object] | None]:
     deadline = time.monotonic() + LIVE_STREAM_SECONDS
     try:
         async with live.admin_subscription(request.app.state.redis) as pubsub:
+            yield None  # at once: the browser (and any client) sees the stream open
             last_sent = time.monotonic()
             next_check = last_sent + ACCESS_CHECK_SECONDS
             while (now := time.monotonic()) < deadline:
