@@ -45,8 +45,8 @@ lint-deploy: install
 	$(CHECKOV) --quiet --compact --skip-download --framework dockerfile github_actions \
 	  -f deploy/Dockerfile $(addprefix -f ,$(wildcard .github/workflows/*.yml))
 
-bench: install browser wrk
-	$(RUN) python scripts/bench.py
+bench: install browser wrk  ## every scenario (about an hour: admin, analytics and scale seed millions of rows); BENCH_SCENARIOS="catalog checkout" picks
+	$(RUN) python scripts/bench.py $(BENCH_SCENARIOS)
 
 fuzz: install  ## 6,000 hostile requests over every route against the test stack; lists every 5xx (FUZZ_ARGS="--requests N --seed S")
 	$(RUN) python scripts/fuzz.py $(FUZZ_ARGS)

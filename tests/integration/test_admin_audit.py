@@ -97,10 +97,10 @@ async def test_newest_first_with_actor_target_readable_changes_and_note(client, 
     assert shown_ids(r.text) == [newer.id, older.id]
     first = unescape(r.text.split(f'id="audit-{newer.id}"')[1].split("</li>")[0])
     assert "minh@example.com" in first and "Bánh mì" in first and "Note: Sold out for good" in first
-    assert '<th scope="row">active</th><td><del>yes</del></td><td><ins>no</ins></td>' in first
-    assert '<th scope="row">price</th>' not in first  # unchanged fields are left out
+    assert '<th scope="row">Account active</th><td><del>yes</del></td><td><ins>no</ins></td>' in first
+    assert '<th scope="row">Price</th>' not in first  # unchanged fields are left out
     second = r.text.split(f'id="audit-{older.id}"')[1].split("</li>")[0]
-    assert '<th scope="row">price</th><td><del>100000</del></td><td><ins>120000</ins></td>' in second
+    assert '<th scope="row">Price</th><td><del>100000</del></td><td><ins>120000</ins></td>' in second
 
 
 async def test_any_action_string_is_shown_an_export_too(client, settings, db):

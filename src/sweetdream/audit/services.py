@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from sweetdream.audit.models import AuditEntry
 from sweetdream.platform.i18n import gettext as _
+from sweetdream.platform.i18n import gettext_noop
 
 
 @dataclass(frozen=True)
@@ -124,11 +125,39 @@ async def actions(db: AsyncSession) -> list[str]:
     return list(await db.scalars(_DISTINCT_ACTIONS))
 
 
+# What a person reads for each field the services record (before/after keys); a key not listed
+# is shown as it is.
+FIELD_LABELS = {
+    "name": gettext_noop("Name"),
+    "slug": gettext_noop("Address (slug)"),
+    "category_id": gettext_noop("Category"),
+    "description": gettext_noop("Description"),
+    "max_per_customer": gettext_noop("Most per customer"),
+    "is_active": gettext_noop("On sale"),
+    "active": gettext_noop("Account active"),
+    "sizes": gettext_noop("Sizes"),
+    "price": gettext_noop("Price"),
+    "stock": gettext_noop("Stock"),
+    "reason": gettext_noop("Reason"),
+    "delta": gettext_noop("Change"),
+    "images": gettext_noop("Images"),
+    "order": gettext_noop("Order of categories"),
+    "status": gettext_noop("Status"),
+    "role": gettext_noop("Role"),
+    "day": gettext_noop("Shop day"),
+    "run": gettext_noop("Export run"),
+}
+
+
 @dataclass(frozen=True)
 class Change:
     field: str
     before: str
     after: str
+
+    @property
+    def label(self) -> str:
+        return _(FIELD_LABELS[self.field]) if self.field in FIELD_LABELS else self.field
 
 
 def _shown(value: Any) -> str:
