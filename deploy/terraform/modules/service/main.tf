@@ -390,6 +390,34 @@ resource "aws_iam_role_policy" "export" {
   policy = data.aws_iam_policy_document.export.json
 }
 
+# Product images live under media/ in the same bucket: the web app signs browsers' uploads there
+# (a presigned POST carries the signer's permission) and checks what arrived; the worker reads an
+# original and writes its thumbnail next to it. Nothing else of the bucket.
+data "aws_iam_policy_document" "media" {
+  statement {
+    sid       = "ProductImages"
+    actions   = ["s3:PutObject", "s3:GetObject"]
+    resources = ["${var.export_bucket_arn}/media/*"]
+  }
+  statement {
+    sid       = "EncryptImages"
+    actions   = ["kms:GenerateDataKey", "kms:Decrypt"]
+    resources = [var.kms_key_arn]
+    condition {
+      test     = "StringEquals"
+      variable = "kms:ViaService"
+      values   = ["s3.${local.region}.amazonaws.com"]
+    }
+  }
+}
+
+resource "aws_iam_role_policy" "media" {
+  for_each = local.processes
+  name     = "s3-media"
+  role     = aws_iam_role.task[each.key].id
+  policy   = data.aws_iam_policy_document.media.json
+}
+
 # ------------------------------------------------------------------- services
 
 resource "aws_ecs_task_definition" "app" {
