@@ -136,6 +136,8 @@ async def test_admin_pages_in_vietnamese_have_no_english_left(client, settings, 
     product, _sizes = await make_product(db, stock=5)
     # The audit log shows a change's fields by name: they are translated too.
     await record(db, Actor(None, "cli"), "order.move", "order", order.id, before={"status": "PENDING"}, after={})
+    export_filters = {"q": "SD", "payment": "COD", "payment_status": "paid", "from": "2026-11-01", "to": "2026-11-27"}
+    await record(db, Actor(None, "cli"), "orders.export", "orders", "", after=export_filters)
     await db.commit()
     async with AsyncTestClient(app=create_app(settings), base_url="http://127.0.0.1") as admin:
         vietnamese(admin)

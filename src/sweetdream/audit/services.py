@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from sweetdream.audit.models import AuditEntry
 from sweetdream.platform.i18n import gettext as _
-from sweetdream.platform.i18n import gettext_noop
+from sweetdream.platform.i18n import gettext_noop, translate_known
 
 
 @dataclass(frozen=True)
@@ -146,6 +146,12 @@ FIELD_LABELS = {
     "role": gettext_noop("Role"),
     "day": gettext_noop("Shop day"),
     "run": gettext_noop("Export run"),
+    # An export's filters (orders.export): the order list's query parameters.
+    "q": gettext_noop("Search"),
+    "payment": gettext_noop("Payment method"),
+    "payment_status": gettext_noop("Payment status"),
+    "from": gettext_noop("From"),
+    "to": gettext_noop("To"),
 }
 
 
@@ -167,6 +173,8 @@ def _shown(value: Any) -> str:
         return _("yes") if value else _("no")
     if isinstance(value, dict | list):
         return json.dumps(value, ensure_ascii=False, sort_keys=True)
+    if isinstance(value, str):
+        return translate_known(value)  # a value from the shop's own lists ("paid") in the reader's words
     return str(value)
 
 
