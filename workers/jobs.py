@@ -25,7 +25,6 @@ from sweetdream.fulfillment.notifications import Notifier
 from sweetdream.fulfillment.services import Fulfillment
 from sweetdream.payments import gateway_for
 from sweetdream.platform.logs import configure_logging
-from sweetdream.platform.mail import mailer_for
 from sweetdream.platform.queue import MAKE_THUMBNAIL
 from sweetdream.settings import Settings
 from workers import metrics
@@ -107,19 +106,7 @@ async def startup(ctx: dict[str, Any]) -> None:
     # One connection per running job at most (WorkerSettings.max_jobs = 20: pool + overflow), plus
     # the metrics refresh now and then. WORKER_DB_POOL_SIZE sizes it (deploy/README.md: the budget).
     engine = engine_outside_request(settings.database_url, pool_size=settings.worker_db_pool_size)
-    notifier = Notifier(
-        mailer_for(
-            settings.mail_backend,
-            settings.var_dir,
-            smtp_url=settings.smtp_url,
-            region=settings.aws_region,
-            endpoint_url=settings.ses_endpoint_url,
-        ),
-        settings.mail_from,
-        settings.templates_dir,
-        settings.site_name,
-        settings.public_url,
-    )
+    notifier = Notifier.from_settings(settings)
     fulfillment = Fulfillment(
         session=sessions_for(engine),
         redis=ctx["redis"],

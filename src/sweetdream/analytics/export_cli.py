@@ -78,27 +78,14 @@ def export_command(app: Litestar, first: str, last: str) -> None:
 
 async def export_days(settings: Any, days: list[date]) -> int:
     """Export each day in turn; returns how many failed (or were busy)."""
-    from sqlalchemy.ext.asyncio import create_async_engine
 
     from sweetdream.analytics.export_runs import ExportBusy, exporter_for
+    from sweetdream.db import engine_outside_request
     from sweetdream.fulfillment.notifications import Notifier
-    from sweetdream.platform.mail import mailer_for
 
     console = Console()
-    engine = create_async_engine(settings.database_url, hide_parameters=True)
-    notifier = Notifier(
-        mailer_for(
-            settings.mail_backend,
-            settings.var_dir,
-            smtp_url=settings.smtp_url,
-            region=settings.aws_region,
-            endpoint_url=settings.ses_endpoint_url,
-        ),
-        settings.mail_from,
-        settings.templates_dir,
-        settings.site_name,
-        settings.public_url,
-    )
+    engine = engine_outside_request(settings.database_url, pool_size=5)  # the cursor, the lock, the run rows
+    notifier = Notifier.from_settings(settings)
     exporter = exporter_for(settings, engine, notifier)
     failed = 0
     total = 0

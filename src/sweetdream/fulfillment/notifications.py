@@ -43,7 +43,7 @@ from sweetdream.catalog.money import format_vnd
 from sweetdream.fulfillment.models import SENDING, SENT, SentMessage
 from sweetdream.platform import i18n
 from sweetdream.platform.i18n import gettext_noop
-from sweetdream.platform.mail import Mailer, build_message, message_id
+from sweetdream.platform.mail import Mailer, build_message, mailer_for, message_id
 from sweetdream.platform.shop_time import time_filters
 from sweetdream.settings import Settings
 
@@ -95,6 +95,18 @@ class Notifier:
         self.env.filters["translated"] = i18n.translate_known  # a decline reason the gateway gave
         self.env.filters.update(time_filters(Settings.shop_timezone))  # a time in an email is shop time too
         self.env.globals.update(site_name=site_name, public_url=public_url.rstrip("/"))
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Notifier:
+        """The notifier the settings describe (mail backend, sender, templates): the worker's and the CLI's."""
+        mailer = mailer_for(
+            settings.mail_backend,
+            settings.var_dir,
+            smtp_url=settings.smtp_url,
+            region=settings.aws_region,
+            endpoint_url=settings.ses_endpoint_url,
+        )
+        return cls(mailer, settings.mail_from, settings.templates_dir, settings.site_name, settings.public_url)
 
     def render(self, kind: str, to: str, language: str | None = None, **context: Any) -> Email:
         """The email in `language` (the recipient's; Vietnamese when unknown): words, money, times."""
