@@ -97,7 +97,7 @@ def test_an_admin_promotes_a_customer_who_then_opens_the_dashboard(
     expect(entry).to_contain_text(admin_email)
     expect(entry).to_contain_text(customer_email)
     expect(entry).to_contain_text("Note: Runs the Saturday shift")
-    expect(entry.locator(".audit-diff tbody tr")).to_have_text(re.compile(r"role\s*CUSTOMER\s*ADMIN"))
+    expect(entry.locator(".audit-diff tbody tr")).to_have_text(re.compile(r"Role\s*CUSTOMER\s*ADMIN"))
 
     customer.goto("/admin")  # the next request: no sign-out, no sign-in
     expect(customer.get_by_role("heading", name="Dashboard")).to_be_visible()
