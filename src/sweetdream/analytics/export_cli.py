@@ -67,11 +67,13 @@ def days_to_export(first: date, last: date, today: date) -> list[date]:
 @click.option("--to", "last", default="", help="The last day of a range, YYYY-MM-DD (default: --date).")
 def export_command(app: Litestar, first: str, last: str) -> None:
     from sweetdream.analytics.export import shop_today
+    from sweetdream.platform.i18n import use_language
 
-    start = parse_day(first, "--date")
-    end = parse_day(last, "--to") if last else start
-    days = days_to_export(start, end, shop_today())
-    failed = asyncio.run(export_days(app.state.settings, days))
+    with use_language("en"):  # the operator's tool speaks English, as the other commands do
+        start = parse_day(first, "--date")
+        end = parse_day(last, "--to") if last else start
+        days = days_to_export(start, end, shop_today())
+        failed = asyncio.run(export_days(app.state.settings, days))
     if failed:
         raise click.exceptions.Exit(1)
 
