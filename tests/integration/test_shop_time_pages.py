@@ -70,7 +70,8 @@ async def test_admin_orders_show_shop_time(app, client, settings, db):
     number = await place_order_at(client, settings, db, LATE_EVENING_UTC)
     async with AsyncTestClient(app=create_app(settings), base_url="http://127.0.0.1") as admin:
         await signed_in(admin, settings, await make_user(db, Role.ADMIN))
-        page = (await admin.get("/admin/orders")).text
+        # Searched by its number: the list is newest first, and orders the suite placed since may be newer.
+        page = (await admin.get(f"/admin/orders?q={number}")).text
     row = next(r for r in page.split("<tr>") if f">{number}</a>" in r)
     assert "<td>28 Nov 2026, 06:30</td>" in row
     assert "UTC" not in page
