@@ -48,6 +48,20 @@ class UserService(SQLAlchemyAsyncRepositoryService[User]):
         )
         return [(email, language) for email, language in rows]
 
+    async def with_cart_count(self, user_id: str) -> tuple[User, int] | None:
+        """The signed-in user and their cart badge in one query (every request's middleware);
+        None for an id that is malformed or no longer exists."""
+        from sweetdream.cart.services import cart_count_column
+
+        try:
+            uid = UUID(user_id)
+        except ValueError:
+            return None
+        row = (
+            await self.repository.session.execute(select(User, cart_count_column(User.id)).where(User.id == uid))
+        ).first()
+        return (row[0], int(row[1])) if row else None
+
     async def by_email(self, email: str, with_password: bool = False) -> User | None:
         stmt = select(User).where(User.email == normalise_email(email))
         if with_password:

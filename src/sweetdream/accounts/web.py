@@ -14,7 +14,6 @@ from litestar.di import NamedDependency, Provide
 from litestar.params import FromQuery
 from litestar.response import Redirect, Template
 from litestar.types import ASGIApp, Receive, Scope, Send
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sweetdream.accounts import devices, sessions
@@ -29,7 +28,7 @@ from sweetdream.accounts.guards import (
 )
 from sweetdream.accounts.models import Role, User
 from sweetdream.accounts.services import AccountError, UserService
-from sweetdream.cart.services import cart_count_column, cart_cutoff, session_cart_count
+from sweetdream.cart.services import cart_cutoff, session_cart_count
 from sweetdream.platform import i18n, ratelimit
 from sweetdream.platform.i18n import gettext as _
 from sweetdream.platform.i18n import gettext_noop
@@ -69,12 +68,8 @@ async def load_current_user(request: Request) -> None:
         return
     config: SQLAlchemyAsyncConfig = request.app.state.sqlalchemy_config
     db = config.provide_session(request.app.state, request.scope)
-    try:
-        # The user and their cart badge in one query.
-        row = (await db.execute(select(User, cart_count_column(User.id)).where(User.id == UUID(user_id)))).first()
-    except ValueError:
-        row = None
-    user = row[0] if row else None
+    found = await UserService(session=db).with_cart_count(str(user_id))
+    user = found[0] if found else None
     if user is None:  # the account was removed: forget the stale session
         request.clear_session()
     elif not user.is_active:  # deactivated by staff (its sessions were ended then; this is a straggler)
@@ -84,8 +79,8 @@ async def load_current_user(request: Request) -> None:
         await _signed_out_elsewhere(request)
         user = None
     request.state.user = user
-    if user is not None and row is not None:
-        request.state.cart_count = int(row[1])
+    if user is not None and found is not None:
+        request.state.cart_count = found[1]
 
 
 # What `load_current_user` reads (the user, `cart_count_column`), as the cached pages read it.
