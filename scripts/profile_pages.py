@@ -1,6 +1,7 @@
 """Profile pages in process (pyinstrument) as a signed-in shopper and as a visitor.
 
     .venv/bin/python scripts/profile_pages.py [N]      # N requests per page (default 300)
+    PROFILE_PAGES="cart checkout" .venv/bin/python scripts/profile_pages.py   # only those pages
 
 Starts the test stack, signs a shopper in through the form, puts one item in the cart, then
 requests each page N times through the real app (httpx's ASGI transport, in this process) and
@@ -37,6 +38,7 @@ async def main(n: int) -> None:
         listing = await client.get("/products")
         slug = re.search(r'href="(/products/[^"?#/]+)"', listing.text).group(1)  # type: ignore[union-attr]
         pages = {"products": "/products", "product": slug, "search": "/products?q=banh+kem"}
+        wanted = os.environ.get("PROFILE_PAGES", "").split()  # e.g. "cart checkout": only those
         visitor_times = {}
         async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as visitor:
             for name, path in pages.items():
@@ -49,7 +51,10 @@ async def main(n: int) -> None:
         page = await client.get(slug)
         variant = re.search(r'<option value="([0-9a-f-]{36})"', page.text).group(1)  # type: ignore[union-attr]
         await post_form(client, "/cart/items", {"variant_id": variant, "quantity": "1"})
+        pages |= {"cart": "/cart/", "checkout": "/checkout/"}  # a signed-in shopper's own pages
         for name, path in pages.items():
+            if wanted and name not in wanted:
+                continue
             assert (await client.get(path)).status_code == 200
             started = time.process_time()
             for _ in range(n):
@@ -61,7 +66,7 @@ async def main(n: int) -> None:
                     await client.get(path)
             print(
                 f"\n===== {name} {path}: CPU per request (this process, client included): "
-                f"signed in {signed_in:.2f} ms, visitor {visitor_times[name]:.2f} ms ====="
+                f"signed in {signed_in:.2f} ms, visitor {visitor_times.get(name, 0):.2f} ms ====="
             )
             print(profiler.output_text(unicode=False, color=False, show_all=False, short_mode=False)[:15000])
 

@@ -12,7 +12,7 @@ import httpx
 import pytest
 from litestar.testing import AsyncTestClient
 from redis.asyncio import Redis
-from sqlalchemy import update
+from sqlalchemy import event, update
 
 from sweetdream.accounts.models import Role, User
 from sweetdream.app import create_app
@@ -161,6 +161,31 @@ async def test_a_signed_in_shoppers_cached_page_shows_their_name_and_cart(client
     assert f'"x-csrftoken": "{token}"' in page.text  # their own CSRF token, and their sign-out form's
     assert f'name="_csrf_token" value="{token}"' in page.text
     assert "sd_session=" in page.headers["set-cookie"]  # the session cookie renewed, as on any page
+
+
+async def test_a_signed_in_shoppers_cached_page_is_answered_before_litestar(client, db):
+    """The signed-in fast path (#13): the page and the shopper's header come from the cache and one
+    asyncpg read, so the ORM runs no statement. A failure in that path falls back to Litestar
+    quietly, which is still a correct page, so only this test notices it."""
+    _product, (size,) = await make_product(db, stock=5)
+    assert (await register(client, name="Mai Tran")).status_code == 303
+    await client.get("/products")  # the welcome message is shown (and rendered) here
+    await add_to_cart(client, size, 2)
+    await client.get("/products")
+    statements: list[str] = []
+
+    def count(conn, cursor, statement, *args) -> None:  # type: ignore[no-untyped-def]
+        statements.append(statement)
+
+    engine = client.app.state.sqlalchemy_config.get_engine().sync_engine
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        page = await client.get("/products")
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    assert page.headers["x-cache"] == "hit" and "Mai Tran" in page.text
+    assert '<span class="count">2</span>' in page.text
+    assert statements == []
 
 
 async def test_a_flash_message_on_a_cached_page_is_shown_once(client):

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
+from functools import cache
+from typing import Any
 from uuid import UUID
 
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
 from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
-from sqlalchemy import select, update
+from sqlalchemy import Select, bindparam, select, update
+from sqlalchemy.dialects.postgresql import asyncpg
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import undefer
 
@@ -51,15 +55,14 @@ class UserService(SQLAlchemyAsyncRepositoryService[User]):
     async def with_cart_count(self, user_id: str) -> tuple[User, int] | None:
         """The signed-in user and their cart badge in one query (every request's middleware);
         None for an id that is malformed or no longer exists."""
-        from sweetdream.cart.services import cart_count_column
+        from sweetdream.cart.services import cart_cutoff
 
         try:
             uid = UUID(user_id)
         except ValueError:
             return None
-        row = (
-            await self.repository.session.execute(select(User, cart_count_column(User.id)).where(User.id == uid))
-        ).first()
+        statement = _user_with_cart_count()
+        row = (await self.repository.session.execute(statement, {"uid": uid, "cutoff": cart_cutoff()})).first()
         return (row[0], int(row[1])) if row else None
 
     async def by_email(self, email: str, with_password: bool = False) -> User | None:
@@ -178,3 +181,37 @@ class UserService(SQLAlchemyAsyncRepositoryService[User]):
             )
         except staff.StaffError as exc:
             raise AccountError("role", exc.message) from exc
+
+
+# --- the signed-in shopper, read on every request -----------------------------------------------
+# Both statements are built once (building one costs more than running it) and share the cart badge's
+# definition (`cart_count_column`): Litestar's middleware reads the User row, the page cache (which
+# answers before Litestar, see platform/pages.py) reads the same through asyncpg directly.
+
+
+@cache
+def _user_with_cart_count() -> Select[User, int]:
+    from sweetdream.cart.services import cart_count_column  # cart imports accounts
+
+    badge = cart_count_column(User.id, bindparam("cutoff"))
+    return select(User, badge).where(User.id == bindparam("uid"))
+
+
+@cache
+def _shopper_sql() -> tuple[str, tuple[str, ...], dict[str, Any]]:
+    """`shopper_row`'s statement as asyncpg runs it: its SQL, its parameters' order, their fixed values."""
+    from sweetdream.cart.services import cart_count_column
+
+    badge = cart_count_column(User.id, bindparam("cutoff")).label("cart_count")
+    columns = (User.name, User.role, User.session_epoch, User.is_active, User.language, badge)
+    compiled = select(*columns).where(User.id == bindparam("uid")).compile(dialect=asyncpg.dialect())
+    fixed = compiled.construct_params({"uid": None, "cutoff": None})  # the constants (the badge's 0)
+    return str(compiled), tuple(compiled.positiontup or ()), dict(fixed)
+
+
+async def shopper_row(driver: Any, user_id: UUID, cutoff: datetime) -> Any:
+    """name, role, session_epoch, is_active, language and cart_count of a user, through an asyncpg
+    connection (one round trip, a statement asyncpg prepares once per connection), or None."""
+    sql, order, fixed = _shopper_sql()
+    values = {**fixed, "uid": user_id, "cutoff": cutoff}
+    return await driver.fetchrow(sql, *(values[name] for name in order))

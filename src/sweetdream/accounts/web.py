@@ -27,7 +27,7 @@ from sweetdream.accounts.guards import (
     session_epoch,
 )
 from sweetdream.accounts.models import Role, User
-from sweetdream.accounts.services import AccountError, UserService
+from sweetdream.accounts.services import AccountError, UserService, shopper_row
 from sweetdream.cart.services import cart_cutoff, session_cart_count
 from sweetdream.platform import i18n, ratelimit
 from sweetdream.platform.i18n import gettext as _
@@ -83,14 +83,6 @@ async def load_current_user(request: Request) -> None:
         request.state.cart_count = found[1]
 
 
-# What `load_current_user` reads (the user, `cart_count_column`), as the cached pages read it.
-SHOPPER_SQL = """
-SELECT name, role, session_epoch, is_active, language,
-       (SELECT coalesce(sum(quantity), 0) FROM cart_items WHERE user_id = $1 AND updated_at >= $2) AS cart_count
-FROM users WHERE id = $1
-"""
-
-
 @dataclass(frozen=True)
 class Shopper:
     """What a cached page's header shows of a signed-in shopper (see `shopper_state`)."""
@@ -115,10 +107,9 @@ async def shopper_state(app: Litestar, session: dict[str, Any]) -> dict[str, Any
         return None
     engine = app.state.sqlalchemy_config.get_engine()
     async with engine.connect() as conn:
-        # asyncpg directly: one round trip (SQLAlchemy would wrap the read in BEGIN ... ROLLBACK),
-        # a statement asyncpg prepares once per connection.
+        # asyncpg directly: one round trip (SQLAlchemy would wrap the read in BEGIN ... ROLLBACK).
         driver = (await conn.get_raw_connection()).driver_connection
-        row = await driver.fetchrow(SHOPPER_SQL, uid, cart_cutoff())
+        row = await shopper_row(driver, uid, cart_cutoff())
     if row is None or not row["is_active"] or row["session_epoch"] != int(session.get(SESSION_EPOCH, 0)):
         return None
     return {

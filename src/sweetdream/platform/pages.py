@@ -25,6 +25,7 @@ compression middleware (`compression_config`) wraps the whole app, cached pages 
 from __future__ import annotations
 
 import html
+import logging
 import re
 import secrets
 from collections.abc import Awaitable, Callable, Mapping
@@ -61,6 +62,8 @@ _TOKEN = "csrf-" + secrets.token_hex(16)
 _SLOT = "slot-" + secrets.token_hex(16) + ":"
 _SLOTS = re.compile("<!--" + _SLOT + "([^>]*?)-->")
 CACHE_HEADER = "x-cache"  # "hit" or "miss": whether a page came from the page cache
+
+log = logging.getLogger("sweetdream.pages")
 
 
 @dataclass(frozen=True)
@@ -284,7 +287,8 @@ def cached_pages(
                     served = (page, page.visitor) if page is not None else None
                 else:
                     served = await shopper_page(scope, address, session_id)
-        except Exception:  # Litestar answers instead, with its error handling
+        except Exception:  # Litestar answers instead, with its error handling; said, so it is noticed
+            log.warning("page cache: Litestar answers %s after an error", scope["path"], exc_info=True)
             served = None
         if served is None:
             await app(scope, receive, send)
