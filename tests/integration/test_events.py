@@ -8,12 +8,13 @@ from datetime import UTC, date, datetime
 
 import pytest
 from redis.asyncio import Redis
-from sqlalchemy import text
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from sweetdream.analytics import services as analytics
 from sweetdream.analytics.recording import STREAM
 from sweetdream.app import create_app
+from sweetdream.catalog.models import Category
 from tests.integration.factories import make_product, make_user, put_in_cart, signed_in
 from tests.integration.helpers import post_form
 from tests.integration.test_checkout import NUMBER, at_once, checkout, review
@@ -136,6 +137,8 @@ async def test_cart_checkout_and_order_are_recorded_once_with_their_facts(client
         (str(product.id), "M", 1, 150_000),
         (str(product.id), "S", 2, 150_000),
     ]
+    category = await db.scalar(select(Category.name).where(Category.id == product.category_id))
+    assert category and [i["category"] for i in order["items"]] == [category, category]
     assert len({r.visitor_id for r in rows}) == 1 and rows[0].visitor_id
 
 

@@ -14,7 +14,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sweetdream.cart.models import CartItem
-from sweetdream.catalog.models import Product, Variant
+from sweetdream.catalog.models import Category, Product, Variant
 from sweetdream.catalog.money import format_vnd
 from sweetdream.platform.i18n import gettext as _
 from sweetdream.platform.i18n import ngettext
@@ -42,6 +42,7 @@ class CartLine:
     stock: int
     active: bool
     max_per_customer: int | None
+    category: str | None = None  # its name, for the order's analytics event
     problems: list[str] = field(default_factory=list)  # must be fixed before checkout
     notices: list[str] = field(default_factory=list)  # worth knowing (a price change)
 
@@ -240,32 +241,36 @@ class CartService:
         if not ids:
             return CartView([])
         rows = await self.db.execute(
-            select(Variant, Product).join(Product, Product.id == Variant.product_id).where(Variant.id.in_(ids))
+            select(Variant, Product, Category.name)
+            .join(Product, Product.id == Variant.product_id)
+            .outerjoin(Category, Category.id == Product.category_id)
+            .where(Variant.id.in_(ids))
         )
-        found = {r.Variant.id: (r.Variant, r.Product) for r in rows}
+        found = {r.Variant.id: (r.Variant, r.Product, r.name) for r in rows}
         lines = []
         for variant_id in ids:
             quantity, price_seen = items[variant_id]
             if variant_id not in found:
                 await self.store.remove(variant_id)  # the size was deleted outright
                 continue
-            variant, product = found[variant_id]
-            lines.append(_line(variant, product, quantity, price_seen))
+            variant, product, category = found[variant_id]
+            lines.append(_line(variant, product, quantity, price_seen, category))
         lines.sort(key=lambda line: (line.product_name, line.size_label))
         return CartView(lines)
 
     async def _db_view(self, store: DbCartStore, only: list[UUID] | None) -> CartView:
         """`view` of a shopper's cart in one query: their lines with their sizes and products."""
         stmt = (
-            select(CartItem.quantity, CartItem.price_seen, Variant, Product)
+            select(CartItem.quantity, CartItem.price_seen, Variant, Product, Category.name)
             .join(Variant, Variant.id == CartItem.variant_id)
             .join(Product, Product.id == Variant.product_id)
+            .outerjoin(Category, Category.id == Product.category_id)
             .where(CartItem.user_id == store.user_id, CartItem.updated_at >= cart_cutoff())
         )
         if only is not None:
             stmt = stmt.where(CartItem.variant_id.in_(only))
         rows = await self.db.execute(stmt)
-        lines = [_line(r.Variant, r.Product, r.quantity, r.price_seen) for r in rows]
+        lines = [_line(r.Variant, r.Product, r.quantity, r.price_seen, r.name) for r in rows]
         lines.sort(key=lambda line: (line.product_name, line.size_label))
         return CartView(lines)
 
@@ -285,7 +290,7 @@ class CartService:
         await other.clear()
 
 
-def _line(variant: Variant, product: Product, quantity: int, price_seen: int) -> CartLine:
+def _line(variant: Variant, product: Product, quantity: int, price_seen: int, category: str | None) -> CartLine:
     price = variant.effective_price(product.price)
     line = CartLine(
         variant_id=variant.id,
@@ -301,6 +306,7 @@ def _line(variant: Variant, product: Product, quantity: int, price_seen: int) ->
         stock=variant.stock,
         active=product.is_active,
         max_per_customer=product.max_per_customer,
+        category=category,
     )
     if not product.is_active:
         line.problems.append(_("This product is no longer sold. Please remove it."))

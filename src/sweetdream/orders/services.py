@@ -34,7 +34,7 @@ from sweetdream.analytics.recording import OrderedItem, Tracker, order_completed
 from sweetdream.audit.services import Actor, record
 from sweetdream.cart.services import CartLine, CartService, CartView
 from sweetdream.catalog import stock
-from sweetdream.catalog.models import Category, Product, StockReason, Variant
+from sweetdream.catalog.models import StockReason
 from sweetdream.catalog.money import format_vnd
 from sweetdream.catalog.stock import Mover
 from sweetdream.db import violated_constraint
@@ -312,21 +312,9 @@ class OrderService:
     async def _record_completed(self, order: Order, view: CartView, tracker: Tracker) -> None:
         # Product and category with each item, so the exported day answers "category performance"
         # on its own (Athena reads the export, not the shop's database).
-        rows = await self.db.execute(
-            select(Variant.id, Variant.product_id, Category.name)
-            .join(Product, Product.id == Variant.product_id)
-            .outerjoin(Category, Category.id == Product.category_id)
-            .where(Variant.id.in_([line.variant_id for line in view.lines]))
-        )
-        found = {row.id: (row.product_id, row.name) for row in rows}
         items = [
             OrderedItem(
-                found[line.variant_id][0],
-                line.product_name,
-                line.size_label,
-                line.quantity,
-                line.unit_price,
-                found[line.variant_id][1],
+                line.product_id, line.product_name, line.size_label, line.quantity, line.unit_price, line.category
             )
             for line in view.lines
         ]
