@@ -25,7 +25,7 @@ from sweetdream.accounts.services import UserService
 from sweetdream.audit.services import Actor, record
 from sweetdream.orders import live, staff
 from sweetdream.orders.dependencies import provide_orders
-from sweetdream.orders.models import Order, OrderStatus, PaymentMethod, PaymentStatus
+from sweetdream.orders.models import PAYMENT_WORDS, Order, OrderStatus, PaymentMethod, PaymentStatus
 from sweetdream.orders.services import ADMIN_MOVES, IllegalTransition, OrderService, admin_moves
 from sweetdream.platform.i18n import gettext as _
 from sweetdream.platform.i18n import gettext_noop
@@ -39,15 +39,6 @@ MOVE_VERBS = {
     OrderStatus.SHIPPED: gettext_noop("Mark shipped"),
     OrderStatus.DELIVERED: gettext_noop("Mark delivered"),
     OrderStatus.CANCELLED: gettext_noop("Cancel order…"),
-}
-PAYMENT_WORDS = {
-    "due on delivery": gettext_noop("Cash on delivery"),
-    "pending": gettext_noop("Awaiting payment"),
-    "charging": gettext_noop("Being charged"),
-    "paid": gettext_noop("Paid"),
-    "declined": gettext_noop("Declined"),
-    "refunding": gettext_noop("Being refunded"),
-    "refunded": gettext_noop("Refunded"),
 }
 # What bulk moves may do: the two steps a kitchen marks for many orders at once.
 BULK_MOVES = (OrderStatus.PREPARING, OrderStatus.SHIPPED)
