@@ -21,7 +21,7 @@ from sqlalchemy.orm import selectinload
 from sweetdream.audit.services import Actor, record
 from sweetdream.catalog import stock
 from sweetdream.catalog.models import Category, Product, StockMovement, StockReason, Variant
-from sweetdream.catalog.services import search_exact_for, search_text_for
+from sweetdream.catalog.services import card_image, search_exact_for, search_text_for
 from sweetdream.catalog.text import fold, slugify
 from sweetdream.catalog.writes import catalog_changed
 from sweetdream.orders.models import OrderLine
@@ -189,7 +189,7 @@ class CatalogWrites:
                 sizes.c.stock,
                 sizes.c.low,
                 func.coalesce(sizes.c.from_price, Product.price).label("from_price"),
-                Product.images[0].astext.label("image"),
+                card_image().label("image"),  # the thumbnail once made
                 func.count().over().label("total"),
             )
             .join(Category, Category.id == Product.category_id)

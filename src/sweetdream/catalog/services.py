@@ -8,7 +8,8 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import ColumnElement, Select, and_, delete, exists, false, func, literal, select, true
+from redis.asyncio import Redis
+from sqlalchemy import ColumnElement, Select, Text, and_, delete, exists, false, func, literal, select, true, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload
 
@@ -25,6 +26,7 @@ from sweetdream.catalog.text import (
     spans_covering,
     synonym_key,
 )
+from sweetdream.catalog.writes import catalog_changed
 
 
 @dataclass(frozen=True)
@@ -205,7 +207,7 @@ class CatalogService:
                 Product.slug,
                 Product.name,
                 Category.name.label("category_name"),
-                Product.images[0].astext.label("image"),
+                card_image().label("image"),
                 prices.c.from_price,
                 prices.c.to_price,
                 prices.c.in_stock,
@@ -237,7 +239,7 @@ class CatalogService:
                 Product.slug,
                 Product.name,
                 Category.name.label("category_name"),
-                Product.images[0].astext.label("image"),
+                card_image().label("image"),
                 prices.c.from_price,
                 prices.c.to_price,
                 prices.c.in_stock,
@@ -299,6 +301,28 @@ def _card(row: Any) -> ProductCard:
         row.next_start,
         row.started,
     )
+
+
+def card_image() -> ColumnElement[str]:
+    """A card's picture: the main image's thumbnail once the worker has made it, else the image."""
+    main = Product.images.op("->>", return_type=Text)(0)
+    return func.coalesce(Product.thumbnails.op("->>", return_type=Text)(main), main)
+
+
+async def record_thumbnail(db: AsyncSession, redis: Redis | None, product_id: UUID, image: str, thumbnail: str) -> bool:
+    """The worker made `thumbnail` (a URL) of the product's `image`: cards show it from the next
+    request (the product's page and the listings go stale when this commits). False if the product
+    no longer has that image. Running it twice changes nothing the second time."""
+    slug = await db.scalar(
+        update(Product)
+        .where(Product.id == product_id, Product.images.contains([image]))
+        .values(thumbnails=Product.thumbnails.op("||")(func.jsonb_build_object(image, thumbnail)))
+        .returning(Product.slug)
+    )
+    if slug is None:
+        return False
+    catalog_changed(db, redis, [slug], listings=True)
+    return True
 
 
 class SynonymError(ValueError):
