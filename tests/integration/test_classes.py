@@ -24,6 +24,7 @@ from tests.integration.factories import make_product, make_user, put_in_cart, si
 from tests.integration.helpers import post_form
 from tests.integration.test_admin_catalog import admin_client, audit_rows, create
 from tests.integration.test_checkout import NUMBER, checkout, orders_of, review
+from tests.integration.test_languages import english_in, vietnamese
 from tests.integration.test_workers import body, mails_to
 from tests.support import drain_queue
 
@@ -307,3 +308,30 @@ async def test_the_seed_dates_its_classes_ahead_and_a_reseed_moves_only_a_past_s
     # Back to a date near the seeding day, as `make run` would leave it.
     await db.execute(update(Variant).where(Variant.id == past.id).values(starts_at=past_before))
     await db.commit()
+
+
+async def test_class_pages_in_vietnamese_have_no_english_left(client, settings, db):
+    ahead, seat = await make_class(db)
+    started, started_seat = await make_class(db)
+    await start_now(db, started_seat)
+    user = await make_user(db)
+    await put_in_cart(db, user, seat, 1)
+    await put_in_cart(db, user, started_seat, 1)  # flagged in the cart and the checkout
+    await signed_in(client, settings, user)
+    vietnamese(client)
+    for url in [
+        f"/products/{ahead.slug}",
+        f"/products/{started.slug}",
+        "/products?category=lop-hoc",
+        f"/products?q={ahead.name}",
+        f"/products?q={started.name}",
+        "/cart",
+        "/checkout/",
+    ]:
+        page = (await client.get(url)).text
+        assert '<html lang="vi">' in page, url
+        assert english_in(page) == [], url
+    assert f"Lớp bắt đầu lúc {VI_WHEN}" in unescape((await client.get("/cart")).text)
+    await admin_client(client, settings, db)
+    editor = (await client.get(f"/admin/products/{ahead.id}")).text
+    assert english_in(editor) == [] and "Lớp bắt đầu" in editor
