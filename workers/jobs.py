@@ -19,7 +19,8 @@ from sweetdream.analytics.export import shop_today
 from sweetdream.analytics.export_models import SUCCEEDED
 from sweetdream.analytics.export_runs import ExportBusy, exporter_for
 from sweetdream.cart.services import purge_stale_carts
-from sweetdream.catalog.images import ImageStorage
+from sweetdream.catalog.images import ImageStorage, product_of
+from sweetdream.catalog.services import record_thumbnail
 from sweetdream.db import engine_outside_request, sessions_for
 from sweetdream.fulfillment.notifications import Notifier
 from sweetdream.fulfillment.services import Fulfillment
@@ -183,8 +184,17 @@ def thumbnail_function(settings: Settings) -> Function:
 
 @observed
 async def make_thumbnail(ctx: dict[str, Any], key: str) -> str:
-    """A product image's 400 px WebP next to the original (catalog/images.py); safe to run twice."""
-    return await ImageStorage(state(ctx).settings).write_thumbnail(key)
+    """A product image's 400 px WebP next to the original (catalog/images.py), then recorded on the
+    product so the grid's cards use it (their cached pages go stale at the commit); safe to run twice."""
+    worker = state(ctx)
+    storage = ImageStorage(worker.settings)
+    target = await storage.write_thumbnail(key)
+    product_id = product_of(key)
+    if product_id is not None:
+        async with worker.fulfillment.session() as db:
+            await record_thumbnail(db, ctx["redis"], product_id, storage.url_for(key), storage.url_for(target))
+            await db.commit()
+    return target
 
 
 @observed

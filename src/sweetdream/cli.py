@@ -61,7 +61,8 @@ def upgrade_database(app: Litestar) -> None:
 def seed_demo(app: Litestar) -> int:
     from sweetdream.catalog.seed import load_demo_catalog
 
-    added = run_with_session(app, load_demo_catalog)
+    zone = app.state.settings.shop_timezone
+    added = run_with_session(app, lambda session: load_demo_catalog(session, zone))
     _bump_catalog(app)
     return added
 

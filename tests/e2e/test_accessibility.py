@@ -191,6 +191,7 @@ def shop(browser: Browser, base_url: str) -> Shop:
 
 def pages_of(role: str, shop: Shop) -> list[str]:
     cakes = next(p for p in PRODUCTS if p.category_slug == "banh-kem")
+    course = next(p for p in PRODUCTS if p.category_slug == "lop-hoc")  # a class: its session's date shows
     return {
         "visitor": [
             "/",
@@ -199,6 +200,8 @@ def pages_of(role: str, shop: Shop) -> list[str]:
             "/products?q=pizza",
             "/products?min_price=abc",
             f"/products/{cakes.slug}",
+            f"/products/{course.slug}",
+            "/products?category=lop-hoc",
             "/cart",
             "/account/login",
             "/account/register",

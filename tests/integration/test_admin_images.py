@@ -176,3 +176,40 @@ async def test_without_a_bucket_a_plain_file_form_uploads_to_var_media(client, s
     fresh = await db.scalar(select(Product).where(Product.id == product.id).execution_options(populate_existing=True))
     assert fresh.images == [image]
     assert (await post_form(client, f"/admin/products/{product.id}/images", {"key": "../../secret"})).status_code == 400
+
+
+async def test_after_the_thumbnail_job_the_grid_shows_the_thumbnail_and_the_product_page_the_image(
+    client, settings, db
+):
+    product, _ = await make_product(db)
+    shopper = AsyncTestClient(app=create_app(settings), base_url="http://127.0.0.1")
+    async with shopper:
+        listing = f"/products?q={product.name.replace(' ', '+')}"
+        assert 'src="/static/img/placeholder.svg"' in (await shopper.get(listing)).text  # cached now, no image
+        await signed_in(client, settings, await make_user(db, Role.ADMIN))
+        token = await csrf_token(client)
+        answer = await client.post(
+            f"/admin/products/{product.id}/images/upload",
+            data={"_csrf_token": token},
+            files={"image": ("cake.png", picture("PNG"), "image/png")},
+        )
+        assert answer.status_code == 303, answer.text
+        fresh = await db.scalar(
+            select(Product).where(Product.id == product.id).execution_options(populate_existing=True)
+        )
+        (image,) = fresh.images
+        assert f'src="{image}"' in (await shopper.get(listing)).text  # before the job: the full image
+        await drain_queue(settings.redis_url)  # a real ARQ worker makes the thumbnail and records it
+        thumbnail = image.removesuffix(".png") + "-400.webp"
+        grid = await shopper.get(listing)
+        assert f'src="{thumbnail}"' in grid.text and f'src="{image}"' not in grid.text
+        assert (await shopper.get(thumbnail)).status_code == 200
+        page = (await shopper.get(f"/products/{product.slug}")).text
+        assert f'src="{image}"' in page  # the product page keeps the full image
+    fresh = await db.scalar(select(Product).where(Product.id == product.id).execution_options(populate_existing=True))
+    assert fresh.thumbnails == {image: thumbnail}
+
+
+async def test_demo_products_with_static_images_keep_them_in_the_grid(client):
+    grid = (await client.get("/products?q=macaron")).text
+    assert 'src="/static/img/products/lop-hoc-lam-macaron.svg"' in grid

@@ -1,11 +1,12 @@
 """The admin catalog's pure rules: prices as people type them, addresses and SKUs made from names,
 the low-stock rule the alert and the admin's filter share, image keys."""
 
+from datetime import UTC, datetime
 from uuid import UUID
 
 import pytest
 
-from sweetdream.admin.catalog import parse_product_form, parse_vnd
+from sweetdream.admin.catalog import local_time_value, parse_local_time, parse_product_form, parse_vnd
 from sweetdream.catalog.images import is_key_for, thumbnail_key
 from sweetdream.catalog.stock import crossed_low, is_low
 
@@ -79,3 +80,27 @@ def test_image_keys_are_ours_and_for_this_product():
     assert not is_key_for(f"media/products/{PRODUCT}/../../x.png", PRODUCT)
     assert not is_key_for(f"media/products/{PRODUCT}/{'a' * 32}.svg", PRODUCT)
     assert thumbnail_key(key) == f"media/products/{PRODUCT}/{'a' * 32}-400.webp"
+
+
+def test_a_class_start_is_typed_on_the_shops_clock_and_stored_in_utc():
+    zone = "Asia/Ho_Chi_Minh"
+    assert parse_local_time("2027-03-06T09:00", zone) == datetime(2027, 3, 6, 2, 0, tzinfo=UTC)
+    assert parse_local_time("2027-03-06T09:00:30", zone) == datetime(2027, 3, 6, 2, 0, 30, tzinfo=UTC)
+    assert parse_local_time("2027-03-06T06:30", zone) == datetime(2027, 3, 5, 23, 30, tzinfo=UTC)  # the day before
+    for bad in ["", "2027-03-06", "06/03/2027 09:00", "2027-02-29T09:00", "1999-12-31T09:00", "2027-03-06T09:00Z"]:
+        assert parse_local_time(bad, zone) is None, bad
+    assert local_time_value(datetime(2027, 3, 5, 23, 30, tzinfo=UTC), zone) == "2027-03-06T06:30"
+    assert local_time_value(None, zone) == ""
+
+
+def test_a_bad_class_start_is_the_sizes_own_error():
+    form = parse_product_form(
+        {
+            "name": "Class",
+            "category": str(PRODUCT),
+            "size-0-label": "Sáng thứ Bảy",
+            "size-0-price": "850000",
+            "size-0-starts": "saturday",
+        }
+    )
+    assert form.errors == {"size-0-starts": "A date and time, for example 2027-03-06 09:00, or leave it empty."}

@@ -7,8 +7,10 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
+from zoneinfo import ZoneInfo
 
 from litestar import Controller, Request, get, post
 from litestar.datastructures import State, UploadFile
@@ -28,13 +30,16 @@ from sweetdream.platform.i18n import gettext as _
 from sweetdream.platform.i18n import gettext_noop
 from sweetdream.platform.parsing import parse_int, parse_page
 from sweetdream.platform.queue import MAKE_THUMBNAIL, enqueue
+from sweetdream.platform.shop_time import in_shop_time
 from sweetdream.platform.web import BadRequest, flash, form_data, render
+from sweetdream.settings import Settings
 
 log = logging.getLogger("sweetdream.admin")
 
 MAX_PRICE = 100_000_000  # VND: a cake costs far less; a typo with three extra zeros is refused
 MAX_STOCK = 100_000
 MAX_SIZES = 12
+DEFAULT_ZONE = Settings.shop_timezone  # the shop's clock unless settings say otherwise
 _SLUG = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 
 
@@ -68,10 +73,34 @@ class ProductForm:
 
 
 def blank_size() -> dict[str, str]:
-    return {"id": "", "label": "", "price": "", "stock": "0", "threshold": "3", "sku": "", "remove": ""}
+    return {"id": "", "label": "", "price": "", "stock": "0", "threshold": "3", "sku": "", "remove": "", "starts": ""}
 
 
-def product_values(product: Product | None) -> tuple[dict[str, Any], list[dict[str, str]]]:
+# What an <input type="datetime-local"> sends (browsers add seconds only when a step asks for them).
+_LOCAL_FORMATS = ("%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S")
+
+
+def parse_local_time(raw: str, zone: str) -> datetime | None:
+    """A datetime-local value read on the shop's clock, as UTC; None if it is not one."""
+    if len(raw) > 19:
+        return None
+    for pattern in _LOCAL_FORMATS:
+        try:
+            typed = datetime.strptime(raw, pattern)
+        except ValueError:
+            continue
+        if typed.year < 2000:
+            return None
+        return typed.replace(tzinfo=ZoneInfo(zone)).astimezone(UTC)
+    return None
+
+
+def local_time_value(moment: datetime | None, zone: str) -> str:
+    """A stored start as the datetime-local field shows it: the shop's clock, to the minute."""
+    return "" if moment is None else in_shop_time(moment, zone).strftime("%Y-%m-%dT%H:%M")
+
+
+def product_values(product: Product | None, zone: str = DEFAULT_ZONE) -> tuple[dict[str, Any], list[dict[str, str]]]:
     """The form filled from a product (or empty for a new one, with two blank sizes)."""
     if product is None:
         return {"name": "", "slug": "", "category": "", "description": "", "max_per_customer": ""}, [
@@ -94,14 +123,16 @@ def product_values(product: Product | None) -> tuple[dict[str, Any], list[dict[s
             "threshold": str(v.low_stock_threshold),
             "sku": v.sku,
             "remove": "",
+            "starts": local_time_value(v.starts_at, zone),
         }
         for v in product.variants
     ]
     return values, sizes
 
 
-def parse_product_form(data: dict[str, str]) -> ProductForm:
-    """Every rule that needs no database, field by field (the editor checks slug/SKU uniqueness)."""
+def parse_product_form(data: dict[str, str], zone: str = DEFAULT_ZONE) -> ProductForm:
+    """Every rule that needs no database, field by field (the editor checks slug/SKU uniqueness and
+    that a new class start is ahead). `zone`: the shop's, on whose clock starts are typed."""
     errors: dict[str, str] = {}
     name = " ".join(data.get("name", "").split())
     if not name:
@@ -134,7 +165,7 @@ def parse_product_form(data: dict[str, str]) -> ProductForm:
             continue  # an empty new row: ignored
         position = len(sizes_typed)
         sizes_typed.append(typed)
-        sizes.append(_parse_size(typed, f"size-{position}-", slug, errors))
+        sizes.append(_parse_size(typed, f"size-{position}-", slug, errors, zone))
     kept = [s for s in sizes if not s.remove]
     if not kept:
         errors["sizes"] = _("A product needs at least one size.")
@@ -158,7 +189,7 @@ def parse_product_form(data: dict[str, str]) -> ProductForm:
     return ProductForm(values, sizes_typed, parsed, errors)
 
 
-def _parse_size(typed: dict[str, str], prefix: str, slug: str, errors: dict[str, str]) -> SizeInput:
+def _parse_size(typed: dict[str, str], prefix: str, slug: str, errors: dict[str, str], zone: str) -> SizeInput:
     size_id = parse_uuid(typed["id"]) if typed["id"] else None
     remove = bool(typed["remove"])
     label = " ".join(typed["label"].split())
@@ -180,7 +211,15 @@ def _parse_size(typed: dict[str, str], prefix: str, slug: str, errors: dict[str,
     typed["sku"] = typed["sku"].upper()
     if not remove and (len(sku) > 64 or not re.fullmatch(r"[A-Z0-9][A-Z0-9._-]*", sku)):
         errors[prefix + "sku"] = _("Letters A-Z, digits, dots, hyphens and underscores.")
-    return SizeInput(size_id, label, price, stock_level, threshold, sku, remove)
+    starts_at = parse_local_time(typed["starts"], zone) if typed["starts"] else None
+    if not remove and typed["starts"] and starts_at is None:
+        errors[prefix + "starts"] = _("A date and time, for example 2027-03-06 09:00, or leave it empty.")
+    return SizeInput(size_id, label, price, stock_level, threshold, sku, remove, starts_at)
+
+
+def _zone(request: Request) -> str:
+    zone: str = request.app.state.settings.shop_timezone
+    return zone
 
 
 class AdminCatalogController(Controller):
@@ -227,7 +266,7 @@ class AdminCatalogController(Controller):
         self, request: Request, editor: NamedDependency[CatalogWrites], db_session: NamedDependency[AsyncSession]
     ) -> Template | Redirect:
         data = await form_data(request)
-        form = parse_product_form(data)
+        form = parse_product_form(data, _zone(request))
         if "add_size" in data:  # "Add a size" without JavaScript: the same form with one more row
             return await self._form(request, editor, None, form.values, [*form.sizes, blank_size()], {})
         if form.errors:
@@ -248,7 +287,7 @@ class AdminCatalogController(Controller):
         editor: NamedDependency[CatalogWrites],
     ) -> Template:
         product = await self._found(editor, product_id)
-        values, sizes = product_values(product)
+        values, sizes = product_values(product, _zone(request))
         return await self._form(request, editor, product, values, sizes, {})
 
     @post("/products/{product_id:uuid}", name="admin-product-update")
@@ -261,7 +300,7 @@ class AdminCatalogController(Controller):
     ) -> Template | Redirect:
         product = await self._found(editor, product_id)
         data = await form_data(request)
-        form = parse_product_form(data)
+        form = parse_product_form(data, _zone(request))
         if "add_size" in data:
             return await self._form(request, editor, product, form.values, [*form.sizes, blank_size()], {})
         if form.errors:
@@ -335,7 +374,7 @@ class AdminCatalogController(Controller):
                 errors = exc.errors
         if errors:
             product = await self._found(editor, product_id)
-            values, sizes = product_values(product)
+            values, sizes = product_values(product, _zone(request))
             return await self._form(
                 request,
                 editor,

@@ -137,6 +137,7 @@ FIELD_LABELS = {
     "active": gettext_noop("Account active"),
     "sizes": gettext_noop("Sizes"),
     "price": gettext_noop("Price"),
+    "starts_at": gettext_noop("Class starts (UTC)"),
     "stock": gettext_noop("Stock"),
     "reason": gettext_noop("Reason"),
     "delta": gettext_noop("Change"),

@@ -43,6 +43,7 @@ class CartLine:
     active: bool
     max_per_customer: int | None
     category: str | None = None  # its name, for the order's analytics event
+    starts_at: datetime | None = None  # a class seat: when its session starts
     problems: list[str] = field(default_factory=list)  # must be fixed before checkout
     notices: list[str] = field(default_factory=list)  # worth knowing (a price change)
 
@@ -180,6 +181,10 @@ def only_left(stock: int) -> str:
     )
 
 
+def started_message() -> str:
+    return _("This class has already started: its seats can no longer be booked.")
+
+
 class CartService:
     def __init__(self, db: AsyncSession, store: CartStore) -> None:
         self.db = db
@@ -227,6 +232,8 @@ class CartService:
         await self.store.remove(variant_id)
 
     async def _check_quantity(self, variant: Variant, product: Product, quantity: int) -> None:
+        if variant.started():
+            raise CartError(started_message())
         if quantity > variant.stock:
             raise CartError(only_left(variant.stock) if variant.stock else _("Sorry, that size is sold out."))
         if product.max_per_customer is not None and quantity > product.max_per_customer:
@@ -307,9 +314,12 @@ def _line(variant: Variant, product: Product, quantity: int, price_seen: int, ca
         active=product.is_active,
         max_per_customer=product.max_per_customer,
         category=category,
+        starts_at=variant.starts_at,
     )
     if not product.is_active:
         line.problems.append(_("This product is no longer sold. Please remove it."))
+    elif variant.started():
+        line.problems.append(_("This class has already started and can no longer be booked. Please remove it."))
     elif variant.stock == 0:
         line.problems.append(_("This size has sold out. Please remove it."))
     elif quantity > variant.stock:

@@ -21,6 +21,11 @@ page cached before is stale at once. A key that disappears (FLUSHDB, eviction, a
 expiry) is replaced by a fresh token, never read as "0". One script does both, atomically, in one
 round trip.
 
+Versions say when a write changed a page; time can change one too: a class session that starts
+makes its seats unbuyable with no write at all. Code that renders such a fact calls
+`fresh_until(moment)` while an entry is computed; the entry (and every entry built from it: a
+cached grid inside a cached page) is then reused only until that moment.
+
 A rebuild is single-flight: when an entry is missing or stale, the first request renders it and
 the requests that arrive meanwhile (in this process) wait for that render instead of repeating it.
 """
@@ -28,9 +33,12 @@ the requests that arrive meanwhile (in this process) wait for that render instea
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
+from contextvars import ContextVar
+from datetime import datetime
 from typing import Any, TypeVar
 
 from redis.asyncio import Redis
@@ -81,6 +89,23 @@ return {run_id .. ':' .. token .. ':' .. scoped, value}
 )
 
 
+# While an entry is computed: the moments (epoch seconds) from which what it shows is out of date.
+_LIMITS: ContextVar[list[float] | None] = ContextVar("catalog_fresh_until", default=None)
+
+
+def fresh_until(moment: datetime | None) -> None:
+    """What is being rendered for the cache changes by itself at `moment` (a class session starts):
+    the entry computed now is reused only until then. Outside a computation it does nothing."""
+    if moment is not None:
+        _limit(moment.timestamp())
+
+
+def _limit(until: float | None) -> None:
+    limits = _LIMITS.get()
+    if limits is not None and until is not None:
+        limits.append(until)
+
+
 def new_token() -> str:
     return uuid.uuid4().hex
 
@@ -96,7 +121,8 @@ class CatalogCache:
     def __init__(self, redis: Redis, max_entries: int = 1024) -> None:
         self.redis = redis
         self.max_entries = max_entries
-        self._entries: OrderedDict[str, tuple[bytes, Any]] = OrderedDict()
+        # key -> (version, value, reused until: epoch seconds or None for "until the version moves")
+        self._entries: OrderedDict[str, tuple[bytes, Any, float | None]] = OrderedDict()
         self._in_flight: dict[tuple[str, bytes], asyncio.Future[Any]] = {}
         self._read_version = redis.register_script(READ_VERSION_SCRIPT)
         self._read_version_and_value = redis.register_script(READ_VERSION_AND_VALUE_SCRIPT)
@@ -131,6 +157,7 @@ class CatalogCache:
         hit = self.peek(key, version)
         if hit is not None:
             self.reused += 1
+            _limit(self._entries[key][2])  # an entry built from this one is fresh no longer than it
             return hit  # type: ignore[no-any-return,unused-ignore]
         pending = self._in_flight.get((key, version))
         if pending is not None:
@@ -141,9 +168,13 @@ class CatalogCache:
                     raise  # this request was cancelled, not the render
                 return await self.get_or_compute(key, compute, version)  # the render's request went away
             self.reused += 1
+            entry = self._entries.get(key)
+            _limit(entry[2] if entry is not None and entry[0] == version else None)
             return value
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._in_flight[(key, version)] = future
+        limits: list[float] = []
+        outer = _LIMITS.set(limits)
         try:
             value = await compute()
         except asyncio.CancelledError:
@@ -155,18 +186,21 @@ class CatalogCache:
             future.exception()  # marked as retrieved: no "never retrieved" warning when no one waited
             raise
         finally:
+            _LIMITS.reset(outer)
             del self._in_flight[(key, version)]
+        until = min(limits, default=None)
+        _limit(until)
         self.computed += 1
         future.set_result(value)
-        self._entries[key] = (version, value)
+        self._entries[key] = (version, value, until)
         if len(self._entries) > self.max_entries:
             self._entries.popitem(last=False)
         return value
 
     def peek(self, key: str, version: bytes) -> Any:
-        """The value cached for key at this version, or None."""
+        """The value cached for key at this version (and not past its time), or None."""
         hit = self._entries.get(key)
-        if hit is None or hit[0] != version:
+        if hit is None or hit[0] != version or (hit[2] is not None and time.time() >= hit[2]):
             return None
         self._entries.move_to_end(key)
         return hit[1]

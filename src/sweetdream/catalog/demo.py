@@ -3,11 +3,18 @@
 Used by the seed command and by tests. Everything here is deterministic: the same
 categories, products, variants and stock levels on every import.
 Prices are VND integers. Images are drawn by ``scripts/draw_demo_images.py``.
+A class's session date is the one thing computed, from the day it is seeded (`session_start`), so
+the demo's classes are always ahead: a seat is a weekday morning (its label says which) some weeks on.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+SATURDAY, SUNDAY = 5, 6  # date.weekday()
+CLASS_HOUR = time(9, 0)  # shop time
 
 
 @dataclass(frozen=True)
@@ -16,6 +23,20 @@ class DemoVariant:
     stock: int
     price_override: int | None = None  # VND; None = the product's price
     low_stock_threshold: int = 3
+    # A class seat: its session is on this weekday at CLASS_HOUR, `weeks_ahead` weeks after the first
+    # such day after seeding (None: not a class).
+    weekday: int | None = None
+    weeks_ahead: int = 0
+
+
+def session_start(variant: DemoVariant, today: date, zone: str) -> datetime | None:
+    """When a demo class seat's session starts (UTC): the first `weekday` after `today` (the shop's
+    date), `weeks_ahead` weeks on, at CLASS_HOUR shop time. None for goods."""
+    if variant.weekday is None:
+        return None
+    days = (variant.weekday - today.weekday() - 1) % 7 + 1  # 1..7: never today
+    day = today + timedelta(days=days, weeks=variant.weeks_ahead)
+    return datetime.combine(day, CLASS_HOUR, tzinfo=ZoneInfo(zone)).astimezone(UTC)
 
 
 @dataclass(frozen=True)
@@ -57,6 +78,10 @@ CATEGORIES: tuple[DemoCategory, ...] = (
 
 def _v(label: str, stock: int, price: int | None = None) -> DemoVariant:
     return DemoVariant(label=label, stock=stock, price_override=price)
+
+
+def _seat(label: str, stock: int, weekday: int, weeks_ahead: int) -> DemoVariant:
+    return DemoVariant(label=label, stock=stock, weekday=weekday, weeks_ahead=weeks_ahead)
 
 
 def _graded(labels: tuple[str, ...], price: int, step: int, stocks: tuple[int, ...]) -> tuple[DemoVariant, ...]:
@@ -728,7 +753,7 @@ _CLASSES = (
         "Lớp học làm bánh kem cơ bản",
         850000,
         7,
-        (_v("Thứ Bảy 10/01", 10),),
+        (_seat("Sáng thứ Bảy", 10, SATURDAY, 0),),
         "Buổi học 3 giờ: nướng cốt bông lan, đánh kem tươi và trang trí bánh 16cm mang về.\n"
         "A 3-hour class: bake a sponge, whip fresh cream and decorate a 16 cm cake to take home.",
         featured=True,
@@ -740,7 +765,7 @@ _CLASSES = (
         "Lớp học làm bánh mì ngọt",
         650000,
         13,
-        (_v("Chủ Nhật 11/01", 8),),
+        (_seat("Sáng Chủ Nhật", 8, SUNDAY, 0),),
         "Nhồi bột, ủ và tạo hình bánh mì hoa cúc, bánh cuộn quế. Dụng cụ có sẵn tại lớp.\n"
         "Knead, proof and shape brioche and cinnamon rolls. All tools are provided.",
         max_per_customer=2,
@@ -751,7 +776,7 @@ _CLASSES = (
         "Lớp học làm macaron",
         750000,
         19,
-        (_v("Thứ Bảy 17/01", 12),),
+        (_seat("Sáng thứ Bảy", 12, SATURDAY, 1),),
         "Học kỹ thuật macaronage, bắt vỏ và làm nhân ganache. Phù hợp người đã biết làm bánh.\n"
         "Learn macaronage, piping shells and ganache fillings. For people who already bake.",
         max_per_customer=3,
@@ -762,7 +787,7 @@ _CLASSES = (
         "Lớp học làm bánh trung thu",
         700000,
         26,
-        (_v("Chủ Nhật 18/01", 9),),
+        (_seat("Sáng Chủ Nhật", 9, SUNDAY, 1),),
         "Làm vỏ bánh nướng, bánh dẻo và sên nhân đậu xanh; mỗi học viên mang về 4 bánh.\n"
         "Make baked and sticky-rice mooncake crusts and cook mung bean filling; take 4 mooncakes home.",
         max_per_customer=2,

@@ -9,6 +9,7 @@ Services flush; the owner of the unit of work (the request, a CLI command) commi
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
@@ -20,7 +21,7 @@ from sqlalchemy.orm import selectinload
 from sweetdream.audit.services import Actor, record
 from sweetdream.catalog import stock
 from sweetdream.catalog.models import Category, Product, StockMovement, StockReason, Variant
-from sweetdream.catalog.services import search_exact_for, search_text_for
+from sweetdream.catalog.services import card_image, search_exact_for, search_text_for
 from sweetdream.catalog.text import fold, slugify
 from sweetdream.catalog.writes import catalog_changed
 from sweetdream.orders.models import OrderLine
@@ -48,6 +49,7 @@ class SizeInput:
     threshold: int | None
     sku: str
     remove: bool = False
+    starts_at: datetime | None = None  # a class seat: when its session starts (UTC)
 
 
 @dataclass
@@ -101,10 +103,21 @@ def _snapshot(product: Product) -> dict[str, Any]:
                 "sku": v.sku,
                 "price": v.effective_price(product.price),
                 "low_stock_threshold": v.low_stock_threshold,
+                "starts_at": _iso(v.starts_at),
             }
             for v in product.variants
         ],
     }
+
+
+def _iso(moment: datetime | None) -> str | None:
+    """How the audit log keeps a session's start: UTC, to the minute."""
+    return None if moment is None else moment.astimezone(UTC).isoformat(timespec="minutes")
+
+
+def _same_minute(a: datetime | None, b: datetime | None) -> bool:
+    """The form shows and sends minutes: a start is unchanged if it is the same minute."""
+    return _iso(a) == _iso(b)
 
 
 class CatalogWrites:
@@ -176,7 +189,7 @@ class CatalogWrites:
                 sizes.c.stock,
                 sizes.c.low,
                 func.coalesce(sizes.c.from_price, Product.price).label("from_price"),
-                Product.images[0].astext.label("image"),
+                card_image().label("image"),  # the thumbnail once made
                 func.count().over().label("total"),
             )
             .join(Category, Category.id == Product.category_id)
@@ -267,6 +280,18 @@ class CatalogWrites:
                 variant.label, variant.sku, variant.position = size.label, size.sku, position
                 variant.low_stock_threshold = size.threshold
                 variant.price_override = None if size.price == base else size.price
+                if not _same_minute(variant.starts_at, size.starts_at):
+                    await record(
+                        self.db,
+                        self.actor,
+                        "variant.starts",
+                        "variant",
+                        variant.id,
+                        target_label=f"{product.name} ({variant.label})",
+                        before={"starts_at": _iso(variant.starts_at)},
+                        after={"starts_at": _iso(size.starts_at)},
+                    )
+                    variant.starts_at = size.starts_at
                 if old_prices[variant.id] != size.price:
                     await record(
                         self.db,
@@ -463,6 +488,7 @@ class CatalogWrites:
             stock=size.stock or 0,
             low_stock_threshold=size.threshold,
             position=position,
+            starts_at=size.starts_at,
         )
         self.db.add(variant)
         await self.db.flush()
@@ -481,10 +507,20 @@ class CatalogWrites:
                 taken = taken.where(Product.id != product.id)
             if await self.db.scalar(taken) is not None:
                 errors["slug"] = _("Another product already has this address.")
-        own_ids = {v.id for v in product.variants} if product is not None else set()
+        own = {v.id: v for v in product.variants} if product is not None else {}
+        own_ids = set(own)
+        now = datetime.now(UTC)
         for index, size in enumerate(data.sizes):
             if size.id is not None and size.id not in own_ids:
                 errors[f"size-{index}-label"] = _("That size no longer exists.")
+            elif (
+                not size.remove
+                and size.starts_at is not None
+                and size.starts_at <= now
+                and (size.id is None or not _same_minute(own[size.id].starts_at, size.starts_at))
+            ):
+                # A session already under way may keep its start; a new or moved one must be ahead.
+                errors[f"size-{index}-starts"] = _("A class can't start in the past: choose a later time.")
             elif size.remove and size.id is not None and await self._has_orders(size.id):
                 errors[f"size-{index}-remove"] = _("This size has orders and can't be removed: set its stock to 0.")
         skus = [s.sku for s in data.sizes if not s.remove and s.sku]

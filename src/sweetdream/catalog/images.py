@@ -6,7 +6,9 @@ posts the file to S3 itself, then tells the app, which checks the object with a 
 its size and type are allowed) before recording it on the product. Without a bucket (development),
 the same steps run against the app's own upload endpoint, which writes under `var/media/` (served
 at `/media/`) after checking the size, the type and that Pillow can read the file as an image.
-A worker job (`thumbnail`) then writes a 400 px WebP next to the original (`<key>-400.webp`).
+A worker job (`thumbnail`) then writes a 400 px WebP next to the original (`<key>-400.webp`) and
+records it on the product (`products.thumbnails`, catalog/services.py `record_thumbnail`), so the
+shop's grid cards load it instead of the full image from the next request.
 boto3 and Pillow are blocking: they run in a thread.
 """
 
@@ -50,6 +52,13 @@ def new_key(product_id: UUID, content_type: str) -> str:
 
 def is_key_for(key: str, product_id: UUID) -> bool:
     return bool(_KEY.match(key)) and key.split("/")[2] == str(product_id)
+
+
+def product_of(key: str) -> UUID | None:
+    """The product an upload's key belongs to (keys are named `media/products/<product id>/...`)."""
+    if not _KEY.match(key):
+        return None
+    return UUID(key.split("/")[2])
 
 
 def thumbnail_key(key: str) -> str:

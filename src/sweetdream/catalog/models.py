@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from uuid import UUID
 
@@ -58,6 +58,9 @@ class Product(UUIDAuditBase):
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
     is_featured: Mapped[bool] = mapped_column(Boolean, default=False)
     images: Mapped[list[str]] = mapped_column(JSONB, default=list)
+    # {image url: the url of its 400 px WebP}: written by the worker's thumbnail job once it exists
+    # (catalog/images.py), read by the grid's cards. Static demo images have none: cards use the image.
+    thumbnails: Mapped[dict[str, str]] = mapped_column(JSONB, default=dict, server_default=text("'{}'::jsonb"))
     # Capacity-limited items (a class: one unit of stock is one seat): most a shopper may hold
     # across their non-cancelled orders. None for ordinary goods.
     max_per_customer: Mapped[int | None] = mapped_column(Integer, nullable=True)
@@ -74,6 +77,14 @@ class Product(UUIDAuditBase):
 
     category: Mapped[Category] = relationship(lazy="raise")
     variants: Mapped[list[Variant]] = relationship(back_populates="product", lazy="raise", order_by="Variant.position")
+
+    def on_sale(self, now: datetime | None = None) -> list[Variant]:
+        """The sizes a shopper can buy now: stock left and, for a class seat, a session not begun."""
+        return [v for v in self.variants if v.stock > 0 and not v.started(now)]
+
+    def started_only(self, now: datetime | None = None) -> bool:
+        """Nothing on sale and a class session has begun: the page says so rather than "Sold out"."""
+        return not self.on_sale(now) and any(v.started(now) for v in self.variants)
 
     @validates("name")
     def _keep_sort_key(self, _key: str, name: str) -> str:
@@ -100,11 +111,18 @@ class Variant(UUIDAuditBase):
     stock: Mapped[int] = mapped_column(Integer, default=0)
     low_stock_threshold: Mapped[int] = mapped_column(Integer, default=3)
     position: Mapped[int] = mapped_column(Integer, default=0)
+    # A class: this size is a seat in the session that starts then (UTC). None for ordinary goods.
+    # Once started it can no longer be bought (catalog/stock.py takes no seat of a started session).
+    starts_at: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True), nullable=True, default=None)
 
     product: Mapped[Product] = relationship(back_populates="variants", lazy="raise")
 
     def effective_price(self, product_price: int) -> int:
         return self.price_override if self.price_override is not None else product_price
+
+    def started(self, now: datetime | None = None) -> bool:
+        """A class session that has begun: shown as such, never sold."""
+        return self.starts_at is not None and self.starts_at <= (now or datetime.now(UTC))
 
 
 class SearchSynonym(UUIDAuditBase):

@@ -3,7 +3,7 @@ and a large synthetic catalog for benchmarks."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert
@@ -12,12 +12,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sweetdream.catalog import demo, stock
 from sweetdream.catalog.models import Category, Product, StockReason, Variant
 from sweetdream.catalog.services import search_exact_for, search_text_for
-from sweetdream.catalog.text import name_sort_key
+from sweetdream.catalog.text import name_sort_key, slugify
+from sweetdream.platform.shop_time import in_shop_time
+from sweetdream.settings import Settings
+
+DEFAULT_ZONE = Settings.shop_timezone
 
 
-async def load_demo_catalog(session: AsyncSession) -> int:
-    """Insert the demo categories, products and sizes that are missing. Returns products added."""
+async def load_demo_catalog(session: AsyncSession, zone: str = DEFAULT_ZONE, today: date | None = None) -> int:
+    """Insert the demo categories, products and sizes that are missing. Returns products added.
+    Class sessions are dated from `today` (the shop's date by default), always ahead of it."""
     now = datetime.now(UTC)
+    today = today or in_shop_time(now, zone).date()
     await session.execute(
         insert(Category)
         .values(
@@ -36,6 +42,7 @@ async def load_demo_catalog(session: AsyncSession) -> int:
             # Fields added after a catalog was first seeded are filled in, never overwritten.
             if existing[p.slug].max_per_customer is None and p.max_per_customer is not None:
                 existing[p.slug].max_per_customer = p.max_per_customer
+            await _date_demo_sessions(session, existing[p.slug], p, today, zone, now)
             continue
         category = categories[p.category_slug]
         product = Product(
@@ -54,11 +61,12 @@ async def load_demo_catalog(session: AsyncSession) -> int:
         product.variants = [
             Variant(
                 label=v.label,
-                sku=f"{p.slug}-{v.label}".upper().replace(" ", "")[:64],
+                sku=f"{p.slug}-{slugify(v.label)}".upper()[:64],  # what the admin's editor accepts: A-Z 0-9 -
                 stock=v.stock,
                 price_override=v.price_override,
                 low_stock_threshold=v.low_stock_threshold,
                 position=i,
+                starts_at=demo.session_start(v, today, zone),
             )
             for i, v in enumerate(p.variants)
         ]
@@ -67,6 +75,22 @@ async def load_demo_catalog(session: AsyncSession) -> int:
     await session.flush()
     await stock.open_missing_balances(session, StockReason.SEED)  # level == sum of the ledger from the start
     return added
+
+
+async def _date_demo_sessions(
+    session: AsyncSession, product: Product, demo_product: demo.DemoProduct, today: date, zone: str, now: datetime
+) -> None:
+    """A demo class seeded before it had a date, or whose session has passed, gets its next session
+    (and the label that goes with it: its old one named a date). One that is ahead is left as it is,
+    so an admin's date stands; past orders keep the date they were booked for (order lines)."""
+    seats = [v for v in demo_product.variants if v.weekday is not None]
+    if len(seats) != 1:
+        return
+    variants = list(await session.scalars(select(Variant).where(Variant.product_id == product.id)))
+    if len(variants) != 1 or (variants[0].starts_at is not None and variants[0].starts_at > now):
+        return
+    variants[0].starts_at = demo.session_start(seats[0], today, zone)
+    variants[0].label = seats[0].label
 
 
 async def load_bench_catalog(session: AsyncSession, count: int) -> int:

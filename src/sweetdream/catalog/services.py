@@ -4,15 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import ColumnElement, Select, and_, delete, exists, false, func, literal, select, true
+from redis.asyncio import Redis
+from sqlalchemy import ColumnElement, Select, Text, and_, delete, exists, false, func, literal, select, true, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload
 
+from sweetdream.catalog.cache import fresh_until
 from sweetdream.catalog.filters import ProductFilter
 from sweetdream.catalog.models import Category, Product, SearchSynonym, Variant
+from sweetdream.catalog.stock import not_started_condition
 from sweetdream.catalog.text import (
     exact_prefix_tsquery,
     exact_text,
@@ -22,6 +26,7 @@ from sweetdream.catalog.text import (
     spans_covering,
     synonym_key,
 )
+from sweetdream.catalog.writes import catalog_changed
 
 
 @dataclass(frozen=True)
@@ -34,7 +39,9 @@ class ProductCard:
     image: str | None
     from_price: int
     to_price: int
-    in_stock: bool
+    in_stock: bool  # something left to buy (a class: a seat in a session that has not started)
+    next_start: datetime | None = None  # a class: its next session's start (the card shows it)
+    started: bool = False  # a class whose every session has begun
 
 
 @dataclass(frozen=True)
@@ -132,18 +139,19 @@ class CatalogService:
         if not rows and view.page > 1:
             # Past the last page: count once so the view can say how many pages there are.
             total = await self.session.scalar(self._listing(view, count_only=True)) or 0
-        cards = [
-            ProductCard(r.slug, r.name, r.category_name, r.image, r.from_price, r.to_price, r.in_stock) for r in rows
-        ]
+        cards = [_card(r) for r in rows]
         return ProductPage(cards, min(total, COUNT_CAP), view.page, self.page_size, more=total > COUNT_CAP)
 
     def _listing(self, view: ProductFilter, count_only: bool = False, featured_only: bool = False) -> Select:
         effective = func.coalesce(Variant.price_override, Product.price)
+        on_sale = not_started_condition()
         prices = (
             select(
                 func.min(effective).label("from_price"),
                 func.max(effective).label("to_price"),
-                func.coalesce(func.bool_or(Variant.stock > 0), False).label("in_stock"),
+                func.coalesce(func.bool_or(and_(Variant.stock > 0, on_sale)), False).label("in_stock"),
+                func.min(Variant.starts_at).filter(on_sale).label("next_start"),
+                func.coalesce(func.bool_and(~on_sale), False).label("started"),
             )
             .where(Variant.product_id == Product.id)
             .lateral("prices")
@@ -156,7 +164,7 @@ class CatalogService:
         if view.size:
             size_match = and_(Variant.product_id == Product.id, Variant.label == view.size)
             if view.in_stock:
-                size_match = and_(size_match, Variant.stock > 0)
+                size_match = and_(size_match, Variant.stock > 0, on_sale)
             conditions.append(exists().where(size_match))
         elif view.in_stock:
             conditions.append(prices.c.in_stock.is_(True))
@@ -199,10 +207,12 @@ class CatalogService:
                 Product.slug,
                 Product.name,
                 Category.name.label("category_name"),
-                Product.images[0].astext.label("image"),
+                card_image().label("image"),
                 prices.c.from_price,
                 prices.c.to_price,
                 prices.c.in_stock,
+                prices.c.next_start,
+                prices.c.started,
                 func.count().over().label("total"),
             )
             .order_by(*order, Product.id)
@@ -229,10 +239,12 @@ class CatalogService:
                 Product.slug,
                 Product.name,
                 Category.name.label("category_name"),
-                Product.images[0].astext.label("image"),
+                card_image().label("image"),
                 prices.c.from_price,
                 prices.c.to_price,
                 prices.c.in_stock,
+                prices.c.next_start,
+                prices.c.started,
                 total.label("total"),
             )
             .select_from(page)
@@ -261,16 +273,56 @@ class CatalogService:
             .where(Product.slug == slug, Product.is_active.is_(True))
             .options(joinedload(Product.variants), joinedload(Product.category))
         )
-        return result.unique().scalar_one_or_none()
+        product = result.unique().scalar_one_or_none()
+        if product is not None:  # its page changes by itself when a class session starts
+            fresh_until(min((v.starts_at for v in product.variants if v.starts_at and not v.started()), default=None))
+        return product
 
     async def featured(self, limit: int = 8) -> list[ProductCard]:
         rows = (await self.session.execute(self._listing(ProductFilter(), featured_only=True).limit(limit))).all()
-        return [
-            ProductCard(r.slug, r.name, r.category_name, r.image, r.from_price, r.to_price, r.in_stock) for r in rows
-        ]
+        return [_card(r) for r in rows]
 
     async def get_variant(self, variant_id: UUID) -> Variant | None:
         return await self.session.get(Variant, variant_id)
+
+
+def _card(row: Any) -> ProductCard:
+    """A listing row as a card. A class's card changes by itself when its next session starts:
+    the cached grid it is part of is fresh only until then (catalog/cache.py `fresh_until`)."""
+    fresh_until(row.next_start)
+    return ProductCard(
+        row.slug,
+        row.name,
+        row.category_name,
+        row.image,
+        row.from_price,
+        row.to_price,
+        row.in_stock,
+        row.next_start,
+        row.started,
+    )
+
+
+def card_image() -> ColumnElement[str]:
+    """A card's picture: the main image's thumbnail once the worker has made it, else the image."""
+    main = Product.images.op("->>", return_type=Text)(0)
+    return func.coalesce(Product.thumbnails.op("->>", return_type=Text)(main), main)
+
+
+async def record_thumbnail(db: AsyncSession, redis: Redis | None, product_id: UUID, image: str, thumbnail: str) -> bool:
+    """The worker made `thumbnail` (a URL) of the product's `image`: cards show it from the next
+    request (the product's page and the listings go stale when this commits). False if the product
+    no longer has that image. Running it twice changes nothing the second time."""
+    slug = await db.scalar(
+        update(Product)
+        .where(Product.id == product_id, Product.images.contains([image]))
+        .values(thumbnails=Product.thumbnails.op("||")(func.jsonb_build_object(image, thumbnail)))
+        .returning(Product.slug)
+    )
+    if slug is None:
+        return False
+    catalog_changed(db, redis, [slug], listings=True)
+    return True
 
 
 class SynonymError(ValueError):

@@ -7,7 +7,8 @@ holds until the commit serialises the movements of a size, so its stock always e
 its ledger's deltas. All run in the caller's transaction; each marks the catalog changed, so the
 cache is invalidated when that transaction commits (catalog/writes.py).
 
-No oversell: a take is a conditional UPDATE (`stock >= n`); the `stock >= 0` CHECK constraint is
+No oversell: a take is a conditional UPDATE (`stock >= n`, and for a class seat a session that has
+not started: `starts_at > now()`); the `stock >= 0` CHECK constraint is
 the second line of defence, and either refusal gives the same answer (None).
 """
 
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 from uuid import UUID
 
 from redis.asyncio import Redis
-from sqlalchemy import ColumnElement, Update, func, insert, literal, select, update
+from sqlalchemy import ColumnElement, Update, func, insert, literal, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -66,11 +67,17 @@ def low_stock_condition() -> ColumnElement[bool]:
     return Variant.stock <= Variant.low_stock_threshold
 
 
+def not_started_condition() -> ColumnElement[bool]:
+    """`Variant.started` in SQL: ordinary goods, or a class whose session has not begun (the
+    database's clock: the same for every process)."""
+    return or_(Variant.starts_at.is_(None), Variant.starts_at > func.now())
+
+
 def take_statement(variant_id: UUID, quantity: int) -> Update:
-    """Take `quantity` only if that much is left."""
+    """Take `quantity` only if that much is left, and never a seat of a class that has started."""
     return (
         update(Variant)
-        .where(Variant.id == variant_id, Variant.stock >= quantity)
+        .where(Variant.id == variant_id, Variant.stock >= quantity, not_started_condition())
         .values(stock=Variant.stock - quantity)
         .returning(Variant.stock, Variant.low_stock_threshold, Variant.sku)
     )
@@ -101,7 +108,8 @@ async def take(
     redis: Redis | None = None,
     product_slug: str | None = None,
 ) -> Taken | None:
-    """Take the units for an order, or None if there are not that many left (the transaction must
+    """Take the units for an order, or None if there are not that many left or the size is a seat
+    of a class session that has started (`has_started` tells which; the transaction must
     then be rolled back to its savepoint: after a refusal by the CHECK constraint it can do nothing else).
     With `product_slug`, only that product's cached pages go stale (and the listings if the size sold out)."""
     try:
@@ -184,6 +192,12 @@ def opening(variant: Variant, reason: StockReason, by: Mover = Mover()) -> Stock
 
 async def left(db: AsyncSession, variant_id: UUID) -> int:
     return await db.scalar(select(Variant.stock).where(Variant.id == variant_id)) or 0
+
+
+async def has_started(db: AsyncSession, variant_id: UUID) -> bool:
+    """Why a take was refused when stock was left: the class session has begun."""
+    started = await db.scalar(select(~not_started_condition()).where(Variant.id == variant_id))
+    return bool(started)
 
 
 async def ledger(db: AsyncSession, variant_id: UUID, page: int, page_size: int = 20) -> tuple[list[StockMovement], int]:

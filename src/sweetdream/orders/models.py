@@ -170,6 +170,8 @@ class OrderLine(UUIDBase):
     sku: Mapped[str] = mapped_column(String(64))
     unit_price: Mapped[int] = mapped_column(Integer)
     quantity: Mapped[int] = mapped_column(Integer)
+    # A class seat: when its session starts (a snapshot, as the label and price are). None for goods.
+    starts_at: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True), nullable=True, default=None)
 
     @property
     def line_total(self) -> int:

@@ -32,7 +32,7 @@ from sqlalchemy.orm import selectinload
 from sweetdream.accounts.models import User
 from sweetdream.analytics.recording import OrderedItem, Tracker, order_completed_event
 from sweetdream.audit.services import Actor, record
-from sweetdream.cart.services import CartLine, CartService, CartView
+from sweetdream.cart.services import CartLine, CartService, CartView, started_message
 from sweetdream.catalog import stock
 from sweetdream.catalog.models import StockReason
 from sweetdream.catalog.money import format_vnd
@@ -290,6 +290,7 @@ class OrderService:
                     sku=line.sku,
                     unit_price=line.unit_price,
                     quantity=line.quantity,
+                    starts_at=line.starts_at,
                 )
             )
         self.db.add(
@@ -387,6 +388,8 @@ class OrderService:
     async def _short_of_stock_message(self, line: CartLine) -> str:
         left = await stock.left(self.db, line.variant_id)
         what = f"{line.product_name} ({line.size_label})"
+        if left and await stock.has_started(self.db, line.variant_id):
+            return f"{what}: {started_message()}"
         return f"{what}: sold out while you were checking out." if left == 0 else f"{what}: only {left} left."
 
     # --- reading -------------------------------------------------------------------------------
