@@ -284,9 +284,7 @@ async def test_without_javascript_the_form_posts_to_s3_which_sends_the_admin_bac
     assert (audit.actor_id, audit.actor_email) == (admin.id, admin.email)
 
 
-async def test_the_redirect_refuses_what_is_not_this_admins_allowed_upload_and_records_nothing(
-    bucket, settings, db
-):
+async def test_the_redirect_refuses_what_is_not_this_admins_allowed_upload_and_records_nothing(bucket, settings, db):
     s3, name = bucket
     app = create_app(Settings.from_env())
     product, _ = await make_product(db)
@@ -351,9 +349,7 @@ async def test_the_redirect_refuses_what_is_not_this_admins_allowed_upload_and_r
     for each in (product, other):
         fresh = await db.scalar(select(Product).where(Product.id == each.id).execution_options(populate_existing=True))
         assert fresh.images == []
-    audited = await db.scalars(
-        select(AuditEntry).where(AuditEntry.target_id.in_([str(product.id), str(other.id)]))
-    )
+    audited = await db.scalars(select(AuditEntry).where(AuditEntry.target_id.in_([str(product.id), str(other.id)])))
     assert audited.all() == []
 
 
