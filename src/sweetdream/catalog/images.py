@@ -80,7 +80,8 @@ def upload_signature(secret: str, user_id: UUID, key: str) -> str:
 
 
 def upload_signature_ok(secret: str, user_id: UUID, key: str, signature: str) -> bool:
-    return hmac.compare_digest(upload_signature(secret, user_id, key), signature)
+    # As bytes: compare_digest refuses a str with non-ASCII characters (a hostile link may carry any).
+    return hmac.compare_digest(upload_signature(secret, user_id, key).encode(), signature.encode())
 
 
 def thumbnail_key(key: str) -> str:
