@@ -610,7 +610,6 @@ class AdminCatalogController(Controller):
             ledger_page=ledger_page,
             ledger_pages=max(1, -(-ledger_total // 20)),
             ledger_variant=ledger_variant,
-            image_mode="s3" if request.app.state.settings.s3_bucket else "local",
             upload_form=await self._upload_form(request, product),
         )
 
