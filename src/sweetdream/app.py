@@ -121,7 +121,9 @@ class SweetDream(Litestar):
         # The request's language (cookie, Accept-Language) is set before the cached pages, which vary by it.
         served = metrics_endpoint(CompressionMiddleware(i18n.language_middleware(pages), compression_config()))
         media = ImageStorage(self.state.settings)
-        media_origin = media.media_url if media.media_url.startswith("http") else ""
+        # Images are shown from the media address and uploaded to the bucket's (the same one unless a CDN serves them).
+        shown_from = media.media_url if media.media_url.startswith("http") else ""
+        media_origin = " ".join(dict.fromkeys(o for o in (shown_from, media.upload_origin) if o))
         self._outer = http_middleware(served, hsts=hsts, metrics=RequestMetrics(self), media_origin=media_origin)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:  # type: ignore[override]

@@ -1,12 +1,13 @@
 // Product images in the admin (templates/admin/catalog/_upload.html). With a bucket (data-mode="s3"):
 // ask the app for a presigned POST, post the file straight to S3, then report the key so the app checks
-// (HEAD) and records it. Without a bucket the form posts to the app itself and needs no script.
+// (HEAD) and records it: progress on the page, no reload until it is recorded. Without this script the same form
+// is a presigned POST of its own (S3 redirects back to the app); without a bucket it posts to the app itself.
 (function () {
   "use strict";
   var form = document.getElementById("image-upload");
   if (!form || form.dataset.mode !== "s3") return;
   var status = document.getElementById("image-status");
-  var csrf = form.querySelector('input[name="_csrf_token"]').value;
+  var csrf = form.dataset.csrf;  // not a field: the form posts to S3, which must not receive our token
 
   function say(text) { status.textContent = text; }
 

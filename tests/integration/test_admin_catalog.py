@@ -80,7 +80,7 @@ async def audit_rows(db, action: str, target_id: object) -> list[AuditEntry]:
 async def product_routes(db) -> tuple[list[str], list[str]]:
     product, (variant,) = await make_product(db, stock=3)
     category = await first_category(db)
-    gets = [*GET_ROUTES, f"/admin/products/{product.id}"]
+    gets = [*GET_ROUTES, f"/admin/products/{product.id}", f"/admin/products/{product.id}/images/uploaded"]
     posts = [
         "/admin/products/new",
         f"/admin/products/{product.id}",

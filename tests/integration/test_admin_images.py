@@ -7,7 +7,9 @@ import base64
 import io
 import json
 import secrets
+from html.parser import HTMLParser
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import boto3
 import httpx
@@ -213,3 +215,196 @@ async def test_after_the_thumbnail_job_the_grid_shows_the_thumbnail_and_the_prod
 async def test_demo_products_with_static_images_keep_them_in_the_grid(client):
     grid = (await client.get("/products?q=macaron")).text
     assert 'src="/static/img/products/lop-hoc-lam-macaron.svg"' in grid
+# --- without JavaScript: the page's form is the presigned POST, S3 sends the admin back ---------
+
+
+class _FormFields(HTMLParser):
+    """The action and fields of the page's image form, in document order, as a browser sends them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.action = ""
+        self.fields: list[tuple[str, str, str]] = []  # (type, name, value)
+        self._inside = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        found = {name: value or "" for name, value in attrs}
+        if tag == "form" and found.get("id") == "image-upload":
+            self._inside, self.action = True, found["action"]
+        elif tag == "input" and self._inside:
+            self.fields.append((found.get("type", "text"), found.get("name", ""), found.get("value", "")))
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "form":
+            self._inside = False
+
+
+async def image_form(client, product_id) -> _FormFields:
+    page = await client.get(f"/admin/products/{product_id}")
+    assert page.status_code == 200, page.text
+    form = _FormFields()
+    form.feed(page.text)
+    return form
+
+
+async def post_to_s3(form: _FormFields, body: bytes, kind: str = "image/jpeg") -> httpx.Response:
+    """What the browser does with the plain form: every hidden field, then the file (not followed)."""
+    hidden = {name: value for type_, name, value in form.fields if type_ == "hidden"}
+    async with httpx.AsyncClient() as browser:
+        return await browser.post(form.action, data=hidden, files={"file": ("cake.jpg", body, kind)})
+
+
+def back_to_app(location: str) -> str:
+    """The app's part of the address S3 redirects to (the test client has its own host)."""
+    assert location.startswith("http://127.0.0.1:8000/"), location  # PUBLIC_URL of the test settings
+    return location.removeprefix("http://127.0.0.1:8000")
+
+
+async def test_without_javascript_the_form_posts_to_s3_which_sends_the_admin_back_to_record_it(
+    bucket, moto_endpoint, settings, db
+):
+    s3, name = bucket
+    app = create_app(Settings.from_env())
+    product, _ = await make_product(db)
+    admin = await make_user(db, Role.ADMIN)
+    client = AsyncTestClient(app=app, base_url="http://127.0.0.1")
+    await client.__aenter__()
+    client.follow_redirects = False
+    await signed_in(client, settings, admin)
+    try:
+        form = await image_form(client, product.id)
+        assert form.action == f"{moto_endpoint}/{name}"
+        policy_header = (await client.get(f"/admin/products/{product.id}")).headers["content-security-policy"]
+        assert f"form-action 'self' {moto_endpoint}/{name};" in policy_header  # the browser may post the form there
+        types = [type_ for type_, _, _ in form.fields]
+        names = [field for _, field, _ in form.fields]
+        assert types[-1] == "file" and names[-1] == "file"  # S3 reads fields up to the file only
+        assert "_csrf_token" not in names  # S3 refuses a field its policy does not name (and it is ours)
+        hidden = {field: value for type_, field, value in form.fields if type_ == "hidden"}
+        assert hidden["key"].startswith(f"media/incoming/{product.id}/")
+        policy = json.loads(base64.b64decode(hidden["policy"]))
+        assert ["content-length-range", 1, 5 * 1024 * 1024] in policy["conditions"]
+        assert {"success_action_redirect": hidden["success_action_redirect"]} in policy["conditions"]
+        assert hidden["success_action_redirect"].startswith(
+            f"http://127.0.0.1:8000/admin/products/{product.id}/images/uploaded?sig="
+        )
+
+        sent = await post_to_s3(form, picture("JPEG"), "image/jpeg")
+        assert sent.status_code == 303, sent.text  # moto honours success_action_redirect
+        back = back_to_app(sent.headers["location"])
+        assert f"bucket={name}" in back and "key=media%2Fincoming%2F" in back  # (moto adds no etag)
+
+        recorded = await client.get(back)
+        assert recorded.status_code == 303, recorded.text
+        assert recorded.headers["location"] == f"/admin/products/{product.id}#images"
+        shown = await client.get(recorded.headers["location"])
+        assert "Image added." in shown.text
+
+        again = await client.get(back)  # a reload of S3's redirect records nothing twice
+        assert again.status_code == 400 and "The upload did not arrive." in again.text
+        await drain_queue(settings.redis_url)
+    finally:
+        await client.__aexit__(None, None, None)
+    fresh = await db.scalar(select(Product).where(Product.id == product.id).execution_options(populate_existing=True))
+    (image,) = fresh.images
+    assert image.startswith(f"{moto_endpoint}/{name}/media/products/{product.id}/") and image.endswith(".jpg")
+    key = image.removeprefix(f"{moto_endpoint}/{name}/")
+    assert s3.head_object(Bucket=name, Key=key)["ContentType"] == "image/jpeg"  # its real type, read by Pillow
+    assert s3.list_objects_v2(Bucket=name, Prefix="media/incoming/")["KeyCount"] == 0  # moved, not copied
+    assert s3.head_object(Bucket=name, Key=key.removesuffix(".jpg") + "-400.webp")["ContentType"] == "image/webp"
+    (audit,) = (
+        await db.scalars(
+            select(AuditEntry).where(AuditEntry.target_id == str(product.id), AuditEntry.action == "product.update")
+        )
+    ).all()
+    assert audit.after == {"images": [image]}
+    assert (audit.actor_id, audit.actor_email) == (admin.id, admin.email)
+
+
+async def test_the_redirect_refuses_what_is_not_this_admins_allowed_upload_and_records_nothing(bucket, settings, db):
+    s3, name = bucket
+    app = create_app(Settings.from_env())
+    product, _ = await make_product(db)
+    other, _ = await make_product(db)
+    client = await admin_on(app, settings, db)
+    url = f"/admin/products/{product.id}/images/uploaded"
+
+    async def signed_address(product_id) -> tuple[str, str]:
+        """The key and signature a fresh page of this product's form carries."""
+        hidden = {field: value for type_, field, value in (await image_form(client, product_id)).fields}
+        return hidden["key"], parse_qs(urlsplit(hidden["success_action_redirect"]).query)["sig"][0]
+
+    async def report(key: str, sig: str, bucket_name: str = name) -> httpx.Response:
+        return await client.get(url, params={"bucket": bucket_name, "key": key, "etag": '"x"', "sig": sig})
+
+    try:
+        key, sig = await signed_address(product.id)
+        missing = await report(key, sig)  # never uploaded
+        assert missing.status_code == 400 and "The upload did not arrive." in missing.text
+
+        s3.put_object(Bucket=name, Key=key, Body=b"<html>", ContentType="image/jpeg")  # says image, is not
+        wrong = await report(key, sig)
+        assert wrong.status_code == 400 and "not an image" in wrong.text
+        assert s3.list_objects_v2(Bucket=name, Prefix=key)["KeyCount"] == 0  # a refused upload is deleted
+
+        key, sig = await signed_address(product.id)
+        s3.put_object(Bucket=name, Key=key, Body=picture("GIF"), ContentType="image/gif")
+        gif = await report(key, sig)
+        assert gif.status_code == 400 and "not a JPEG, PNG or WebP image" in gif.text
+
+        key, sig = await signed_address(product.id)
+        s3.put_object(Bucket=name, Key=key, Body=picture("PNG") + b"\0" * (5 * 1024 * 1024))  # past the policy
+        big = await report(key, sig)
+        assert big.status_code == 400 and "Images may be at most 5 MB." in big.text
+
+        # A good image, but: another product's key, a forged signature, another bucket, a key of ours
+        # outside the incoming prefix.
+        other_key, other_sig = await signed_address(other.id)
+        s3.put_object(Bucket=name, Key=other_key, Body=picture("PNG"))
+        for refused in (
+            await report(other_key, other_sig),
+            await report(other_key, sig),
+            await report(key.replace(key[-32:], other_key[-32:]), sig),
+        ):
+            assert refused.status_code == 400 and "That upload is not for this product." in refused.text
+        key, sig = await signed_address(product.id)
+        s3.put_object(Bucket=name, Key=key, Body=picture("PNG"))
+        for refused in (
+            await report(key, "0" * 32),
+            await report(key, "đ" * 32),
+            await report(key, ""),
+            await report(key, sig, bucket_name="someone-elses"),
+            await report(f"media/products/{product.id}/{'a' * 32}.png", sig),
+        ):
+            assert refused.status_code == 400 and "That upload is not for this product." in refused.text
+
+        # Another admin cannot complete this admin's upload with the address S3 would send them to.
+        await signed_in(client, settings, await make_user(db, Role.ADMIN))
+        taken = await report(key, sig)
+        assert taken.status_code == 400 and "That upload is not for this product." in taken.text
+    finally:
+        await client.__aexit__(None, None, None)
+    for each in (product, other):
+        fresh = await db.scalar(select(Product).where(Product.id == each.id).execution_options(populate_existing=True))
+        assert fresh.images == []
+    audited = await db.scalars(select(AuditEntry).where(AuditEntry.target_id.in_([str(product.id), str(other.id)])))
+    assert audited.all() == []
+
+
+async def test_the_redirect_is_for_admins_only(bucket, settings, db):
+    app = create_app(Settings.from_env())
+    product, _ = await make_product(db)
+    url = f"/admin/products/{product.id}/images/uploaded?bucket=b&key=k&sig=s"
+    async with AsyncTestClient(app=app, base_url="http://127.0.0.1") as client:
+        client.follow_redirects = False
+        visitor = await client.get(url)
+        assert visitor.status_code in (302, 303) and "/account/login" in visitor.headers["location"]
+        await signed_in(client, settings, await make_user(db))
+        assert (await client.get(url)).status_code == 403
+
+
+async def test_without_a_bucket_there_is_no_s3_redirect_to_come_back_to(client, settings, db):
+    product, _ = await make_product(db)
+    await signed_in(client, settings, await make_user(db, Role.ADMIN))
+    answer = await client.get(f"/admin/products/{product.id}/images/uploaded?bucket=b&key=k&sig=s")
+    assert answer.status_code == 404

@@ -23,7 +23,19 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sweetdream.accounts.guards import requires_admin
 from sweetdream.audit.services import Actor
 from sweetdream.catalog.editing import CatalogWrites, FieldErrors, ProductInput, SizeInput
-from sweetdream.catalog.images import MAX_BYTES, ImageRefused, ImageStorage, image_type, is_key_for, new_key
+from sweetdream.catalog.images import (
+    MAX_BYTES,
+    ImageRefused,
+    ImageStorage,
+    Presigned,
+    image_type,
+    incoming_key,
+    is_incoming_key_for,
+    is_key_for,
+    new_key,
+    upload_signature,
+    upload_signature_ok,
+)
 from sweetdream.catalog.models import ADJUSTMENT_REASONS, Product, StockReason
 from sweetdream.catalog.text import slugify
 from sweetdream.platform.i18n import gettext as _
@@ -464,6 +476,38 @@ class AdminCatalogController(Controller):
             raise BadRequest(_(str(exc))) from None
         return await self._record_image(request, product_id, key, editor, db_session, storage)
 
+    @get("/products/{product_id:uuid}/images/uploaded", name="admin-image-uploaded")
+    async def image_uploaded(
+        self,
+        request: Request,
+        product_id: FromPath[UUID],
+        editor: NamedDependency[CatalogWrites],
+        db_session: NamedDependency[AsyncSession],
+        state: State,
+        bucket: FromQuery[str] = "",
+        key: FromQuery[str] = "",
+        sig: FromQuery[str] = "",
+    ) -> Redirect:
+        """Where S3 sends the browser after the page's plain form (no JavaScript) uploaded a file
+        (`success_action_redirect`, with ?bucket=&key=&etag= added). A GET, so no CSRF token: the
+        address is signed for this admin and this key instead, and the key must be this product's."""
+        storage = ImageStorage(state.settings)
+        if not storage.uses_s3:
+            raise NotFoundException(_("Images are uploaded to this server here."))
+        await self._found(editor, product_id)
+        user_id = request.state.user.id
+        if (
+            bucket != storage.bucket
+            or not is_incoming_key_for(key, product_id)
+            or not upload_signature_ok(state.settings.secret_key, user_id, key, sig[:64])
+        ):
+            raise BadRequest(_("That upload is not for this product."))
+        try:
+            final_key = await storage.adopt_incoming(key, product_id)
+        except ImageRefused as exc:
+            raise BadRequest(_(str(exc))) from None
+        return await self._record_image(request, product_id, final_key, editor, db_session, storage)
+
     async def _record_image(
         self,
         request: Request,
@@ -605,5 +649,17 @@ class AdminCatalogController(Controller):
             ledger_page=ledger_page,
             ledger_pages=max(1, -(-ledger_total // 20)),
             ledger_variant=ledger_variant,
-            image_mode="s3" if request.app.state.settings.s3_bucket else "local",
+            upload_form=await self._upload_form(request, product),
         )
+
+    async def _upload_form(self, request: Request, product: Product | None) -> Presigned | None:
+        """With a bucket, the page's image form is itself a presigned POST to S3 (works without
+        JavaScript; static/js/admin_images.js takes over when it runs). None in development."""
+        settings = request.app.state.settings
+        storage = ImageStorage(settings)
+        if product is None or not storage.uses_s3:
+            return None
+        key = incoming_key(product.id)
+        signature = upload_signature(settings.secret_key, request.state.user.id, key)
+        back = f"{settings.public_url.rstrip('/')}/admin/products/{product.id}/images/uploaded?sig={signature}"
+        return await storage.presign_form(key, back)

@@ -16,11 +16,13 @@ log = logging.getLogger("sweetdream.http")
 
 
 def content_security_policy(media_origin: str = "") -> bytes:
-    """The policy; `media_origin` (product images in S3 or a CDN) may be shown and uploaded to."""
+    """The policy; `media_origin` (product images in S3 or a CDN, space-separated) may be shown and
+    uploaded to, by script or by the admin's plain image form."""
     media = f" {media_origin}" if media_origin else ""
     return (
         f"default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:{media}; "
-        f"connect-src 'self'{media}; form-action 'self'; base-uri 'self'; object-src 'none'; frame-ancestors 'none'"
+        f"connect-src 'self'{media}; form-action 'self'{media}; base-uri 'self'; object-src 'none'; "
+        "frame-ancestors 'none'"
     ).encode()
 
 

@@ -226,6 +226,20 @@ resource "aws_s3_bucket_lifecycle_configuration" "exports" {
       days_after_initiation = 7
     }
   }
+  # A plain-form image upload whose redirect never came back to the app (the browser closed).
+  rule {
+    id     = "abandoned-image-uploads"
+    status = "Enabled"
+    filter {
+      prefix = "media/incoming/"
+    }
+    expiration {
+      days = 1
+    }
+    abort_incomplete_multipart_upload {
+      days_after_initiation = 1
+    }
+  }
 }
 
 resource "aws_s3_bucket_policy" "exports" {

@@ -399,6 +399,13 @@ data "aws_iam_policy_document" "media" {
     actions   = ["s3:PutObject", "s3:GetObject"]
     resources = ["${var.export_bucket_arn}/media/*"]
   }
+  # An upload by the admin's plain form (no JavaScript) lands under media/incoming/: the app moves it
+  # to its own key once its type is read, or deletes it if it is refused.
+  statement {
+    sid       = "PlainFormUploads"
+    actions   = ["s3:DeleteObject"]
+    resources = ["${var.export_bucket_arn}/media/incoming/*"]
+  }
   statement {
     sid       = "EncryptImages"
     actions   = ["kms:GenerateDataKey", "kms:Decrypt"]
