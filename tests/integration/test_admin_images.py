@@ -215,6 +215,8 @@ async def test_after_the_thumbnail_job_the_grid_shows_the_thumbnail_and_the_prod
 async def test_demo_products_with_static_images_keep_them_in_the_grid(client):
     grid = (await client.get("/products?q=macaron")).text
     assert 'src="/static/img/products/lop-hoc-lam-macaron.svg"' in grid
+
+
 # --- without JavaScript: the page's form is the presigned POST, S3 sends the admin back ---------
 
 

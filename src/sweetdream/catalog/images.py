@@ -69,6 +69,8 @@ def product_of(key: str) -> UUID | None:
     if not _KEY.match(key):
         return None
     return UUID(key.split("/")[2])
+
+
 def incoming_key(product_id: UUID) -> str:
     """Where a plain form's upload goes: its type is read after it arrives, then it moves to `new_key`."""
     return f"{INCOMING_PREFIX}{product_id}/{uuid.uuid4().hex}"
