@@ -38,6 +38,8 @@ from bench import (
 )
 
 EVENTS = int(os.environ.get("BENCH_EVENTS", "10000000"))
+# BENCH_ANALYTICS_PARTS=insights or =recording runs one half only (both by default).
+PARTS = set(os.environ.get("BENCH_ANALYTICS_PARTS", "insights,recording").replace(" ", "").split(","))
 DAYS = 60
 TARGET_MS = 300.0
 MAX_COST = 0.10
@@ -193,40 +195,41 @@ def recording_cost(bench: Bench) -> list[Result]:
 
 
 def analytics_scenario(bench: Bench) -> Report:
-    print(f"  seeding {EVENTS:,} events over {DAYS} shop days, then the rollups", flush=True)
-    phases, timings = asyncio.run(seed_and_time(bench.env["DATABASE_URL"]))
-    lines = [f"{'insight':<16} {'7 days ms':>10} {'30 days ms':>11}"]
-    for key in timings["7d"]:
-        lines.append(f"{key:<16} {timings['7d'][key]:>10.1f} {timings['30d'][key]:>11.1f}")
-    slowest = max(max(t.values()) for t in timings.values())
-    verdicts = [
-        Verdict(
-            target=f"each insight <= {TARGET_MS:.0f} ms at {EVENTS:,} events (7 and 30 days)",
-            passed=slowest <= TARGET_MS,
-            detail=f"slowest {slowest:.1f} ms",
+    lines: list[str] = []
+    verdicts: list[Verdict] = []
+    results: list[Result] = []
+    notes: dict[str, object] = {"events": EVENTS, "days": DAYS, "parts": sorted(PARTS)}
+    if "insights" in PARTS:
+        print(f"  seeding {EVENTS:,} events over {DAYS} shop days, then the rollups", flush=True)
+        phases, timings = asyncio.run(seed_and_time(bench.env["DATABASE_URL"]))
+        lines.append(f"{'insight':<16} {'7 days ms':>10} {'30 days ms':>11}")
+        for key in timings["7d"]:
+            lines.append(f"{key:<16} {timings['7d'][key]:>10.1f} {timings['30d'][key]:>11.1f}")
+        slowest = max(max(t.values()) for t in timings.values())
+        verdicts.append(
+            Verdict(
+                target=f"each insight <= {TARGET_MS:.0f} ms at {EVENTS:,} events (7 and 30 days)",
+                passed=slowest <= TARGET_MS,
+                detail=f"slowest {slowest:.1f} ms",
+            )
         )
-    ]
-    results = recording_cost(bench)
-    lines.append("")
-    lines.append(f"{'page (c=64)':<28} {'req/s':>8} {'p99 ms':>8} {'on/off':>7}")
-    for r in results:
-        ratio = f"{r.ratio_to_baseline:.2f}" if r.ratio_to_baseline is not None else "-"
-        lines.append(f"{r.name:<28} {r.requests_per_second:>8.0f} {r.p99_ms:>8.1f} {ratio:>7}")
-    products_on = next(r for r in results if r.name == "products (events on)")
-    worst = min(r.ratio_to_baseline or 0.0 for r in results if "events on" in r.name)
-    verdicts.append(
-        Verdict(
-            target=f"recording costs the visitor /products <= {MAX_COST:.0%} of its req/s",
-            passed=(products_on.ratio_to_baseline or 0.0) >= 1 - MAX_COST,
-            detail=f"/products on/off {products_on.ratio_to_baseline:.2f}; worst page on/off {worst:.2f}",
+        lines.append(f"seed {phases['seed_seconds']} s; rollups of {DAYS} days {phases['rollups_all_days_seconds']} s;")
+        lines.append(f"one day's rollup refresh (what the worker does every 10 s) {phases['rollup_one_day_seconds']} s")
+        notes.update({"insight_ms": timings, **phases})
+    if "recording" in PARTS:
+        results = recording_cost(bench)
+        lines.append("")
+        lines.append(f"{'page (c=64)':<28} {'req/s':>8} {'p99 ms':>8} {'on/off':>7}")
+        for r in results:
+            ratio = f"{r.ratio_to_baseline:.2f}" if r.ratio_to_baseline is not None else "-"
+            lines.append(f"{r.name:<28} {r.requests_per_second:>8.0f} {r.p99_ms:>8.1f} {ratio:>7}")
+        products_on = next(r for r in results if r.name == "products (events on)")
+        worst = min(r.ratio_to_baseline or 0.0 for r in results if "events on" in r.name)
+        verdicts.append(
+            Verdict(
+                target=f"recording costs the visitor /products <= {MAX_COST:.0%} of its req/s",
+                passed=(products_on.ratio_to_baseline or 0.0) >= 1 - MAX_COST,
+                detail=f"/products on/off {products_on.ratio_to_baseline:.2f}; worst page on/off {worst:.2f}",
+            )
         )
-    )
-    lines.append(f"seed {phases['seed_seconds']} s; rollups of {DAYS} days {phases['rollups_all_days_seconds']} s;")
-    lines.append(f"one day's rollup refresh (what the worker does every 10 s) {phases['rollup_one_day_seconds']} s")
-    return Report(
-        "analytics",
-        results,
-        verdicts,
-        notes={"events": EVENTS, "days": DAYS, "insight_ms": timings, **phases},
-        table="\n".join(lines),
-    )
+    return Report("analytics", results, verdicts, notes=notes, table="\n".join(lines))
