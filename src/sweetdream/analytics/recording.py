@@ -34,8 +34,9 @@ catalog speed.
 from __future__ import annotations
 
 import asyncio
-import json
+import contextlib
 import logging
+import os
 import re
 import uuid
 from collections.abc import Iterable
@@ -44,6 +45,7 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
+import msgspec
 from litestar.datastructures import Cookie
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from redis.asyncio import Redis
@@ -81,6 +83,7 @@ return added
 FLUSH_SECONDS = 0.1
 BATCH_MAX = 500
 PROCESS_MAX = 20_000
+_ENCODE = msgspec.json.Encoder().encode
 
 
 @dataclass
@@ -134,19 +137,18 @@ def _user_id(scope: Scope) -> str | None:
     return str(identity[0]) if identity else None
 
 
-def stream_entry(name: str, properties: dict[str, Any], user_id: str | None, visitor_id: str | None) -> str:
-    """One event as the stream holds it (and the drain reads it back)."""
-    return json.dumps(
+def stream_entry(name: str, properties: dict[str, Any], user_id: str | None, visitor_id: str | None) -> bytes:
+    """One event as the stream holds it (and the drain reads it back): compact JSON, UTF-8.
+    msgspec (Litestar's own encoder) because this runs for every view: a third of json.dumps's time."""
+    return _ENCODE(
         {
-            "event_id": str(uuid.uuid4()),
-            "occurred_at": datetime.now(UTC).isoformat(),
+            "event_id": uuid.uuid4(),
+            "occurred_at": datetime.now(UTC),  # ISO 8601 with "Z"
             "name": name,
             "user_id": user_id,
             "visitor_id": visitor_id,
             "properties": properties,
-        },
-        separators=(",", ":"),
-        ensure_ascii=False,
+        }
     )
 
 
@@ -170,7 +172,7 @@ class EventRecorder:
         self.batch_max = batch_max
         self.process_max = process_max
         self._add = redis.register_script(_ADD_EVENTS)
-        self._waiting: list[str] = []
+        self._waiting: list[bytes] = []
         self._sending = asyncio.Lock()  # flushes one at a time: a flush returns after all before it
         self._due: asyncio.Event | None = None  # made in start(), on the loop that serves the app
         self._task: asyncio.Task[None] | None = None
@@ -180,7 +182,7 @@ class EventRecorder:
     def waiting(self) -> int:
         return len(self._waiting)
 
-    def note(self, entries: list[str]) -> None:
+    def note(self, entries: list[bytes]) -> None:
         """Queue a request's events for the next flush, or drop and count what does not fit."""
         room = self.process_max - len(self._waiting)
         if room < len(entries):
@@ -227,12 +229,10 @@ class EventRecorder:
 
     async def _send_batches(self) -> None:
         due = self._due
-        assert due is not None  # noqa: S101 (start() made it)
+        assert due is not None  # start() made it
         while not self._stopping:
-            try:
+            with contextlib.suppress(TimeoutError):  # the interval is up: send what waits
                 await asyncio.wait_for(due.wait(), self.flush_seconds)
-            except TimeoutError:
-                pass
             due.clear()
             try:
                 await self.flush()
@@ -258,7 +258,7 @@ def events_middleware(app: ASGIApp, recorder: EventRecorder, secure_cookie: bool
             await app(scope, receive, send)
             return
         known = _visitor_from(scope["headers"])
-        tracker = Tracker(known or uuid.uuid4().hex, new_visitor=known is None)
+        tracker = Tracker(known or os.urandom(16).hex(), new_visitor=known is None)
         scope.setdefault("state", {})[_STATE_KEY] = tracker
 
         succeeded = False
