@@ -273,9 +273,9 @@ async def test_stopping_the_app_sends_the_events_it_holds(settings, db):
     assert await _stream_length(settings) == 2  # the shutdown (a deploy) lost nothing
 
 
-async def test_a_full_process_batch_drops_and_counts_what_does_not_fit(settings):
+async def test_a_full_process_batch_drops_and_counts_what_does_not_fit_and_the_rest_goes_in_order(settings):
     redis = Redis.from_url(settings.redis_url)
-    recorder = EventRecorder(redis, max_len=100, process_max=3)
+    recorder = EventRecorder(redis, max_len=100, process_max=3, batch_max=2)  # two round trips: 2 + 1
     before = _dropped_here("process_full")
     try:
         recorder.note([stream_entry("product_viewed", {"n": 1}, None, "a" * 32)])

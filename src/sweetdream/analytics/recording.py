@@ -195,25 +195,30 @@ class EventRecorder:
             self._due.set()
 
     async def flush(self) -> int:
-        """Send every waiting event in one round trip; returns how many the stream took."""
+        """Send every waiting event, BATCH_MAX to a round trip; returns how many the stream took."""
         async with self._sending:
             entries, self._waiting = self._waiting, []
-            if not entries:
-                return 0
-            try:
-                added = int(await self._add(keys=[STREAM], args=[self.max_len, *entries]))
-            except Exception:  # Redis down or slow: the pages went out already, only the events are lost
-                ANALYTICS_DROPPED.labels("unavailable").inc(len(entries))
-                log.warning("analytics: %d event(s) dropped, Redis did not take them", len(entries))
-                return 0
-            if added < len(entries):
-                ANALYTICS_DROPPED.labels("full").inc(len(entries) - added)
-                log.warning("analytics: %d event(s) dropped, the buffer is full", len(entries) - added)
+            added = 0
+            for first in range(0, len(entries), self.batch_max):
+                batch = entries[first : first + self.batch_max]
+                try:
+                    taken = int(await self._add(keys=[STREAM], args=[self.max_len, *batch]))
+                except Exception:  # Redis down or slow: the pages went out already, only the events are lost
+                    lost = len(entries) - first
+                    ANALYTICS_DROPPED.labels("unavailable").inc(lost)
+                    log.warning("analytics: %d event(s) dropped, Redis did not take them", lost)
+                    return added
+                if taken < len(batch):
+                    ANALYTICS_DROPPED.labels("full").inc(len(batch) - taken)
+                    log.warning("analytics: %d event(s) dropped, the buffer is full", len(batch) - taken)
+                added += taken
             return added
 
     def start(self) -> None:
         """Begin sending batches (the app's startup, on the loop that serves requests)."""
         self._stopping = False
+        # Made on the serving loop: an app served again (a second test client) gets another loop.
+        self._sending = asyncio.Lock()
         self._due = asyncio.Event()
         self._task = asyncio.create_task(self._send_batches(), name="analytics-events-flush")
 
