@@ -31,7 +31,7 @@ from sweetdream.admin.orders import AdminOrdersController
 from sweetdream.admin.people import PeopleController
 from sweetdream.admin.web import AdminController
 from sweetdream.analytics.export_web import ExportController
-from sweetdream.analytics.recording import EventBuffer, events_middleware
+from sweetdream.analytics.recording import EventRecorder, events_middleware
 from sweetdream.analytics.web import AnalyticsController
 from sweetdream.cart.web import CartController, cart_count_middleware
 from sweetdream.catalog.cache import CatalogCache
@@ -112,11 +112,11 @@ class SweetDream(Litestar):
         pages = cached_pages(
             super().__call__, self, self.state.catalog_cache, page_address, shopper_state, note_page_events
         )
-        # Shopper events are noted inside (the cached pages too) and buffered once the answer is sent.
+        # Shopper events are noted inside (the cached pages too) and batched once the answer is sent.
         settings = self.state.settings
-        if settings.analytics_enabled:
-            buffer = EventBuffer(self.state.redis, settings.analytics_buffer_max)
-            pages = events_middleware(pages, buffer, secure_cookie=not settings.is_dev)
+        recorder: EventRecorder | None = self.state.get("event_recorder")
+        if recorder is not None:
+            pages = events_middleware(pages, recorder, secure_cookie=not settings.is_dev)
         # Metrics time the whole answer (compression and cached pages included) and serve /metrics.
         # The request's language (cookie, Accept-Language) is set before the cached pages, which vary by it.
         served = metrics_endpoint(CompressionMiddleware(i18n.language_middleware(pages), compression_config()))
@@ -144,12 +144,18 @@ def create_app(settings: Settings | None = None) -> Litestar:
     # A Redis that stops answering must fail a request in seconds (the shopper gets "we'll be
     # right back"), not hold it until the load balancer gives up.
     redis = Redis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=2)
+    # This process's batch of shopper events, sent to Redis in the background (analytics/recording.py).
+    recorder = EventRecorder(redis, settings.analytics_buffer_max) if settings.analytics_enabled else None
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncGenerator[None, None]:
+        if recorder is not None:
+            recorder.start()
         try:
             yield
         finally:
+            if recorder is not None:
+                await recorder.stop()  # what this process holds goes out before it stops
             await redis.aclose()
 
     def template_engine(engine: JinjaTemplateEngine) -> None:
@@ -184,6 +190,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         "sqlalchemy_config": sqlalchemy_config,
         "session_config": session_config,
         "redis": redis,
+        "event_recorder": recorder,
         "catalog_cache": CatalogCache(redis),
         "payment_gateway": gateway_for(settings.payment_gateway),
     }

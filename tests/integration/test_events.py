@@ -3,6 +3,8 @@ never for a browser that asks not to be tracked; partitions by shop day; the ana
 
 from __future__ import annotations
 
+import asyncio
+import json
 import secrets
 from datetime import UTC, date, datetime
 
@@ -12,7 +14,7 @@ from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from sweetdream.analytics import services as analytics
-from sweetdream.analytics.recording import STREAM
+from sweetdream.analytics.recording import STREAM, EventRecorder, stream_entry
 from sweetdream.app import create_app
 from sweetdream.catalog.models import Category
 from tests.integration.factories import make_product, make_user, put_in_cart, signed_in
@@ -22,8 +24,17 @@ from tests.integration.test_checkout import NUMBER, at_once, checkout, review
 ZONE = "Asia/Ho_Chi_Minh"
 
 
-async def drain(settings) -> int:
-    """What the worker's drain job does: the buffered events into PostgreSQL, then the rollups."""
+async def flush_events(client) -> int:
+    """Send the app's batch of events to the stream now, on the loop that serves it (the test
+    client runs the app in a thread of its own), as its background task does every 0.1 s."""
+    recorder = client.app.state.event_recorder
+    return await asyncio.to_thread(client.blocking_portal.call, recorder.flush)
+
+
+async def drain(settings, client) -> int:
+    """The app's batch flushed, then what the worker's drain job does: the stream into PostgreSQL,
+    then the rollups."""
+    await flush_events(client)
     engine = create_async_engine(settings.database_url)
     redis = Redis.from_url(settings.redis_url)
     try:
@@ -75,7 +86,7 @@ async def test_a_product_view_is_recorded_for_rendered_and_cached_pages_alike(cl
     client.cookies.set("sd_vid", "0" * 32, domain="127.0.0.1")  # another browser, known from before
     other = await client.get(f"/products/{product.slug}")
     assert other.status_code == 200
-    assert await drain(settings) == 3
+    assert await drain(settings, client) == 3
     rows = await events_of(db, visitor=visitor)
     category = await db.scalar(
         text("SELECT c.name FROM categories c JOIN products p ON p.category_id = c.id WHERE p.id = :id"),
@@ -100,7 +111,7 @@ async def test_a_search_is_recorded_with_its_query_and_result_count(client, sett
     assert r.status_code == 200
     await client.get("/products", params={"q": "no-such-cake-anywhere"})
     await client.get("/products")  # browsing without a query is no search
-    await drain(settings)
+    await drain(settings, client)
     rows = await events_of(db, visitor=r.cookies["sd_vid"])
     assert [(row.name, row.properties) for row in rows] == [
         ("product_searched", {"query": tag, "result_count": 1}),
@@ -118,7 +129,7 @@ async def test_cart_checkout_and_order_are_recorded_once_with_their_facts(client
     placed = await checkout(client)
     assert placed.status_code == 303
     number = NUMBER.search(placed.headers["location"]).group(1)
-    await drain(settings)
+    await drain(settings, client)
     rows = await events_of(db, user=user)
     assert [r.name for r in rows] == ["cart_item_added", "cart_item_added", "checkout_started", "order_completed"]
     assert rows[0].properties == {
@@ -153,7 +164,7 @@ async def test_an_order_submitted_five_times_at_once_records_one_order_completed
     assert [r.status_code for r in responses] == [303] * 5
     again = await checkout(client, seen, key=key)  # and once more, later: the same order
     assert again.status_code == 303
-    await drain(settings)
+    await drain(settings, client)
     assert len(await events_of(db, user=user, name="order_completed")) == 1
 
 
@@ -170,7 +181,7 @@ async def test_a_browser_that_asks_not_to_be_tracked_leaves_no_event_and_no_cook
     await post_form(client, "/cart/items", {"variant_id": str(variant.id), "quantity": "1"})
     assert (await checkout(client)).status_code == 303
     assert "sd_vid" not in client.cookies
-    await drain(settings)
+    await drain(settings, client)
     assert await events_of(db, user=user) == []
     assert await events_of(db, name="product_viewed") == [] or all(
         r.properties["product_id"] != str(product.id) for r in await events_of(db, name="product_viewed")
@@ -203,11 +214,97 @@ async def test_a_full_buffer_drops_events_and_counts_them_in_metrics(settings, d
         before = _dropped((await client.get("/metrics")).text)
         for _ in range(3):
             assert (await client.get(f"/products/{product.slug}")).status_code == 200
+        await flush_events(client)
         after = _dropped((await client.get("/metrics")).text)
     redis = Redis.from_url(settings.redis_url)
     assert await redis.xlen(STREAM) == 1
     await redis.aclose()
     assert after - before == 2
+
+
+def _dropped_here(reason: str) -> float:
+    """This process's count of events dropped for `reason` (the app under the test client runs here)."""
+    from prometheus_client import REGISTRY
+
+    return REGISTRY.get_sample_value("sweetdream_analytics_events_dropped_total", {"reason": reason}) or 0.0
+
+
+async def _stream_length(settings) -> int:
+    redis = Redis.from_url(settings.redis_url)
+    try:
+        return int(await redis.xlen(STREAM))
+    finally:
+        await redis.aclose()
+
+
+def _unhurried_app(settings):
+    """The app, its background flush set far off: only a flush the test asks for (or the app's
+    shutdown) sends the batch."""
+    app = create_app(settings)
+    app.state.event_recorder.flush_seconds = 3600
+    return app
+
+
+async def test_events_wait_in_the_process_and_one_flush_sends_them_all(settings, db):
+    from litestar.testing import AsyncTestClient
+
+    product, _ = await make_product(db)
+    app = _unhurried_app(settings)
+    async with AsyncTestClient(app=app, base_url="http://127.0.0.1") as client:
+        viewed = await client.get(f"/products/{product.slug}")
+        assert (await client.get("/products", params={"q": "cake"})).status_code == 200
+        assert viewed.status_code == 200 and "sd_vid" in viewed.cookies  # the cookie goes out at once
+        assert await _stream_length(settings) == 0  # nothing sent on the request's path
+        assert app.state.event_recorder.waiting == 2
+        assert await flush_events(client) == 2
+        assert await _stream_length(settings) == 2
+        assert await drain(settings, client) == 2
+    rows = await events_of(db, visitor=viewed.cookies["sd_vid"])
+    assert [r.name for r in rows] == ["product_viewed", "product_searched"]
+    assert rows[0].properties["product_id"] == str(product.id)
+
+
+async def test_stopping_the_app_sends_the_events_it_holds(settings, db):
+    from litestar.testing import AsyncTestClient
+
+    product, _ = await make_product(db)
+    app = _unhurried_app(settings)
+    async with AsyncTestClient(app=app, base_url="http://127.0.0.1") as client:
+        for _ in range(2):
+            assert (await client.get(f"/products/{product.slug}")).status_code == 200
+        assert await _stream_length(settings) == 0
+    assert await _stream_length(settings) == 2  # the shutdown (a deploy) lost nothing
+
+
+async def test_a_full_process_batch_drops_and_counts_what_does_not_fit_and_the_rest_goes_in_order(settings):
+    redis = Redis.from_url(settings.redis_url)
+    recorder = EventRecorder(redis, max_len=100, process_max=3, batch_max=2)  # two round trips: 2 + 1
+    before = _dropped_here("process_full")
+    try:
+        recorder.note([stream_entry("product_viewed", {"n": 1}, None, "a" * 32)])
+        recorder.note([stream_entry("product_viewed", {"n": n}, None, "b" * 32) for n in (2, 3, 4)])
+        recorder.note([stream_entry("product_viewed", {"n": 5}, None, "c" * 32)])
+        assert recorder.waiting == 3
+        assert _dropped_here("process_full") - before == 2
+        assert await recorder.flush() == 3
+        assert recorder.waiting == 0
+        sent = [json.loads(fields[b"e"])["properties"]["n"] for _, fields in await redis.xrange(STREAM)]
+        assert sent == [1, 2, 3]
+    finally:
+        await redis.aclose()
+
+
+async def test_a_batch_redis_does_not_take_is_dropped_and_counted(settings, tmp_path):
+    redis = Redis.from_url(f"unix://{tmp_path}/no-redis.sock", socket_connect_timeout=1)
+    recorder = EventRecorder(redis, max_len=100)
+    before = _dropped_here("unavailable")
+    try:
+        recorder.note([stream_entry("product_viewed", {}, None, "a" * 32) for _ in range(2)])
+        assert await recorder.flush() == 0
+        assert recorder.waiting == 0
+        assert _dropped_here("unavailable") - before == 2
+    finally:
+        await redis.aclose()
 
 
 def _dropped(metrics: str) -> float:
@@ -224,6 +321,7 @@ async def test_the_worker_jobs_drain_the_buffer_and_keep_the_partitions(client, 
 
     product, _ = await make_product(db)
     r = await client.get(f"/products/{product.slug}")
+    await flush_events(client)
     ctx = {"redis": Redis.from_url(settings.redis_url), "job_try": 1}
     await jobs.startup(ctx)
     try:
@@ -364,7 +462,7 @@ async def test_the_admin_sees_a_purchase_in_the_page_the_chart_and_the_csv(clien
     await put_in_cart(db, user, variant, 3)
     await signed_in(client, settings, user)
     assert (await checkout(client)).status_code == 303
-    await drain(settings)
+    await drain(settings, client)
     client.cookies.clear()
     await signed_in(client, settings, await make_user(db, Role.ADMIN))
     page = await client.get("/admin/analytics?range=today")

@@ -76,10 +76,11 @@ IN_FLIGHT = Gauge(
 )
 
 # Shopper events the web could not buffer (analytics/recording.py): "full" (ANALYTICS_BUFFER_MAX
-# reached, the worker is behind) or "unavailable" (Redis did not answer). The shopper's page is unaffected.
+# reached, the worker is behind), "unavailable" (Redis did not take a batch) or "process_full" (a web
+# process holds its most unsent events: Redis slow for a while). The shopper's page is unaffected.
 ANALYTICS_DROPPED = Counter(
     "sweetdream_analytics_events_dropped",
-    "Shopper events dropped instead of recorded, by reason (full, unavailable).",
+    "Shopper events dropped instead of recorded, by reason (full, unavailable, process_full).",
     ["reason"],
 )
 
