@@ -28,8 +28,10 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from http.cookiejar import DefaultCookiePolicy
 from pathlib import Path
 from statistics import mean
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "src")]
@@ -56,6 +58,7 @@ class Bench:
     seconds: int
     warmup_seconds: int
     env: dict[str, str]
+    server_pid: int = 0  # the granian master: its children are the web workers
 
 
 def seed_bench_catalog(env: dict[str, str], products: int) -> None:
@@ -151,7 +154,7 @@ def running_app(seconds: int, warmup_seconds: int) -> Iterator[Bench]:
         server = start_granian(env, port, log_path)
         wait_for_health(base_url, server, log_path)
         print(f"granian ({WEB_WORKERS} workers) is up on {base_url}; log in {log_path}", flush=True)
-        yield Bench(base_url=base_url, seconds=seconds, warmup_seconds=warmup_seconds, env=env)
+        yield Bench(base_url=base_url, seconds=seconds, warmup_seconds=warmup_seconds, env=env, server_pid=server.pid)
     finally:
         if server is not None:
             stop_process(server)
@@ -195,12 +198,67 @@ def parse_wrk(output: str) -> WrkRun:
     )
 
 
-def run_wrk(url: str, concurrency: int, seconds: int, cookie: str = "") -> WrkRun:
-    command = ["wrk", "-t2", f"-c{concurrency}", f"-d{seconds}s", "--latency", url]
+def wrk_command(
+    url: str,
+    concurrency: int,
+    seconds: int,
+    cookie: str = "",
+    threads: int = 2,
+    script: Path | None = None,
+    script_args: list[str] | None = None,
+) -> list[str]:
+    """wrk's command line; `script` (a Lua file) gets `script_args` in its init(args)."""
+    command = ["wrk", f"-t{threads}", f"-c{concurrency}", f"-d{seconds}s", "--latency"]
     if cookie:
-        command[1:1] = ["-H", f"Cookie: {cookie}"]
-    output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
-    return parse_wrk(output)
+        command += ["-H", f"Cookie: {cookie}"]
+    if script is not None:
+        command += ["-s", str(script)]
+    return [*command, url, *(["--", *script_args] if script_args else [])]
+
+
+def run_wrk(url: str, concurrency: int, seconds: int, cookie: str = "") -> WrkRun:
+    output = subprocess.run(wrk_command(url, concurrency, seconds, cookie), capture_output=True, text=True, check=True)
+    return parse_wrk(output.stdout)
+
+
+# --- processes ------------------------------------------------------------------------------------
+
+
+def _status_field(pid: int, name: str) -> str | None:
+    """A field of /proc/<pid>/status (None once the process is gone)."""
+    try:
+        lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    return next((line.split(":", 1)[1].strip() for line in lines if line.startswith(f"{name}:")), None)
+
+
+def rss_mib(pid: int) -> float:
+    """The process's resident memory now (VmRSS), in MiB; 0 once it is gone."""
+    rss = _status_field(pid, "VmRSS")  # "123456 kB"
+    return int(rss.split()[0]) / 1024 if rss else 0.0
+
+
+def child_pids(parent: int) -> list[int]:
+    """The processes whose parent is `parent` (granian's web workers are its master's children)."""
+    children = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and _status_field(int(entry.name), "PPid") == str(parent):
+            children.append(int(entry.name))
+    return sorted(children)
+
+
+# --- HTTP clients ---------------------------------------------------------------------------------
+
+
+class NoCookies(DefaultCookiePolicy):
+    """httpx's shared jar must never mix shoppers' cookies: each shopper keeps their own."""
+
+    def set_ok(self, cookie: Any, request: Any) -> bool:
+        return False
+
+    def return_ok(self, cookie: Any, request: Any) -> bool:
+        return False
 
 
 # --- results --------------------------------------------------------------------------------------
@@ -398,6 +456,7 @@ from bench_checkout import checkout_scenario  # noqa: E402 (the same)
 from bench_export import export_scenario  # noqa: E402 (the same)
 from bench_pipeline import pipeline_scenario  # noqa: E402 (the same)
 from bench_scale import scale_scenario  # noqa: E402 (the same)
+from bench_soak import soak_scenario  # noqa: E402 (the same)
 
 SCENARIOS: list[Callable[[Bench], Report]] = [
     catalog_scenario,
@@ -407,6 +466,7 @@ SCENARIOS: list[Callable[[Bench], Report]] = [
     analytics_scenario,
     export_scenario,
     scale_scenario,
+    soak_scenario,
 ]
 
 

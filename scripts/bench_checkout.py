@@ -35,12 +35,11 @@ import uuid
 from collections import deque
 from dataclasses import asdict, dataclass, field
 from html import unescape
-from http.cookiejar import CookieJar, DefaultCookiePolicy
+from http.cookiejar import CookieJar
 from http.cookies import SimpleCookie
-from typing import Any
 
 import httpx
-from bench import Bench, Report, Result, Verdict
+from bench import Bench, NoCookies, Report, Result, Verdict
 
 CONCURRENCIES = (16, 64)
 SHOPPERS = int(os.environ.get("BENCH_SHOPPERS", "300"))
@@ -56,16 +55,6 @@ ORDER_LOCATION = re.compile(r"^/orders/(SD-\d+)$")
 
 
 # --- shoppers and their cookies -------------------------------------------------------------------
-
-
-class _NoCookies(DefaultCookiePolicy):
-    """httpx's shared jar must never mix shoppers' cookies: each shopper keeps their own."""
-
-    def set_ok(self, cookie: Any, request: Any) -> bool:
-        return False
-
-    def return_ok(self, cookie: Any, request: Any) -> bool:
-        return False
 
 
 @dataclass
@@ -485,7 +474,7 @@ async def run_all(bench: Bench) -> list[Run]:
     shop = Shop(bench.env)
     limits = httpx.Limits(max_connections=max(CONCURRENCIES) + 8, max_keepalive_connections=max(CONCURRENCIES) + 8)
     client = httpx.AsyncClient(
-        base_url=bench.base_url, cookies=CookieJar(policy=_NoCookies()), limits=limits, timeout=TIMEOUT
+        base_url=bench.base_url, cookies=CookieJar(policy=NoCookies()), limits=limits, timeout=TIMEOUT
     )
     shoppers: list[Shopper] = []
     try:
@@ -510,7 +499,7 @@ async def run_all(bench: Bench) -> list[Run]:
         async def signed_in(shopper: Shopper) -> None:
             shopper.browser = httpx.AsyncClient(
                 base_url=bench.base_url,
-                cookies=CookieJar(policy=_NoCookies()),
+                cookies=CookieJar(policy=NoCookies()),
                 limits=httpx.Limits(max_connections=1),
                 timeout=TIMEOUT,
             )
@@ -635,7 +624,7 @@ def checkout_scenario(bench: Bench) -> Report:
 async def _shopper_cookie(bench: Bench, product_path: str) -> str:
     """A shopper signed in through the form with one item in their cart: their Cookie header."""
     shop = Shop(bench.env)
-    client = httpx.AsyncClient(base_url=bench.base_url, cookies=CookieJar(policy=_NoCookies()), timeout=TIMEOUT)
+    client = httpx.AsyncClient(base_url=bench.base_url, cookies=CookieJar(policy=NoCookies()), timeout=TIMEOUT)
     try:
         (shopper,) = await shop.create_shoppers(1)
         await sign_in(client, shopper)

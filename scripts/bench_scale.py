@@ -1,6 +1,6 @@
 """The scale bench: a million products, seeded in SQL, and the catalog's queries against them.
 
-    BENCH_SCALE_PRODUCTS=1000000 .venv/bin/python scripts/bench.py scale   # BENCH_SOAK_SECONDS: 120
+    BENCH_SCALE_PRODUCTS=1000000 .venv/bin/python scripts/bench.py scale
 
 Seeding: each new product is a numbered clone of a demo product, written by `generate_series` in
 batches of 100,000 (INSERT ... SELECT, no ORM): the search columns the app computes in Python
@@ -12,9 +12,8 @@ Measured single user, each request a cache miss (the catalog version is bumped b
 the page's queries and render really run): the first catalog page, a category page, a filtered
 page, a search with full words, a prefix and without diacritics (p50/p99 over
 BENCH_SCALE_REQUESTS requests each, goal p99 <= 100 ms), and search-as-you-type (the HTMX grid
-fragment for each prefix of a query as it is typed, goal p50 <= 50 ms). Then a mixed soak
-(wrk on catalog pages, signed-in checkout cycles are the checkout scenario's) reports the RSS of
-each web worker and of an ARQ worker at its start and end.
+fragment for each prefix of a query as it is typed, goal p50 <= 50 ms). The memory of the web
+and ARQ workers under a mixed load is the `soak` scenario's (scripts/bench_soak.py).
 """
 
 from __future__ import annotations
@@ -22,17 +21,13 @@ from __future__ import annotations
 import asyncio
 import os
 import statistics
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import httpx
-from bench import Bench, Report, Verdict, run_wrk
+from bench import Bench, Report, Verdict
 
 SCALE_PRODUCTS = int(os.environ.get("BENCH_SCALE_PRODUCTS", "1000000"))
 REQUESTS = int(os.environ.get("BENCH_SCALE_REQUESTS", "40"))
-SOAK_SECONDS = int(os.environ.get("BENCH_SOAK_SECONDS", "120"))
 BATCH = 100_000
 P99_GOAL_MS = 100.0
 TYPING_P50_GOAL_MS = 50.0
@@ -173,50 +168,6 @@ async def typing_times(bench: Bench) -> list[float]:
     return times
 
 
-def rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
-
-
-def web_workers() -> list[int]:
-    """granian's worker processes (children of the granian started by bench.py)."""
-    out = subprocess.run(["pgrep", "-f", "granian --interface asgi"], capture_output=True, text=True).stdout
-    pids = [int(p) for p in out.split()]
-    return [p for p in pids if Path(f"/proc/{p}/status").exists() and os.getppid() != p and _parent(p) in pids]
-
-
-def _parent(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("PPid:"):
-            return int(line.split()[1])
-    return 0
-
-
-def soak(bench: Bench) -> dict[str, tuple[float, float]]:
-    """A mixed catalog load for SOAK_SECONDS with an ARQ worker running: RSS (MiB) at start and end."""
-    sweetdream = Path(sys.executable).parent / "sweetdream"
-    worker = subprocess.Popen(
-        [str(sweetdream), "worker"], env=bench.env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT
-    )
-    try:
-        time.sleep(3)
-        processes = {f"web worker {i + 1}": pid for i, pid in enumerate(web_workers())} | {"ARQ worker": worker.pid}
-        start = {name: rss_mib(pid) for name, pid in processes.items()}
-        paths = list(PAGES.values())
-        deadline = time.monotonic() + SOAK_SECONDS
-        i = 0
-        while time.monotonic() < deadline:
-            path = paths[i % len(paths)]
-            run_wrk(f"{bench.base_url}{path}{'&' if '?' in path else '?'}page={i % 40 + 1}", 16, 5)
-            i += 1
-        return {name: (start[name], rss_mib(pid)) for name, pid in processes.items()}
-    finally:
-        worker.terminate()
-        worker.wait(timeout=30)
-
-
 # --- the scenario ---------------------------------------------------------------------------------
 
 
@@ -246,19 +197,6 @@ def scale_scenario(bench: Bench) -> Report:
             f"p50 {typing_p50:.1f} ms",
         )
     )
-    memory = soak(bench)
-    table = "\n".join(
-        [
-            f"{'page (cache miss)':<24} {'URL':<62} {'p50 ms':>8} {'p99 ms':>8}",
-            *rows,
-            "",
-            f"RSS over a {SOAK_SECONDS} s soak (MiB):",
-        ]
-        + [f"  {name:<14} {start:7.1f} -> {end:7.1f}" for name, (start, end) in memory.items()]
-    )
-    notes = {
-        "products": SCALE_PRODUCTS,
-        "seed_seconds": round(seconds, 1),
-        "rss_mib": {name: {"start": round(a, 1), "end": round(b, 1)} for name, (a, b) in memory.items()},
-    }
+    table = "\n".join([f"{'page (cache miss)':<24} {'URL':<62} {'p50 ms':>8} {'p99 ms':>8}", *rows])
+    notes: dict[str, object] = {"products": SCALE_PRODUCTS, "seed_seconds": round(seconds, 1)}
     return Report("scale", [], verdicts, notes=notes, table=table)
