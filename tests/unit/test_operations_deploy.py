@@ -247,6 +247,18 @@ def test_web_and_worker_scale_within_the_environments_bounds(env: str, low: int,
     assert (service["worker_min_capacity"], service["worker_max_capacity"]) == (low, high)
 
 
+def test_only_exports_and_abandoned_uploads_expire_never_product_images() -> None:
+    """The bucket holds the nightly exports and the product images: an expiration rule with no
+    prefix would delete the shop's images after the exports' retention."""
+    rules = resource("modules/data", "aws_s3_bucket_lifecycle_configuration", "exports")["rule"]
+    expiring = {
+        unquote(rule["filter"][0]["prefix"]): unquote(rule["expiration"][0]["days"])
+        for rule in rules
+        if rule.get("expiration")
+    }
+    assert expiring == {"user-actions/": "${var.export_retention_days}", "media/incoming/": 1}
+
+
 def test_services_leave_desired_count_to_autoscaling() -> None:
     for name in ("web", "worker"):
         lifecycle = resource("modules/service", "aws_ecs_service", name)["lifecycle"][0]

@@ -211,7 +211,10 @@ resource "aws_s3_bucket_lifecycle_configuration" "exports" {
   rule {
     id     = "age-out-exports"
     status = "Enabled"
-    filter {}
+    # Only the nightly exports age out: product images live under media/ in the same bucket.
+    filter {
+      prefix = "user-actions/"
+    }
     transition {
       days          = 30
       storage_class = "STANDARD_IA"
@@ -224,6 +227,20 @@ resource "aws_s3_bucket_lifecycle_configuration" "exports" {
     }
     abort_incomplete_multipart_upload {
       days_after_initiation = 7
+    }
+  }
+  # Product images stay while they are current; a replaced or deleted one is kept 30 days.
+  rule {
+    id     = "product-media"
+    status = "Enabled"
+    filter {
+      prefix = "media/products/"
+    }
+    noncurrent_version_expiration {
+      noncurrent_days = 30
+    }
+    abort_incomplete_multipart_upload {
+      days_after_initiation = 1
     }
   }
   # A plain-form image upload whose redirect never came back to the app (the browser closed).
