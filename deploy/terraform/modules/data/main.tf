@@ -229,6 +229,15 @@ resource "aws_s3_bucket_lifecycle_configuration" "exports" {
       days_after_initiation = 7
     }
   }
+  # Any multipart upload left unfinished (an export or an image cut off half way) is cleared.
+  rule {
+    id     = "abort-unfinished-uploads"
+    status = "Enabled"
+    filter {}
+    abort_incomplete_multipart_upload {
+      days_after_initiation = 1
+    }
+  }
   # Product images stay while they are current; a replaced or deleted one is kept 30 days.
   rule {
     id     = "product-media"
