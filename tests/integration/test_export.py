@@ -19,7 +19,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from sweetdream.accounts.models import Role
-from sweetdream.analytics.export import LocalStore, S3Store
+from sweetdream.analytics.export import LocalStore, S3Store, write_day
 from sweetdream.analytics.export_models import ExportRun
 from sweetdream.analytics.export_runs import ExportBusy, Exporter, ExportSettings, failure_notifier
 from sweetdream.fulfillment.models import SentMessage
@@ -250,6 +250,25 @@ class FailingUploads:
 
 def pending_uploads(s3: Any) -> list[str]:
     return [u["Key"] for u in s3.list_multipart_uploads(Bucket=BUCKET).get("Uploads", [])]
+
+
+async def test_a_failed_day_ends_its_cursor_before_the_connection_is_reused(engine, s3):
+    """The day's rows come from a cursor in a read-only transaction. A failure mid-day must end that
+    transaction at once: the connection goes back to the pool and the retry may get it (it once
+    failed with "cannot use Connection.transaction() in a manually started transaction")."""
+    await add_events(engine, "2026-04-09 17:00:00+00", 3_000, 6)
+    hook = FailingUploads(fail_at=1, times=1)
+    s3.meta.events.register("before-call.s3.UploadPart", hook)
+    try:
+        async with engine.connect() as conn:
+            with pytest.raises(ConnectionError):
+                await write_day(conn, S3Store(s3, BUCKET), date(2026, 4, 10), 1000)
+            driver = (await conn.get_raw_connection()).driver_connection
+            assert not driver.is_in_transaction()
+            manifest = await write_day(conn, S3Store(s3, BUCKET), date(2026, 4, 10), 1000)
+    finally:
+        s3.meta.events.unregister("before-call.s3.UploadPart", hook)
+    assert manifest.count == 3_000 and len(manifest.parts) == 3
 
 
 async def test_an_upload_failing_half_way_leaves_nothing_visible_and_the_retry_completes(engine, s3, db, settings):

@@ -25,6 +25,7 @@ import os
 import uuid
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
@@ -410,25 +411,28 @@ async def write_day(
     manifest = Manifest(day)
     part: GzipPart | None = None
     try:
-        async for rows in day_batches(conn, day):
-            offset = 0
-            while offset < len(rows):
-                if part is None:
-                    key = part_key(day, len(manifest.parts))
-                    part = GzipPart(key, store.upload(key))
-                room = events_per_part - part.count
-                batch = rows[offset : offset + room]
-                offset += len(batch)
-                await part.add(event_lines(batch), len(batch))
-                times = [row[2] for row in batch]  # ISO strings of one format: they sort as times do
-                manifest.first_event_at = min(manifest.first_event_at or times[0], *times)
-                manifest.last_event_at = max(manifest.last_event_at or times[0], *times)
-                manifest.count += len(batch)
-                if part.count >= events_per_part:
-                    manifest.parts.append(await part.finish())
-                    part = None
-            if progress is not None:
-                await progress(manifest.count)
+        # Closed here, not whenever the collector gets to it: a failure mid-day must end the cursor's
+        # transaction before the connection goes back to the pool (the retry may get the same one).
+        async with aclosing(day_batches(conn, day)) as batches:
+            async for rows in batches:
+                offset = 0
+                while offset < len(rows):
+                    if part is None:
+                        key = part_key(day, len(manifest.parts))
+                        part = GzipPart(key, store.upload(key))
+                    room = events_per_part - part.count
+                    batch = rows[offset : offset + room]
+                    offset += len(batch)
+                    await part.add(event_lines(batch), len(batch))
+                    times = [row[2] for row in batch]  # ISO strings of one format: they sort as times do
+                    manifest.first_event_at = min(manifest.first_event_at or times[0], *times)
+                    manifest.last_event_at = max(manifest.last_event_at or times[0], *times)
+                    manifest.count += len(batch)
+                    if part.count >= events_per_part:
+                        manifest.parts.append(await part.finish())
+                        part = None
+                if progress is not None:
+                    await progress(manifest.count)
         if part is not None:
             manifest.parts.append(await part.finish())
             part = None
