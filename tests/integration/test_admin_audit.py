@@ -170,3 +170,24 @@ def test_diff_lists_only_what_changed_in_field_order():
     ]
     assert [(c.field, c.before, c.after) for c in diff(None, {"role": "ADMIN"})] == [("role", "—", "ADMIN")]
     assert diff(None, None) == []
+
+
+async def test_an_orders_status_and_payment_are_shown_in_the_readers_words(client, settings, db):
+    """Stored values ("PREPARING", "paid") read as the orders pages say them, in the reader's language."""
+    tag = secrets.token_hex(4)
+    await log(
+        db,
+        "order.move",
+        datetime.now(UTC),
+        target_type="order",
+        target_id=f"SD-{tag}",
+        target_label=f"SD-{tag}",
+        before={"status": "PROCESSING", "payment_status": "pending"},
+        after={"status": "PREPARING", "payment_status": "paid"},
+    )
+    await signed_in(client, settings, await make_user(db, Role.ADMIN))
+    english = " ".join(unescape((await client.get(f"/admin/audit?target_id=SD-{tag}")).text).split())
+    assert "Confirmed" in english and "Being prepared" in english and "PREPARING" not in english
+    assert "Awaiting payment" in english and "Paid" in english
+    vietnamese = await client.get(f"/admin/audit?target_id=SD-{tag}", headers={"Accept-Language": "vi"})
+    assert "Đang làm bánh" in unescape(vietnamese.text) and "PREPARING" not in vietnamese.text

@@ -24,7 +24,7 @@ import json
 import os
 import uuid
 import zlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
@@ -85,7 +85,7 @@ DAY_EVENTS = """
 """
 
 
-async def day_batches(conn: AsyncConnection, day: date) -> AsyncIterator[Sequence[Sequence[Any]]]:
+async def day_batches(conn: AsyncConnection, day: date) -> AsyncGenerator[Sequence[Sequence[Any]], None]:
     """The day's events, FETCH_BATCH rows at a time, from a server-side cursor. Straight from
     asyncpg: the rows are text already, and SQLAlchemy's result machinery cost a third of the time."""
     start, end = shop_day_window(day)

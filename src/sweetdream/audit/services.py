@@ -156,6 +156,16 @@ FIELD_LABELS = {
 }
 
 
+# Stored values a domain names for people, by field (an order's status "PREPARING" reads "Being
+# prepared"): each domain registers its own words (`name_values`), so the audit log needs no import of it.
+VALUE_WORDS: dict[str, dict[str, str]] = {}
+
+
+def name_values(field: str, words: dict[str, str]) -> None:
+    """`words`: stored value -> source string (gettext_noop), translated when the log is read."""
+    VALUE_WORDS.setdefault(field, {}).update(words)
+
+
 @dataclass(frozen=True)
 class Change:
     field: str
@@ -167,7 +177,9 @@ class Change:
         return _(FIELD_LABELS[self.field]) if self.field in FIELD_LABELS else self.field
 
 
-def _shown(value: Any) -> str:
+def _shown(field: str, value: Any) -> str:
+    if isinstance(value, str) and value in VALUE_WORDS.get(field, {}):
+        return _(VALUE_WORDS[field][value])
     if value is None:
         return "—"
     if isinstance(value, bool):
@@ -184,7 +196,7 @@ def diff(before: dict[str, Any] | None, after: dict[str, Any] | None) -> list[Ch
     A field only in `after` was added (before "—"); only in `before`, removed (after "—")."""
     old, new = before or {}, after or {}
     return [
-        Change(key, _shown(old.get(key)), _shown(new.get(key)))
+        Change(key, _shown(key, old.get(key)), _shown(key, new.get(key)))
         for key in sorted(old.keys() | new.keys())
         if old.get(key) != new.get(key)
     ]

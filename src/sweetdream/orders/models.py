@@ -12,6 +12,7 @@ from sqlalchemy import CheckConstraint, Enum, ForeignKey, Index, Integer, String
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from sweetdream.audit.services import name_values
 from sweetdream.db import UUIDAuditBase, UUIDBase
 from sweetdream.platform.i18n import gettext as _
 from sweetdream.platform.i18n import gettext_noop, translate_known
@@ -53,6 +54,8 @@ PAYMENT_WORDS = {
     "refunding": gettext_noop("Being refunded"),
     "refunded": gettext_noop("Refunded"),
 }
+name_values("status", {status.value: word for status, word in STATUS_LABELS.items()})
+name_values("payment_status", PAYMENT_WORDS)
 
 
 def payment_words(payment_status: str) -> str:
