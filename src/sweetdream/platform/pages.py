@@ -45,6 +45,7 @@ from litestar.types import ASGIApp, Receive, Scope, Send
 from litestar.utils.empty import value_or_default
 from litestar.utils.scope.state import ScopeState
 from markupsafe import Markup
+from redis.exceptions import RedisError
 
 from sweetdream.platform import i18n
 
@@ -287,7 +288,9 @@ def cached_pages(
                     served = (page, page.visitor) if page is not None else None
                 else:
                     served = await shopper_page(scope, address, session_id)
-        except Exception:  # Litestar answers instead, with its error handling; said, so it is noticed
+        except (RedisError, OSError):  # an outage: Litestar answers it (the "right back" page) and says so
+            served = None
+        except Exception:  # a bug in this path: Litestar answers instead, and the log says why
             log.warning("page cache: Litestar answers %s after an error", scope["path"], exc_info=True)
             served = None
         if served is None:
