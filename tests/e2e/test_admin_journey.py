@@ -310,7 +310,7 @@ def test_the_admin_runs_the_shop_from_the_browser_while_a_shopper_watches(
     expect(changed(created, "Address (slug)")).to_have_text(re.compile(rf"^Address \(slug\)\s*—\s*{slug}$"))
     sku = f"BANH-BO-NUONG-{tag.upper()}"
     sizes = (
-        f'[{{"label": "Nhỏ", "low_stock_threshold": 3, "price": 85000, "sku": "{sku}-NHO"}}, '
-        f'{{"label": "Lớn", "low_stock_threshold": 3, "price": 160000, "sku": "{sku}-LON"}}]'
+        f'[{{"label": "Nhỏ", "low_stock_threshold": 3, "price": 85000, "sku": "{sku}-NHO", "starts_at": null}}, '
+        f'{{"label": "Lớn", "low_stock_threshold": 3, "price": 160000, "sku": "{sku}-LON", "starts_at": null}}]'
     )
     expect(changed(created, "Sizes").locator("ins")).to_have_text(sizes)
