@@ -51,6 +51,7 @@ from sweetdream.platform.inputs import unusable_input_middleware
 from sweetdream.platform.logs import configure_logging
 from sweetdream.platform.metrics import RequestMetrics, metrics_endpoint
 from sweetdream.platform.pages import cached_pages, compression_config, per_shopper
+from sweetdream.platform.parsing import forget_parsed_secrets
 from sweetdream.platform.sessions import SessionConfig
 from sweetdream.platform.shop_time import time_filters
 from sweetdream.settings import Settings
@@ -135,6 +136,7 @@ class SweetDream(Litestar):
 
 def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or Settings.from_env()
+    forget_parsed_secrets()
     if settings.is_dev and (not settings.database_url or not settings.redis_url):
         from sweetdream.platform.devstack import ensure_environment  # dev only, lazily
 

@@ -274,3 +274,23 @@ async def test_a_password_set_by_create_admin_ends_the_accounts_sessions(client,
     assert (await client.get("/account")).status_code == 303
     assert (await sign_in(client, email, "a new admin password")).status_code == 303
     assert (await client.get("/admin")).status_code == 200
+
+
+async def test_no_process_keeps_the_forms_or_cookies_it_parsed(client):
+    """Litestar memoised each parsed form body and cookie header (1,024 per process: passwords, card
+    numbers, session ids kept in memory as plain text; the soak bench found it). The app parses them
+    without that memo, in every place Litestar reads a form or a cookie."""
+    import litestar._kwargs.extractors as extractors
+    import litestar.connection.base as connection_base
+    import litestar.connection.request as connection_request
+    import litestar.data_extractors as data_extractors
+
+    assert (await register(client)).status_code == 303  # a form with a password, cookies set
+    assert (await client.get("/account")).status_code == 200
+    parsers = (
+        connection_request.parse_url_encoded_form_data,
+        extractors.parse_url_encoded_form_data,
+        connection_base.parse_cookie_string,
+        data_extractors.parse_cookie_string,
+    )
+    assert [hasattr(parse, "cache_info") for parse in parsers] == [False, False, False, False]

@@ -49,3 +49,31 @@ def parse_page(raw: str | None) -> int:
 def has_control_characters(text: str) -> bool:
     """NUL, another C0 control character (TAB, LF and CR excepted) or DEL."""
     return _CONTROL.search(text) is not None
+
+
+def forget_parsed_secrets() -> None:
+    """Make Litestar parse forms and cookies without its memo.
+
+    Litestar memoises `parse_url_encoded_form_data` and `parse_cookie_string` (an `lru_cache` of
+    1,024 entries, keyed by the raw text), so each web process kept the last 1,024 form bodies
+    (passwords, card numbers) and cookie headers (session ids) in memory as plain text: found by the
+    soak bench, where every checkout's form stayed. A form is parsed once per request anyway, so the
+    memo saves nothing here; the modules that imported the functions get the undecorated ones.
+    """
+    import litestar._kwargs.extractors as extractors
+    import litestar._parsers as parsers
+    import litestar.connection.base as connection_base
+    import litestar.connection.request as connection_request
+    import litestar.data_extractors as data_extractors
+
+    form = parsers.parse_url_encoded_form_data
+    cookies = parsers.parse_cookie_string
+    for module in (parsers, extractors, connection_request):
+        if hasattr(module, "parse_url_encoded_form_data"):
+            module.parse_url_encoded_form_data = getattr(form, "__wrapped__", form)  # type: ignore[attr-defined]
+    for module in (parsers, connection_base, data_extractors):
+        if hasattr(module, "parse_cookie_string"):
+            module.parse_cookie_string = getattr(cookies, "__wrapped__", cookies)  # type: ignore[attr-defined]
+    for memo in (form, cookies):
+        if hasattr(memo, "cache_clear"):
+            memo.cache_clear()
