@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from html import unescape
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from sweetdream.accounts.models import Role, User
 from sweetdream.audit.models import AuditEntry
@@ -516,3 +516,35 @@ async def asyncio_sleep(seconds: float) -> None:
     import asyncio
 
     await asyncio.sleep(seconds)
+
+
+async def test_the_order_list_runs_the_same_queries_for_two_orders_or_a_full_page(client, db, admin):
+    """Bounded query counts: no statement per order shown (the list, the customer, the lines)."""
+    user = await make_user(db)
+    start = shop(1984, 2, 1)
+    url = "/admin/orders?from=1984-02-01&to=1984-02-29&status=PROCESSING"
+    engine = client.app.state.sqlalchemy_config.get_engine().sync_engine
+    statements: list[str] = []
+
+    def count(conn, cursor, statement, *args):  # type: ignore[no-untyped-def]
+        statements.append(statement)
+
+    async def statements_for_the_page(orders: int) -> int:
+        statements.clear()
+        event.listen(engine, "before_cursor_execute", count)
+        try:
+            page = await client.get(url)
+        finally:
+            event.remove(engine, "before_cursor_execute", count)
+        assert page.status_code == 200 and len(listed(page.text)) == orders
+        return len(statements)
+
+    for i in range(2):
+        await add_order(db, user, f"SD-84{i:05d}", start + timedelta(minutes=i))
+    await db.commit()
+    with_two = await statements_for_the_page(2)
+    for i in range(2, 40):
+        await add_order(db, user, f"SD-84{i:05d}", start + timedelta(minutes=i))
+    await db.commit()
+    assert await statements_for_the_page(25) == with_two  # a full page (25 of the 40)
+    assert with_two == 3  # the signed-in admin, the page of orders, their count and revenue
