@@ -167,12 +167,13 @@ async def seeded_orders(url: str) -> int:
         await conn.close()
 
 
-async def create_database(admin_url: str) -> bool:
+async def create_database(admin_url: str, name: str = DATABASE) -> bool:
+    """Create the bench's own database `name` unless it exists (a kept seed); True when created."""
     conn = await asyncpg.connect(admin_url)
     try:
-        if await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", DATABASE):
+        if await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
             return False
-        await conn.execute(f'CREATE DATABASE "{DATABASE}"')
+        await conn.execute(f'CREATE DATABASE "{name}"')
         return True
     finally:
         await conn.close()

@@ -266,13 +266,13 @@ def prepare(env: dict[str, str]) -> tuple[str, date, dict[str, object]]:
     """bench_analytics migrated, with the bench catalog and EVENTS events (reused when it holds
     that many: BENCH_ANALYTICS_RESEED=1 seeds again). Returns its URL, the seed's last shop day
     (the insights' "today") and the phases' seconds."""
-    from bench_admin import migrate
+    from bench_admin import create_database, migrate
 
     from sweetdream.analytics import services as analytics
 
     admin_url, url = database_urls(env)
     phases: dict[str, object] = {}
-    asyncio.run(create_database_named(admin_url))
+    asyncio.run(create_database(admin_url, DATABASE))
     began = time.perf_counter()
     migrate(url, env)
     if asyncio.run(_products(url)) < BENCH_PRODUCTS:
@@ -293,19 +293,6 @@ def prepare(env: dict[str, str]) -> tuple[str, date, dict[str, object]]:
     phases["rollups_all_days_seconds"] = round(time.perf_counter() - began, 1)
     asyncio.run(_mark_seeded(url, today))
     return url, today, phases
-
-
-async def create_database_named(admin_url: str) -> bool:
-    import asyncpg
-
-    conn = await asyncpg.connect(admin_url)
-    try:
-        if await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", DATABASE):
-            return False
-        await conn.execute(f'CREATE DATABASE "{DATABASE}"')
-        return True
-    finally:
-        await conn.close()
 
 
 async def build_rollups(url: str, today: date) -> None:
