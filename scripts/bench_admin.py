@@ -59,12 +59,12 @@ def _plain(url: str) -> str:
     return url.replace("postgresql+asyncpg://", "postgresql://")
 
 
-def database_urls(env: dict[str, str]) -> tuple[str, str]:
-    """(admin URL of the bench's server, SQLAlchemy URL of bench_admin on it)."""
+def database_urls(env: dict[str, str], name: str = DATABASE) -> tuple[str, str]:
+    """(admin URL of the bench's server, SQLAlchemy URL of its database `name`: a kept seed)."""
     base, _, query = env["DATABASE_URL"].partition("?")
     server = base.rsplit("/", 1)[0]
     suffix = f"?{query}" if query else ""
-    return _plain(f"{server}/postgres{suffix}"), f"{server}/{DATABASE}{suffix}"
+    return _plain(f"{server}/postgres{suffix}"), f"{server}/{name}{suffix}"
 
 
 # --- seeding ----------------------------------------------------------------------------------

@@ -48,6 +48,7 @@ from bench import (
     stop_process,
     wait_for_health,
 )
+from bench_admin import _plain, create_database, database_urls, migrate  # the same kept-seed database steps
 
 EVENTS = int(os.environ.get("BENCH_EVENTS", "10000000"))
 # BENCH_ANALYTICS_PARTS=insights or =recording runs one half only (both by default).
@@ -132,18 +133,6 @@ JOIN bench_props p ON p.name = e.name AND p.k = CASE e.name WHEN 'product_search
                                                         WHEN 'checkout_started' THEN g % 50
                                                         ELSE (g * 7919) % $5::int END
 """
-
-
-def _plain(url: str) -> str:
-    return url.replace("postgresql+asyncpg://", "postgresql://")
-
-
-def database_urls(env: dict[str, str]) -> tuple[str, str]:
-    """(admin URL of the bench's server, SQLAlchemy URL of bench_analytics on it)."""
-    base, _, query = env["DATABASE_URL"].partition("?")
-    server = base.rsplit("/", 1)[0]
-    suffix = f"?{query}" if query else ""
-    return _plain(f"{server}/postgres{suffix}"), f"{server}/{DATABASE}{suffix}"
 
 
 def day_plan(today: date) -> list[tuple[date, datetime, datetime, int]]:
@@ -266,11 +255,10 @@ def prepare(env: dict[str, str]) -> tuple[str, date, dict[str, object]]:
     """bench_analytics migrated, with the bench catalog and EVENTS events (reused when it holds
     that many: BENCH_ANALYTICS_RESEED=1 seeds again). Returns its URL, the seed's last shop day
     (the insights' "today") and the phases' seconds."""
-    from bench_admin import create_database, migrate
 
     from sweetdream.analytics import services as analytics
 
-    admin_url, url = database_urls(env)
+    admin_url, url = database_urls(env, DATABASE)
     phases: dict[str, object] = {}
     asyncio.run(create_database(admin_url, DATABASE))
     began = time.perf_counter()
