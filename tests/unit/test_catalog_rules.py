@@ -2,7 +2,7 @@ import pytest
 
 from sweetdream.catalog.filters import ProductFilter, parse_filter
 from sweetdream.catalog.money import format_vnd
-from sweetdream.catalog.text import fold, prefix_tsquery, slugify
+from sweetdream.catalog.text import fold, search_tsquery_text, slugify
 
 
 @pytest.mark.parametrize(
@@ -13,11 +13,19 @@ def test_fold_removes_vietnamese_diacritics_including_d_bar(text, folded):
     assert fold(text) == folded
 
 
-def test_prefix_query_matches_word_prefixes_and_drops_operators():
-    assert prefix_tsquery("bánh ke") == "banh:* & ke:*"
-    assert prefix_tsquery("a & b | !c:*") == "a:* & b:* & c:*"
-    assert prefix_tsquery("'; DROP TABLE --") == "drop:* & table:*"
-    assert prefix_tsquery("!!!") == ""
+def test_a_query_matches_its_finished_words_whole_and_the_last_as_a_prefix_and_drops_operators():
+    assert search_tsquery_text("bánh ke") == "(banh) & (ke:*)"
+    assert search_tsquery_text("bánh") == "(banh:*)"
+    assert search_tsquery_text("a & b | !c:*") == "(a) & (b) & (c:*)"
+    assert search_tsquery_text("'; DROP TABLE --") == "(drop) & (table:*)"
+    assert search_tsquery_text("!!!") == ""
+
+
+def test_a_synonym_expands_every_word_of_the_term_it_covers_once():
+    synonyms = {"tra sua": ["milk tea"], "sua": ["milk", "milk tea"]}
+    assert search_tsquery_text("Trà sữa ngon", synonyms) == (
+        "(tra | (milk <-> tea)) & (sua | (milk <-> tea) | (milk)) & (ngon:*)"
+    )
 
 
 def test_slugify():

@@ -13,6 +13,7 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     Computed,
+    FetchedValue,
     ForeignKey,
     Identity,
     Index,
@@ -44,7 +45,9 @@ class Product(UUIDAuditBase):
         CheckConstraint("price >= 0", name="price_not_negative"),
         Index("ix_products_search", "search_vector", postgresql_using="gin"),
         Index("ix_products_active_created", "is_active", "created_at"),
-        Index("ix_products_category", "category_id"),
+        Index("ix_products_category_created", "category_id", "is_active", "created_at"),
+        Index("ix_products_active_price", "is_active", "from_price", "id"),
+        Index("ix_products_category_price", "category_id", "is_active", "from_price", "id"),
         # "Name A-Z": an index scan in Vietnamese order, keyset-friendly (key, id).
         Index("ix_products_name_sort", "name_sort_key", "id"),
     )
@@ -74,6 +77,15 @@ class Product(UUIDAuditBase):
     )
     # Vietnamese order as bytes (catalog/text.py name_sort_key); set whenever the name is (below).
     name_sort_key: Mapped[str] = mapped_column(Text(collation="C"), default="")
+    # Kept by the database's triggers from the sizes (migration 5ca1ab1e0f00), never written here:
+    # the lowest price of its sizes, and until when something is left to buy (NULL: nothing; a
+    # class seat: its session's start). Listings filter and sort by them through an index.
+    from_price: Mapped[int | None] = mapped_column(
+        Integer, nullable=True, server_default=FetchedValue(), server_onupdate=FetchedValue()
+    )
+    in_stock_until: Mapped[datetime | None] = mapped_column(
+        DateTimeUTC(timezone=True), nullable=True, server_default=FetchedValue(), server_onupdate=FetchedValue()
+    )
 
     category: Mapped[Category] = relationship(lazy="raise")
     variants: Mapped[list[Variant]] = relationship(back_populates="product", lazy="raise", order_by="Variant.position")
@@ -101,7 +113,7 @@ class Variant(UUIDAuditBase):
         CheckConstraint("stock >= 0", name="stock_not_negative"),
         CheckConstraint("price_override IS NULL OR price_override >= 0", name="override_not_negative"),
         Index("ix_variants_product", "product_id"),
-        Index("ix_variants_label", "label"),
+        Index("ix_variants_label_position", "label", "position"),
     )
 
     product_id: Mapped[UUID] = mapped_column(ForeignKey("products.id", ondelete="CASCADE"))

@@ -2,16 +2,31 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 from redis.asyncio import Redis
-from sqlalchemy import ColumnElement, Select, Text, and_, delete, exists, false, func, literal, select, true, update
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    Text,
+    and_,
+    bindparam,
+    delete,
+    exists,
+    false,
+    func,
+    literal,
+    select,
+    true,
+    update,
+)
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import joinedload
+from sqlalchemy.orm import aliased, joinedload
 
 from sweetdream.catalog.cache import fresh_until
 from sweetdream.catalog.filters import ProductFilter
@@ -22,8 +37,7 @@ from sweetdream.catalog.text import (
     exact_text,
     fold,
     has_diacritics,
-    search_words,
-    spans_covering,
+    search_tsquery_text,
     synonym_key,
 )
 from sweetdream.catalog.writes import catalog_changed
@@ -61,6 +75,9 @@ class ProductPage:
 # A listing counts its matches up to here (a million products take a second to count; the first
 # 10,001 take milliseconds): past it the page says "10000+" and offers the first COUNT_CAP matches.
 COUNT_CAP = 10_000
+# A search in best-match order ranks at most this many matches (ranking reads each one's text; the
+# first thousand take milliseconds, a million take seconds): past it, "more than 1000 results".
+BEST_MATCH_CAP = 1_000
 
 
 def capped_count(stmt: Select) -> Select:
@@ -78,33 +95,14 @@ def search_exact_for(name: str, description: str, category_name: str) -> str:
     return exact_text(f"{name} {category_name} {description}")
 
 
-def search_tsquery(query: str) -> ColumnElement[str] | None:
-    """The shopper's query as a folded prefix tsquery with synonyms expanded, or None if it has no words.
-
-    'tra sua ngon' -> '(tra:* | (milk <-> tea)) & (sua:* | (milk <-> tea)) & (ngon:*)' when the
-    synonym 'trà sữa' -> 'milk tea' exists: per word, the OR of the expansions of every term that
-    covers it, which equals ((tra & sua) | milk tea) & ngon. The synonyms are looked up inside the
-    listing query itself (an init plan over a small indexed table): a search costs no extra round
-    trip, and the rendered results are cached per process at the catalog version, which the
-    synonym commands bump.
-    """
-    words = search_words(query)
-    if not words:
+def search_tsquery(query: str, synonyms: Mapping[str, Sequence[str]]) -> ColumnElement[str] | None:
+    """The shopper's query as a tsquery (`search_tsquery_text`), or None if it has no words. Its
+    text goes into the statement as a constant, so the planner can tell a query that matches half
+    the shop (read in any order, stopping at the cap) from a rare one (the GIN index)."""
+    text = search_tsquery_text(query, synonyms)
+    if not text:
         return None
-    parts = []
-    for word, spans in zip(words, spans_covering(words), strict=True):
-        expansions = (
-            select(
-                func.string_agg(
-                    literal(" | (") + func.replace(SearchSynonym.expansion_key, " ", " <-> ") + literal(")"),
-                    literal(""),
-                )
-            )
-            .where(SearchSynonym.term_key.in_(spans))
-            .scalar_subquery()
-        )
-        parts.append(literal(f"({word}:*") + func.coalesce(expansions, "") + literal(")"))
-    return select(func.to_tsquery("simple", func.concat_ws(" & ", *parts))).scalar_subquery()
+    return func.to_tsquery("simple", bindparam("tsquery", text, literal_execute=True))
 
 
 class CatalogService:
@@ -121,150 +119,137 @@ class CatalogService:
             self._session = self._session()
         return self._session
 
-    async def categories(self) -> list[Category]:
-        result = await self.session.scalars(select(Category).order_by(Category.position, Category.name))
-        return list(result)
+    async def filter_choices(self) -> tuple[list[tuple[str, str]], list[str]]:
+        """The categories (slug, name) and the distinct size labels, in one statement.
 
-    async def size_labels(self) -> list[str]:
-        result = await self.session.scalars(
-            select(Variant.label).group_by(Variant.label).order_by(func.min(Variant.position), Variant.label)
+        The labels come from a skip scan: each step of the recursive CTE asks the (label, position)
+        index for the next label after the last one, so a million products' sizes cost a probe per
+        distinct label rather than a GROUP BY over every size. They are listed in shop order (the
+        lowest position a label has)."""
+        later = aliased(Variant)
+        labels = select(Variant.label).order_by(Variant.label).limit(1).cte("labels", recursive=True)
+        next_label = select(later.label).where(later.label > labels.c.label).order_by(later.label).limit(1)
+        labels = labels.union_all(select(next_label.scalar_subquery()).where(labels.c.label.is_not(None)))
+        position = select(func.min(Variant.position)).where(Variant.label == labels.c.label).scalar_subquery()
+        sizes = (
+            select(func.array_agg(aggregate_order_by(labels.c.label, position, labels.c.label)))
+            .where(labels.c.label.is_not(None))
+            .scalar_subquery()
         )
-        return list(result)
+        rows = (
+            await self.session.execute(
+                select(Category.slug, Category.name, sizes.label("sizes")).order_by(Category.position, Category.name)
+            )
+        ).all()
+        return [(r.slug, r.name) for r in rows], list(rows[0].sizes or []) if rows else []
 
-    async def list_products(self, view: ProductFilter) -> ProductPage:
-        """One query: the page of cards with the total count (window function)."""
-        stmt = self._listing(view)
+    async def synonyms(self) -> dict[str, list[str]]:
+        """Every search synonym: term key -> its expansions' keys (a small table, cached per version)."""
+        rows = await self.session.execute(
+            select(SearchSynonym.term_key, SearchSynonym.expansion_key).order_by(
+                SearchSynonym.term_key, SearchSynonym.expansion_key
+            )
+        )
+        synonyms: dict[str, list[str]] = {}
+        for term, expansion in rows:
+            synonyms.setdefault(term, []).append(expansion)
+        return synonyms
+
+    async def list_products(
+        self, view: ProductFilter, synonyms: Mapping[str, Sequence[str]] | None = None
+    ) -> ProductPage:
+        """One query: the page of cards with the total count (capped, see COUNT_CAP/BEST_MATCH_CAP).
+        A search expands the `synonyms` given (the cached `synonyms()`), else reads them."""
+        if view.q and synonyms is None:
+            synonyms = await self.synonyms()
+        stmt = self._listing(view, synonyms or {})
         rows = (await self.session.execute(stmt)).all()
         total = rows[0].total if rows else 0
         if not rows and view.page > 1:
             # Past the last page: count once so the view can say how many pages there are.
-            total = await self.session.scalar(self._listing(view, count_only=True)) or 0
+            total = await self.session.scalar(self._listing(view, synonyms or {}, count_only=True)) or 0
         cards = [_card(r) for r in rows]
-        return ProductPage(cards, min(total, COUNT_CAP), view.page, self.page_size, more=total > COUNT_CAP)
+        cap = BEST_MATCH_CAP if _ranks_matches(view) else COUNT_CAP
+        return ProductPage(cards, min(total, cap), view.page, self.page_size, more=total > cap)
 
-    def _listing(self, view: ProductFilter, count_only: bool = False, featured_only: bool = False) -> Select:
-        effective = func.coalesce(Variant.price_override, Product.price)
-        on_sale = not_started_condition()
-        prices = (
-            select(
-                func.min(effective).label("from_price"),
-                func.max(effective).label("to_price"),
-                func.coalesce(func.bool_or(and_(Variant.stock > 0, on_sale)), False).label("in_stock"),
-                func.min(Variant.starts_at).filter(on_sale).label("next_start"),
-                func.coalesce(func.bool_and(~on_sale), False).label("started"),
-            )
-            .where(Variant.product_id == Product.id)
-            .lateral("prices")
-        )
+    def _listing(
+        self,
+        view: ProductFilter,
+        synonyms: Mapping[str, Sequence[str]],
+        count_only: bool = False,
+        featured_only: bool = False,
+    ) -> Select:
+        """The listing's products as a page of cards. Every filter and sort reads a column of
+        `products` (the from-price and in-stock time are kept there by the database, see the model),
+        so an index gives the page's products in order and the cards' prices and stock are computed
+        for those alone."""
         conditions: list[ColumnElement[bool]] = [Product.is_active.is_(True)]
         if featured_only:
             conditions.append(Product.is_featured.is_(True))
         if view.category:
-            conditions.append(Category.slug == view.category)
+            category = select(Category.id).where(Category.slug == view.category).scalar_subquery()
+            conditions.append(Product.category_id == category)
         if view.size:
             size_match = and_(Variant.product_id == Product.id, Variant.label == view.size)
             if view.in_stock:
-                size_match = and_(size_match, Variant.stock > 0, on_sale)
+                size_match = and_(size_match, Variant.stock > 0, not_started_condition())
             conditions.append(exists().where(size_match))
         elif view.in_stock:
-            conditions.append(prices.c.in_stock.is_(True))
+            conditions.append(Product.in_stock_until > func.now())
         if view.min_price is not None:
-            conditions.append(prices.c.from_price >= view.min_price)
+            conditions.append(Product.from_price >= view.min_price)
         if view.max_price is not None:
-            conditions.append(prices.c.from_price <= view.max_price)
-        tsquery = search_tsquery(view.q) if view.q else None
+            conditions.append(Product.from_price <= view.max_price)
+        tsquery = search_tsquery(view.q, synonyms) if view.q else None
         if view.q:
             if tsquery is None:  # only punctuation: nothing can match
                 conditions.append(false())
             else:
                 conditions.append(Product.search_vector.op("@@")(tsquery))
-        # The prices (a lateral per product) are computed for every matching product only when a
-        # filter or the sort needs them; otherwise the page's products are chosen first (an index
-        # can give them in order) and the prices computed for those 24 alone (`_page_of`).
-        needs_prices = (view.in_stock and not view.size) or view.min_price is not None or view.max_price is not None
-        needs_prices = needs_prices or view.sort in ("price_asc", "price_desc")
-        base = select(Product)
-        if view.category or needs_prices:  # otherwise the count and the page's ids need no category
-            base = base.join(Category, Category.id == Product.category_id)
-        if needs_prices:
-            base = base.join(prices, true())
-        base = base.where(*conditions)
+        base = select(Product).where(*conditions)
+        if tsquery is not None and _ranks_matches(view):
+            return self._best_matches(base, view, tsquery, count_only)
         if count_only:
             return capped_count(base)
-        newest = [Product.created_at.desc()]
-        order = {
-            "newest": newest,
-            "price_asc": [prices.c.from_price.asc()],
-            "price_desc": [prices.c.from_price.desc()],
-            "name": [Product.name_sort_key.asc()],
-            # Best match: the closest matches first for a query; with no query, the newest.
-            "relevance": self._relevance(view.q, tsquery) if tsquery is not None else newest,
-        }[view.sort]
-        if not needs_prices:
-            return self._page_of(base, order, prices, view, featured_only)
-        return (
-            base.with_only_columns(
-                Product.slug,
-                Product.name,
-                Category.name.label("category_name"),
-                card_image().label("image"),
-                prices.c.from_price,
-                prices.c.to_price,
-                prices.c.in_stock,
-                prices.c.next_start,
-                prices.c.started,
-                func.count().over().label("total"),
-            )
-            .order_by(*order, Product.id)
-            .limit(self.page_size)
-            .offset((view.page - 1) * self.page_size)
-        )
-
-    def _page_of(self, base: Select, order: list[Any], prices: Any, view: ProductFilter, featured_only: bool) -> Select:
-        """The page's products in order (their ids, from `base`), then their cards: the prices are
-        computed for the page alone. The total comes in the same statement (a count run once)."""
+        # Ties broken by id in the sort's direction, so a price index serves either direction.
+        orders: dict[str, list[ColumnElement[Any]]] = {
+            "newest": [Product.created_at.desc(), Product.id.asc()],
+            "relevance": [Product.created_at.desc(), Product.id.asc()],  # no query: the newest
+            "price_asc": [Product.from_price.asc(), Product.id.asc()],
+            "price_desc": [Product.from_price.desc(), Product.id.desc()],
+            "name": [Product.name_sort_key.asc(), Product.id.asc()],
+        }
+        order = orders[view.sort]
         page = (
-            base.with_only_columns(
-                Product.id.label("id"), func.row_number().over(order_by=[*order, Product.id]).label("position")
-            )
-            .order_by(*order, Product.id)
+            base.with_only_columns(Product.id.label("id"), func.row_number().over(order_by=order).label("position"))
+            .order_by(*order)
             .limit(self.page_size)
             .offset((view.page - 1) * self.page_size)
             .subquery("page")
         )
         # A featured list is short and takes its own LIMIT: no total needed.
         total = literal(0) if featured_only else capped_count(base).scalar_subquery()
-        return (
-            select(
-                Product.slug,
-                Product.name,
-                Category.name.label("category_name"),
-                card_image().label("image"),
-                prices.c.from_price,
-                prices.c.to_price,
-                prices.c.in_stock,
-                prices.c.next_start,
-                prices.c.started,
-                total.label("total"),
-            )
-            .select_from(page)
-            .join(Product, Product.id == page.c.id)
-            .join(Category, Category.id == Product.category_id)
-            .join(prices, true())
-            .order_by(page.c.position)
-        )
+        return _cards_of(page, total)
 
-    @staticmethod
-    def _relevance(query: str, tsquery: ColumnElement[str]) -> list[ColumnElement[Any]]:
-        """Closest matches first. A query typed with diacritics ('dâu') puts the products with those
-        exact words ('dâu tây') before the ones that only match once folded ('đậu')."""
-        order: list[ColumnElement[Any]] = []
-        if has_diacritics(query):
-            exact = func.to_tsquery("simple", exact_prefix_tsquery(query))
-            order.append(func.ts_rank(Product.search_exact_vector, exact).desc())
-        order.append(func.ts_rank(Product.search_vector, tsquery).desc())
-        order.append(Product.name_sort_key.asc())
-        return order
+    def _best_matches(self, base: Select, view: ProductFilter, tsquery: ColumnElement[str], count_only: bool) -> Select:
+        """A search in best-match order. Ranking reads every match's text, so it ranks the first
+        BEST_MATCH_CAP + 1 matches the index finds (every match, in a shop of that size; "more than
+        N results" above it), read once for both the count and the page."""
+        matches = base.with_only_columns(
+            Product.id, Product.search_vector, Product.search_exact_vector, Product.name_sort_key
+        ).limit(BEST_MATCH_CAP + 1)
+        if count_only:
+            return select(func.count()).select_from(matches.subquery("matches"))
+        found = matches.cte("matches")
+        order = [*_relevance(view.q, tsquery, found.c), found.c.id]
+        page = (
+            select(found.c.id.label("id"), func.row_number().over(order_by=order).label("position"))
+            .order_by(*order)
+            .limit(self.page_size)
+            .offset((view.page - 1) * self.page_size)
+            .subquery("page")
+        )
+        return _cards_of(page, select(func.count()).select_from(found).scalar_subquery())
 
     async def get_by_slug(self, slug: str) -> Product | None:
         """The product with its category and sizes, in one query."""
@@ -279,11 +264,65 @@ class CatalogService:
         return product
 
     async def featured(self, limit: int = 8) -> list[ProductCard]:
-        rows = (await self.session.execute(self._listing(ProductFilter(), featured_only=True).limit(limit))).all()
+        rows = (await self.session.execute(self._listing(ProductFilter(), {}, featured_only=True).limit(limit))).all()
         return [_card(r) for r in rows]
 
     async def get_variant(self, variant_id: UUID) -> Variant | None:
         return await self.session.get(Variant, variant_id)
+
+
+def _ranks_matches(view: ProductFilter) -> bool:
+    """A search shown in best-match order (ranked within BEST_MATCH_CAP matches)."""
+    return bool(view.q) and view.sort == "relevance"
+
+
+def _relevance(query: str, tsquery: ColumnElement[str], columns: Any) -> list[ColumnElement[Any]]:
+    """Closest matches first. A query typed with diacritics ('dâu') puts the products with those
+    exact words ('dâu tây') before the ones that only match once folded ('đậu')."""
+    order: list[ColumnElement[Any]] = []
+    if has_diacritics(query):
+        exact = func.to_tsquery("simple", exact_prefix_tsquery(query))
+        order.append(func.ts_rank(columns.search_exact_vector, exact).desc())
+    order.append(func.ts_rank(columns.search_vector, tsquery).desc())
+    order.append(columns.name_sort_key.asc())
+    return order
+
+
+def _cards_of(page: Any, total: ColumnElement[int]) -> Select:
+    """The cards of a page of product ids (`page`: id, position), with the listing's total. Prices,
+    stock and a class's next session are computed here, for the page's products alone."""
+    effective = func.coalesce(Variant.price_override, Product.price)
+    on_sale = not_started_condition()
+    prices = (
+        select(
+            func.min(effective).label("from_price"),
+            func.max(effective).label("to_price"),
+            func.coalesce(func.bool_or(and_(Variant.stock > 0, on_sale)), False).label("in_stock"),
+            func.min(Variant.starts_at).filter(on_sale).label("next_start"),
+            func.coalesce(func.bool_and(~on_sale), False).label("started"),
+        )
+        .where(Variant.product_id == Product.id)
+        .lateral("prices")
+    )
+    return (
+        select(
+            Product.slug,
+            Product.name,
+            Category.name.label("category_name"),
+            card_image().label("image"),
+            prices.c.from_price,
+            prices.c.to_price,
+            prices.c.in_stock,
+            prices.c.next_start,
+            prices.c.started,
+            total.label("total"),
+        )
+        .select_from(page)
+        .join(Product, Product.id == page.c.id)
+        .join(Category, Category.id == Product.category_id)
+        .join(prices, true())
+        .order_by(page.c.position)
+    )
 
 
 def _card(row: Any) -> ProductCard:

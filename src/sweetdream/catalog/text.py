@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Mapping, Sequence
 
 # NFKD does not decompose the Vietnamese letter đ/Đ (it is a distinct letter, not d + mark).
 _SPECIAL = str.maketrans({"đ": "d", "Đ": "D"})
@@ -26,9 +27,23 @@ def search_words(query: str, limit: int = 8) -> list[str]:
     return _WORD.findall(fold(query))[:limit]
 
 
-def prefix_tsquery(query: str) -> str:
-    """'banh ke' -> 'banh:* & ke:*' so results appear as the shopper types."""
-    return " & ".join(f"{word}:*" for word in search_words(query))
+def search_tsquery_text(query: str, synonyms: Mapping[str, Sequence[str]] | None = None) -> str:
+    """The shopper's query as a folded tsquery, synonyms expanded ('' when it has no words).
+
+    'banh ke' -> '(banh) & (ke:*)': only the last word may be half typed, so it alone matches as a
+    prefix; the words before it match whole words (a prefix makes the index collect every word that
+    starts so: seconds at a million products). With the synonym 'trà sữa' -> 'milk tea',
+    'tra sua ngon' -> '(tra | (milk <-> tea)) & (sua | (milk <-> tea)) & (ngon:*)': per word, the OR
+    of the expansions of every term covering it, which equals ((tra & sua) | milk tea) & ngon.
+    Only letters and digits reach the text (`search_words`, `synonym_key`)."""
+    words = search_words(query)
+    synonyms = synonyms or {}
+    parts = []
+    for i, (word, spans) in enumerate(zip(words, spans_covering(words), strict=True)):
+        term = f"{word}:*" if i == len(words) - 1 else word
+        expansions = dict.fromkeys(e for span in spans for e in synonyms.get(span, ()))
+        parts.append("(" + term + "".join(f" | ({e.replace(' ', ' <-> ')})" for e in expansions) + ")")
+    return " & ".join(parts)
 
 
 def slugify(text: str) -> str:

@@ -59,8 +59,8 @@ async def _filter_choices(
     catalog: CatalogService, cache: CatalogCache, version: bytes | None = None
 ) -> tuple[list[CategoryLink], list[str]]:
     async def load() -> tuple[list[CategoryLink], list[str]]:
-        categories = [CategoryLink(c.slug, c.name) for c in await catalog.categories()]
-        return categories, await catalog.size_labels()
+        categories, sizes = await catalog.filter_choices()
+        return [CategoryLink(slug, name) for slug, name in categories], sizes
 
     return await cache.get_or_compute("filter-choices", load, version)
 
@@ -98,7 +98,8 @@ class ShopController(Controller):
 
         async def results() -> tuple[str, int]:
             async def render_results() -> tuple[str, int]:
-                page = await catalog.list_products(view)
+                synonyms = await catalog_cache.get_or_compute("synonyms", catalog.synonyms, version) if view.q else None
+                page = await catalog.list_products(view, synonyms)
                 categories, _sizes = await _filter_choices(catalog, catalog_cache, version)
                 category = next((c for c in categories if c.slug == view.category), None)
                 html = render_fragment(request, "catalog/_results.html", page=page, view=view, category=category)
