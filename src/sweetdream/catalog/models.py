@@ -23,7 +23,7 @@ from sqlalchemy import (
     UniqueConstraint,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB, TSVECTOR
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, TSVECTOR
 from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
 from sweetdream.catalog.text import name_sort_key
@@ -39,15 +39,19 @@ class Category(UUIDAuditBase):
     position: Mapped[int] = mapped_column(Integer, default=0)
 
 
+# What the listings' indexes carry besides their keys: the stock filters read them there.
+STOCK = ["in_stock_until", "sizes_in_stock", "seats_in_stock"]
+
+
 class Product(UUIDAuditBase):
     __tablename__ = "products"
     __table_args__ = (
         CheckConstraint("price >= 0", name="price_not_negative"),
         Index("ix_products_search", "search_vector", postgresql_using="gin"),
         Index("ix_products_active_created", "is_active", "created_at"),
-        Index("ix_products_category_created", "category_id", "is_active", "created_at"),
-        Index("ix_products_active_price", "is_active", "from_price", "id"),
-        Index("ix_products_category_price", "category_id", "is_active", "from_price", "id"),
+        Index("ix_products_category_created", "category_id", "is_active", "created_at", postgresql_include=STOCK),
+        Index("ix_products_active_price", "is_active", "from_price", "id", postgresql_include=STOCK),
+        Index("ix_products_category_price", "category_id", "is_active", "from_price", "id", postgresql_include=STOCK),
         # "Name A-Z": an index scan in Vietnamese order, keyset-friendly (key, id).
         Index("ix_products_name_sort", "name_sort_key", "id"),
     )
@@ -79,13 +83,20 @@ class Product(UUIDAuditBase):
     name_sort_key: Mapped[str] = mapped_column(Text(collation="C"), default="")
     # Kept by the database's triggers from the sizes (migration 5ca1ab1e0f00), never written here:
     # the lowest price of its sizes, and until when something is left to buy (NULL: nothing; a
-    # class seat: its session's start). Listings filter and sort by them through an index.
+    # class seat: its session's start). Listings filter and sort by them through an index, whose
+    # entries carry the stock columns (INCLUDE) so the filters need no row.
     from_price: Mapped[int | None] = mapped_column(
         Integer, nullable=True, server_default=FetchedValue(), server_onupdate=FetchedValue()
     )
     in_stock_until: Mapped[datetime | None] = mapped_column(
         DateTimeUTC(timezone=True), nullable=True, server_default=FetchedValue(), server_onupdate=FetchedValue()
     )
+    # The labels of its goods (sizes without a start) with stock, and whether it has class seats
+    # with stock (whose start the size filter then checks on the sizes themselves).
+    sizes_in_stock: Mapped[list[str]] = mapped_column(
+        ARRAY(Text), server_default=FetchedValue(), server_onupdate=FetchedValue()
+    )
+    seats_in_stock: Mapped[bool] = mapped_column(Boolean, server_default=FetchedValue(), server_onupdate=FetchedValue())
 
     category: Mapped[Category] = relationship(lazy="raise")
     variants: Mapped[list[Variant]] = relationship(back_populates="product", lazy="raise", order_by="Variant.position")

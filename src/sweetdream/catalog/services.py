@@ -20,6 +20,7 @@ from sqlalchemy import (
     false,
     func,
     literal,
+    or_,
     select,
     true,
     update,
@@ -189,11 +190,15 @@ class CatalogService:
         if view.category:
             category = select(Category.id).where(Category.slug == view.category).scalar_subquery()
             conditions.append(Product.category_id == category)
-        if view.size:
-            size_match = and_(Variant.product_id == Product.id, Variant.label == view.size)
-            if view.in_stock:
-                size_match = and_(size_match, Variant.stock > 0, not_started_condition())
-            conditions.append(exists().where(size_match))
+        if view.size and view.in_stock:
+            # Read from the index entry: goods of that size in stock; only a product with class
+            # seats in stock has its sizes looked at (a seat counts until its session starts).
+            seat = exists().where(
+                Variant.product_id == Product.id, Variant.label == view.size, Variant.stock > 0, not_started_condition()
+            )
+            conditions.append(or_(Product.sizes_in_stock.contains([view.size]), and_(Product.seats_in_stock, seat)))
+        elif view.size:
+            conditions.append(exists().where(Variant.product_id == Product.id, Variant.label == view.size))
         elif view.in_stock:
             conditions.append(Product.in_stock_until > func.now())
         if view.min_price is not None:
