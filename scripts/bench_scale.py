@@ -6,7 +6,9 @@ Seeding: each new product is a numbered clone of a demo product, written by `gen
 batches of 100,000 (INSERT ... SELECT, no ORM): the search columns the app computes in Python
 (accent-folded `search_text`, `search_exact`, the Vietnamese `name_sort_key`) are computed once per
 demo product and joined in, with the clone's number appended to the searchable text. The clones
-share their demo product's sort key (ties fall back to the id, as the page query does).
+share their demo product's sort key (ties fall back to the id, as the page query does). The kept
+from-price and stock columns of `products` are filled by the database's own triggers as each batch
+of sizes is inserted (once per statement), as they are for every other writer.
 
 Measured single user, each request a cache miss (the catalog version is bumped before it, so
 the page's queries and render really run): the first catalog page, a category page, a filtered
