@@ -14,6 +14,13 @@ as the session store does), one query reads the user (role and session epoch, ev
 their cart count. Anything else (a flash message to show, a session to end, a page not cached at
 this version) goes to Litestar, which renders what is missing: the page is the same either way.
 
+A signed-in shopper's own pages (the cart, the checkout page, their order's page) are answered
+there too (`ShopperPage`): one Redis round trip reads (and renews) the session, one asyncpg
+statement reads the user with what the page shows (the cart's lines at the current prices and
+stock, or the order), and the page's template is rendered as its Litestar handler renders it.
+Anything else (a flash message, an ended session, another shopper's order, an empty checkout, a
+query string, an HTMX request) goes to Litestar.
+
 Pages vary with the `HX-Request` header (an HTMX request gets a fragment or the bare layout), so
 their responses say so in `Vary`: a browser's Back button must never show a cached fragment as a
 page.
@@ -28,7 +35,7 @@ import html
 import logging
 import re
 import secrets
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -42,6 +49,7 @@ from litestar.datastructures import Cookie
 from litestar.enums import MediaType
 from litestar.middleware.csrf import generate_csrf_token
 from litestar.types import ASGIApp, Receive, Scope, Send
+from litestar.utils import normalize_path
 from litestar.utils.empty import value_or_default
 from litestar.utils.scope.state import ScopeState
 from markupsafe import Markup
@@ -205,6 +213,49 @@ StateOf = Callable[[Litestar, dict[str, Any]], Awaitable[dict[str, Any] | None]]
 OnServed = Callable[[Scope, SharedPage], None]
 
 
+@dataclass
+class ShopperRequest:
+    """What a signed-in shopper's own page answered before Litestar gets (see `ShopperPage`)."""
+
+    scope: Scope
+    litestar: Litestar
+    session: dict[str, Any]
+
+    def admit(self, state: dict[str, Any] | None) -> bool:
+        """Take the shopper's request state (`user`, `cart_count`, `saved_language`: see
+        `accounts.web.shopper_from_row`); False when Litestar must answer instead: no state (an
+        ended session), or a saved language that is not this request's (Litestar applies it)."""
+        if state is None:
+            return False
+        saved = state.pop("saved_language", None)
+        if saved and saved != i18n.current_language.get() and i18n.cookie_choice(self.scope) is None:
+            return False
+        self.scope.setdefault("state", {}).update(state)
+        return True
+
+    def render(self, name: str, **context: Any) -> str:
+        """The template rendered as `platform.web.render` renders it for this (non-HTMX) request,
+        with the CSRF token's placeholder (the middleware puts the shopper's token in)."""
+        litestar = self.litestar
+        request: Request[Any, Any, Any] = Request({**self.scope, "app": litestar, "litestar_app": litestar, "session": None})  # type: ignore[arg-type]
+        engine = litestar.template_engine
+        assert engine is not None
+        return engine.get_template(name).render(
+            request=request, csrf_token=lambda: _TOKEN, csrf_input=csrf_input(_TOKEN), layout=FULL_LAYOUT, **context
+        )
+
+    def database(self) -> Any:
+        """The app's database engine (an `AsyncEngine`)."""
+        return self.litestar.state.sqlalchemy_config.get_engine()
+
+
+# A signed-in shopper's own page answered before Litestar: its body (from `ShopperRequest.render`),
+# or None when Litestar must answer.
+ShopperPage = Callable[[ShopperRequest], Awaitable[str | None]]
+# path -> the page that answers it before Litestar, or None (each domain's web module has one).
+ShopperPageOf = Callable[[str], ShopperPage | None]
+
+
 def cached_pages(
     app: ASGIApp,
     litestar: Litestar,
@@ -212,6 +263,7 @@ def cached_pages(
     address_of: PageAddressOf,
     state_of: StateOf,
     on_served: OnServed,
+    shopper_pages: Sequence[ShopperPageOf] = (),
 ) -> ASGIApp:
     """Serve a cached catalog page without entering Litestar's middleware and routing.
 
@@ -223,11 +275,15 @@ def cached_pages(
     CSRF token in a cookie when they have none and their session cookie renewed. Anything else (a
     miss, a flash message, an ended session, an error) goes to Litestar, which renders and caches
     the page: what a shopper sees is the same either way, only faster.
+
+    `shopper_pages` answer a signed-in shopper's own pages (GET without a query string) the same
+    way: the session read and renewed in one Redis call, then the page (`ShopperPage`).
     """
     csrf = litestar.csrf_config
     assert csrf is not None
     sessions = litestar.state.session_config
-    store_prefix = f"{litestar.stores.get('sessions').namespace}:"  # type: ignore[attr-defined]
+    session_store = litestar.stores.get("sessions")
+    store_prefix = f"{session_store.namespace}:"  # type: ignore[attr-defined]
     csrf_cookie_header = Cookie(
         key=csrf.cookie_name,
         value=_TOKEN,
@@ -268,6 +324,23 @@ def cached_pages(
         request: Request[Any, Any, Any] = Request({**scope, "app": litestar, "litestar_app": litestar, "session": None})  # type: ignore[arg-type]
         return page, page.fill(render_parts(request, page.parts))
 
+    def shopper_page_for(scope: Scope) -> ShopperPage | None:
+        if not shopper_pages or scope.get("query_string"):
+            return None
+        path = scope["path"]
+        return next((page for page_of in shopper_pages if (page := page_of(path)) is not None), None)
+
+    async def own_page(scope: Scope, page: ShopperPage, session_id: str) -> str | None:
+        """The shopper's own page, or None when Litestar must answer."""
+        raw = await session_store.get(session_id, renew_for=sessions.max_age)  # as the session middleware reads it
+        if raw is None:
+            return None
+        session = msgspec.json.decode(raw)
+        if not isinstance(session, dict) or session.get("flash") or not session.get("user_id"):
+            return None  # a message to show once, or a visitor: Litestar answers
+        scope["path"] = normalize_path(scope["path"])  # "/cart/" is "/cart", as Litestar's router makes it
+        return await page(ShopperRequest(scope, litestar, session))
+
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
         if (
             scope["type"] != "http"
@@ -278,31 +351,47 @@ def cached_pages(
             return
         connection: ASGIConnection = ASGIConnection(scope)
         served: tuple[SharedPage, str] | None = None
+        own: str | None = None
         try:
             address = address_of(connection, scope["path"])
-            if address is not None:
-                cookies = connection.cookies
-                session_id = cookies.get(sessions.key)
-                if not session_id or session_id == "null":
-                    page = cache.peek(address.key, await cache.version(address.product_slug))
-                    served = (page, page.visitor) if page is not None else None
-                else:
-                    served = await shopper_page(scope, address, session_id)
-        except (RedisError, OSError):  # an outage: Litestar answers it (the "right back" page) and says so
-            served = None
+            shopper = shopper_page_for(scope) if address is None else None
         except Exception:  # a bug in this path: Litestar answers instead, and the log says why
             log.warning("page cache: Litestar answers %s after an error", scope["path"], exc_info=True)
-            served = None
+            address = shopper = None
+        if address is None and shopper is None:
+            await app(scope, receive, send)
+            return
+        try:
+            cookies = connection.cookies
+            session_id = cookies.get(sessions.key)
+            signed = bool(session_id) and session_id != "null"
+            if address is None:
+                own = await own_page(scope, shopper, session_id) if signed else None  # type: ignore[arg-type]
+            elif not signed:
+                page = cache.peek(address.key, await cache.version(address.product_slug))
+                served = (page, page.visitor) if page is not None else None
+            else:
+                served = await shopper_page(scope, address, session_id)  # type: ignore[arg-type]
+        except (RedisError, OSError):  # an outage: Litestar answers it (the "right back" page) and says so
+            served = own = None
+        except Exception:  # a bug in this path: Litestar answers instead, and the log says why
+            log.warning("page cache: Litestar answers %s after an error", scope["path"], exc_info=True)
+            served = own = None
+        if own is not None:
+            await respond(send, own, cookies, session_id, [])
+            return
         if served is None:
             await app(scope, receive, send)
             return
         page, body = served
         on_served(scope, page)
-        headers = [
-            (b"content-type", b"text/html; charset=utf-8"),
-            (b"vary", vary),
-            (CACHE_HEADER.encode(), b"hit"),
-        ]
+        await respond(send, body, cookies, session_id, [(CACHE_HEADER.encode(), b"hit")])
+
+    async def respond(
+        send: Send, body: str, cookies: Mapping[str, str], session_id: str | None, extra: list[tuple[bytes, bytes]]
+    ) -> None:
+        """The page with the shopper's CSRF token in it, and the cookies Litestar's middleware would set."""
+        headers = [(b"content-type", b"text/html; charset=utf-8"), (b"vary", vary), *extra]
         token = cookies.get(csrf.cookie_name)
         if not token:
             token = generate_csrf_token(csrf.secret)
