@@ -35,6 +35,7 @@ import html
 import logging
 import re
 import secrets
+import weakref
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -213,6 +214,41 @@ StateOf = Callable[[Litestar, dict[str, Any]], Awaitable[dict[str, Any] | None]]
 OnServed = Callable[[Scope, SharedPage], None]
 
 
+# A shopper's own page is its blocks rendered into the full layout rendered once (`ShopperRequest`).
+_MARK = "mark-" + secrets.token_hex(16)
+_TITLE_MARK, _CONTENT_MARK, _BLOCKS_SPLIT = (f"<!--{_MARK}-{n}-->" for n in range(3))
+_NEXT_MARK = f"/{_MARK}"  # the layout's request path: the language switch's way back (nothing to escape)
+_CHROME = (
+    f'{{% extends "{FULL_LAYOUT}" %}}{{% block title %}}{_TITLE_MARK}{{% endblock %}}'
+    f"{{% block content %}}{_CONTENT_MARK}{{% endblock %}}"
+)
+_BLOCKS_ONLY = f"{{% block title %}}{{{{ site_name }}}}{{% endblock %}}{_BLOCKS_SPLIT}{{% block content %}}{{% endblock %}}"
+
+
+# What the layout is made of, but the per-shopper parts (rendered for each request anyway).
+_CHROME_TEMPLATES = (FULL_LAYOUT, "components/_header.html", "components/_language.html")
+
+
+# Compiled once per template environment (weakly: a test run makes many apps).
+_COMPILED: weakref.WeakKeyDictionary[Any, tuple[Any, Any]] = weakref.WeakKeyDictionary()
+
+
+def _compiled(env: Any) -> tuple[Any, Any]:
+    """The chrome's template, and a layout that renders a page's title and content blocks alone."""
+    found = _COMPILED.get(env)
+    if found is None:
+        found = _COMPILED[env] = (env.from_string(_CHROME), env.from_string(_BLOCKS_ONLY))
+    return found
+
+
+def _chrome_template(env: Any) -> Any:
+    return _compiled(env)[0]
+
+
+def _blocks_only(env: Any) -> Any:
+    return _compiled(env)[1]
+
+
 @dataclass
 class ShopperRequest:
     """What a signed-in shopper's own page answered before Litestar gets (see `ShopperPage`)."""
@@ -220,6 +256,7 @@ class ShopperRequest:
     scope: Scope
     litestar: Litestar
     session: dict[str, Any]
+    chromes: dict[tuple[Any, ...], SharedPage]  # the layout around these pages, by language (`_chrome`)
 
     def admit(self, state: dict[str, Any] | None) -> bool:
         """Take the shopper's request state (`user`, `cart_count`, `saved_language`: see
@@ -235,14 +272,47 @@ class ShopperRequest:
 
     def render(self, name: str, **context: Any) -> str:
         """The template rendered as `platform.web.render` renders it for this (non-HTMX) request,
-        with the CSRF token's placeholder (the middleware puts the shopper's token in)."""
+        with the CSRF token's placeholder (the middleware puts the shopper's token in).
+
+        Only the page's own blocks (title, content) are rendered here: the layout around them (the
+        head, header and footer) is rendered once per language with markers (`_chrome`), and this
+        shopper's parts (header links, cart badge, flash) are filled in as on a cached page."""
         litestar = self.litestar
         request: Request[Any, Any, Any] = Request({**self.scope, "app": litestar, "litestar_app": litestar, "session": None})  # type: ignore[arg-type]
         engine = litestar.template_engine
         assert engine is not None
-        return engine.get_template(name).render(
-            request=request, csrf_token=lambda: _TOKEN, csrf_input=csrf_input(_TOKEN), layout=FULL_LAYOUT, **context
+        env = engine.engine  # type: ignore[attr-defined]
+        blocks = env.get_template(name).render(
+            request=request,
+            csrf_token=lambda: _TOKEN,
+            csrf_input=csrf_input(_TOKEN),
+            layout=_blocks_only(env),
+            **context,
         )
+        title, content = blocks.split(_BLOCKS_SPLIT, 1)
+        chrome = self._chrome(request, env)
+        page = chrome.fill(render_parts(request, chrome.parts))
+        path = html.escape(self.scope["path"])  # the language switch's way back (no query: see `cached_pages`)
+        return page.replace(_TITLE_MARK, title, 1).replace(_NEXT_MARK, path, 1).replace(_CONTENT_MARK, content, 1)
+
+    def _chrome(self, request: Request[Any, Any, Any], env: Any) -> SharedPage:
+        """The full layout in this language, with markers for the title, the content, the language
+        switch's way back and each per-shopper part: rendered once per language (and, where
+        templates reload, again when the layout's own templates change)."""
+        key: tuple[Any, ...] = (i18n.current_language.get(),)
+        if env.auto_reload:  # development: the same Template objects while their files are unchanged
+            key += tuple(env.get_template(name) for name in _CHROME_TEMPLATES)
+        chrome = self.chromes.get(key)
+        if chrome is None:
+            # Its own state: Litestar keeps a request's parsed URL there, and this one is a marker.
+            marked: Request[Any, Any, Any] = Request(
+                {**request.scope, "path": _NEXT_MARK, "query_string": b"", "state": {}}  # type: ignore[typeddict-item]
+            )
+            body = _chrome_template(env).render(
+                request=marked, csrf_token=lambda: _TOKEN, csrf_input=csrf_input(_TOKEN), shared_page=True
+            )
+            chrome = self.chromes[key] = SharedPage(tuple(_SLOTS.split(body)), visitor="")
+        return chrome
 
     def database(self) -> Any:
         """The app's database engine (an `AsyncEngine`)."""
@@ -304,6 +374,7 @@ def cached_pages(
         domain=sessions.domain,
     ).to_header(header="")
     vary = VARY["Vary"].encode()
+    chromes: dict[tuple[Any, ...], SharedPage] = {}  # the layout around a shopper's own pages, by language
 
     async def shopper_page(scope: Scope, address: PageAddress, session_id: str) -> tuple[SharedPage, str] | None:
         """The page and its body filled in for the session's owner, or None when Litestar must answer."""
@@ -339,7 +410,7 @@ def cached_pages(
         if not isinstance(session, dict) or session.get("flash") or not session.get("user_id"):
             return None  # a message to show once, or a visitor: Litestar answers
         scope["path"] = normalize_path(scope["path"])  # "/cart/" is "/cart", as Litestar's router makes it
-        return await page(ShopperRequest(scope, litestar, session))
+        return await page(ShopperRequest(scope, litestar, session, chromes))
 
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
         if (
