@@ -91,12 +91,15 @@ async def shopper_with_order(client: AsyncTestClient[Litestar], settings: Any, d
 # --- each page is answered early, and is the page Litestar renders ------------------------------
 
 
-@pytest.mark.parametrize("path", ["/cart/", "/cart", "/checkout/", "/checkout", "order"])
+@pytest.mark.parametrize("path", ["/cart/", "/cart", "/checkout/", "/checkout", "order", "cancelled order"])
 async def test_a_shoppers_own_page_is_answered_before_litestar_and_is_the_same_page(
     client, settings, db, litestar_only, path
 ):
     _user, _size, order_path = await shopper_with_order(client, settings, db)
-    path = order_path if path == "order" else path
+    if path == "cancelled order":  # a timeline of two events, the status and payment lines changed
+        assert (await post_form(client, f"{order_path}/cancel", {})).status_code == 303
+        await client.get(order_path)  # its flash message, shown once
+    path = order_path if "order" in path else path
     litestar_only.cookies = client.cookies  # the same shopper: the same session and CSRF cookies
 
     fast = await early(client, path)

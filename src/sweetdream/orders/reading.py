@@ -1,10 +1,13 @@
 """A shopper's own order read for its page answered before Litestar (platform/pages.py): the user
 and their order, with its lines and timeline, in one statement through asyncpg. Read only; the order
-comes back as the same (unsaved) `Order`, `OrderLine` and `OrderEvent` objects the page's template
-reads when Litestar renders it, so both show the same."""
+comes back as plain values with the models' own properties (`line_total`, `label`, `shown_note`),
+so the page's template reads the same as when Litestar renders it (ORM objects cost a third of the
+read)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, fields
+from datetime import datetime
 from functools import cache
 from typing import Any
 from uuid import UUID
@@ -19,14 +22,62 @@ from sweetdream.cart.services import cart_cutoff
 from sweetdream.db import DirectRead
 from sweetdream.orders.models import Order, OrderEvent, OrderLine, OrderStatus, PaymentMethod
 
-# The order's columns the page shows, and its lines' and events' (read as arrays of records).
+# The order's columns the page shows.
 _ORDER_FIELDS = (
     "id", "number", "user_id", "status", "payment_method", "payment_status", "card_last4", "payment_note",
     "shipping_name", "shipping_phone", "shipping_address", "note", "subtotal", "shipping_fee", "total",
     "created_at",
 )  # fmt: skip
-_LINE_FIELDS = ("product_name", "size_label", "starts_at", "quantity", "unit_price")
-_EVENT_FIELDS = ("from_status", "to_status", "title", "note", "created_at")
+
+
+@dataclass
+class OrderLineView:
+    product_name: str
+    size_label: str
+    starts_at: datetime | None
+    quantity: int
+    unit_price: int
+    line_total = OrderLine.line_total
+
+
+@dataclass
+class OrderEventView:
+    from_status: str | None
+    to_status: str
+    title: str | None
+    note: str
+    created_at: datetime
+    label = OrderEvent.label
+    shown_note = OrderEvent.shown_note
+
+
+@dataclass
+class OrderView:
+    """What the order page shows of an `Order` (orders/order.html, orders/_live.html)."""
+
+    id: UUID
+    number: str
+    user_id: UUID
+    status: OrderStatus
+    payment_method: PaymentMethod
+    payment_status: str
+    card_last4: str | None
+    payment_note: str
+    shipping_name: str
+    shipping_phone: str
+    shipping_address: str
+    note: str
+    subtotal: int
+    shipping_fee: int
+    total: int
+    created_at: datetime
+    lines: list[OrderLineView]
+    events: list[OrderEventView]
+
+
+# The lines' and events' columns, read as records in their views' field order.
+_LINE_FIELDS = tuple(f.name for f in fields(OrderLineView))
+_EVENT_FIELDS = tuple(f.name for f in fields(OrderEventView))
 
 
 @cache
@@ -60,7 +111,7 @@ def _shopper_order_sql() -> DirectRead:
     return DirectRead.of(statement)
 
 
-async def shopper_with_order(engine: AsyncEngine, user_id: UUID, number: str) -> tuple[Any, Order | None]:
+async def shopper_with_order(engine: AsyncEngine, user_id: UUID, number: str) -> tuple[Any, OrderView | None]:
     """The shopper's row (`accounts.services.shopper_columns`; None if no such user) and their
     order numbered `number` with its lines and timeline (None if they have no such order)."""
     row = await _shopper_order_sql().fetchrow(engine, uid=user_id, cutoff=cart_cutoff(), number=number)
@@ -69,7 +120,6 @@ async def shopper_with_order(engine: AsyncEngine, user_id: UUID, number: str) ->
     values = {f: row[f"order_{f}"] for f in _ORDER_FIELDS}
     values["status"] = OrderStatus(values["status"])
     values["payment_method"] = PaymentMethod(values["payment_method"])
-    order = Order(**values)
-    order.lines = [OrderLine(**dict(zip(_LINE_FIELDS, r, strict=True))) for r in row["lines"] or ()]
-    order.events = [OrderEvent(**dict(zip(_EVENT_FIELDS, r, strict=True))) for r in row["events"] or ()]
-    return row, order
+    lines = [OrderLineView(*r) for r in row["lines"] or ()]
+    events = [OrderEventView(*r) for r in row["events"] or ()]
+    return row, OrderView(**values, lines=lines, events=events)
