@@ -42,8 +42,8 @@ from sweetdream.catalog.services import CatalogService
 from sweetdream.catalog.web import ShopController, note_page_events, page_address
 from sweetdream.cli import SweetDreamCLI
 from sweetdream.db import make_sqlalchemy_config
-from sweetdream.orders.models import payment_words
 from sweetdream.orders import web as orders_web
+from sweetdream.orders.models import payment_words
 from sweetdream.orders.web import CheckoutController, OrderController
 from sweetdream.payments import gateway_for
 from sweetdream.platform import i18n

@@ -208,12 +208,14 @@ async def test_the_order_page_is_the_owners_alone(client, settings, db, litestar
 async def test_the_order_pages_cancel_form_submits(client, settings, db):
     _user, _size, order_path = await shopper_with_order(client, settings, db)
     page = (await early(client, order_path)).text
-    token = re.search(r'action="/orders/SD-\d+/cancel">\s*<input type="hidden" name="_csrf_token" value="([^"]+)"', page)
+    token = re.search(
+        r'action="/orders/SD-\d+/cancel">\s*<input type="hidden" name="_csrf_token" value="([^"]+)"', page
+    )
     assert token is not None, page
     cancelled = await client.post(f"{order_path}/cancel", data={"_csrf_token": unescape(token.group(1))})
     assert cancelled.status_code == 303
     assert "was cancelled" in (await client.get(order_path)).text  # the flash: Litestar shows it once
-    assert "Status: <span class=\"status status-cancelled\"" in (await early(client, order_path)).text
+    assert 'Status: <span class="status status-cancelled"' in (await early(client, order_path)).text
 
 
 # --- what goes to Litestar --------------------------------------------------------------------------

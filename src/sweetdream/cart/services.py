@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass, field
-from functools import cache
 from datetime import UTC, datetime, timedelta
+from functools import cache
 from typing import Any, Protocol
 from uuid import UUID
 
@@ -380,9 +380,7 @@ def _shopper_cart_sql() -> DirectRead:
     from sweetdream.accounts.services import shopper_columns
 
     lines = _cart_lines_column(User.id, bindparam("cutoff")).label("lines")
-    return DirectRead.of(
-        select(*shopper_columns(), User.phone, User.address, lines).where(User.id == bindparam("uid"))
-    )
+    return DirectRead.of(select(*shopper_columns(), User.phone, User.address, lines).where(User.id == bindparam("uid")))
 
 
 async def shopper_with_cart(engine: AsyncEngine, user_id: UUID) -> tuple[Any, CartView]:

@@ -247,7 +247,9 @@ async def shoppers_checkout_page(request: ShopperRequest) -> str | None:
         error="",
         free_from=settings.free_shipping_threshold,
     )
-    recording.note_event(request.scope, EventName.CHECKOUT_STARTED, recording.checkout_started(totals.total, view.count))
+    recording.note_event(
+        request.scope, EventName.CHECKOUT_STARTED, recording.checkout_started(totals.total, view.count)
+    )
     return page
 
 

@@ -222,7 +222,9 @@ _CHROME = (
     f'{{% extends "{FULL_LAYOUT}" %}}{{% block title %}}{_TITLE_MARK}{{% endblock %}}'
     f"{{% block content %}}{_CONTENT_MARK}{{% endblock %}}"
 )
-_BLOCKS_ONLY = f"{{% block title %}}{{{{ site_name }}}}{{% endblock %}}{_BLOCKS_SPLIT}{{% block content %}}{{% endblock %}}"
+_BLOCKS_ONLY = (
+    f"{{% block title %}}{{{{ site_name }}}}{{% endblock %}}{_BLOCKS_SPLIT}{{% block content %}}{{% endblock %}}"
+)
 
 
 # What the layout is made of, but the per-shopper parts (rendered for each request anyway).
@@ -278,10 +280,11 @@ class ShopperRequest:
         head, header and footer) is rendered once per language with markers (`_chrome`), and this
         shopper's parts (header links, cart badge, flash) are filled in as on a cached page."""
         litestar = self.litestar
-        request: Request[Any, Any, Any] = Request({**self.scope, "app": litestar, "litestar_app": litestar, "session": None})  # type: ignore[arg-type]
+        scope: Any = {**self.scope, "app": litestar, "litestar_app": litestar, "session": None}
+        request: Request[Any, Any, Any] = Request(scope)
         engine = litestar.template_engine
         assert engine is not None
-        env = engine.engine  # type: ignore[attr-defined]
+        env = engine.engine
         blocks = env.get_template(name).render(
             request=request,
             csrf_token=lambda: _TOKEN,
@@ -305,9 +308,8 @@ class ShopperRequest:
         chrome = self.chromes.get(key)
         if chrome is None:
             # Its own state: Litestar keeps a request's parsed URL there, and this one is a marker.
-            marked: Request[Any, Any, Any] = Request(
-                {**request.scope, "path": _NEXT_MARK, "query_string": b"", "state": {}}  # type: ignore[typeddict-item]
-            )
+            scope: Any = {**request.scope, "path": _NEXT_MARK, "query_string": b"", "state": {}}
+            marked: Request[Any, Any, Any] = Request(scope)
             body = _chrome_template(env).render(
                 request=marked, csrf_token=lambda: _TOKEN, csrf_input=csrf_input(_TOKEN), shared_page=True
             )
