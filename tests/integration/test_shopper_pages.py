@@ -288,3 +288,19 @@ async def test_an_htmx_request_or_a_query_string_goes_to_litestar(client, settin
         fragment = await client.get("/cart/", headers={"hx-request": "true"})
     assert statements and "<html" not in fragment.text and "Test cake" in fragment.text
     assert "Test cake" in (await through_litestar(client, "/cart/?from=mail")).text
+
+
+async def test_a_new_name_or_cart_count_shows_on_the_next_page(client, settings, db):
+    """The header's parts are reused between requests by what they show (platform/pages.py
+    `shopper_parts`): a change of name or count is a different part, never the old one."""
+    _product, (size,) = await make_product(db, stock=9)
+    user = await make_user(db)
+    await put_in_cart(db, user, size, 1)
+    await signed_in(client, settings, user)
+    page = (await early(client, "/cart/")).text
+    assert "Minh Anh" in page and '<span class="count">1</span>' in page
+    await db.execute(update(User).where(User.id == user.id).values(name="Minh Anh Tran"))
+    await db.commit()
+    await post_form(client, f"/cart/items/{size.id}", {"quantity": "4"})
+    page = (await early(client, "/cart/")).text
+    assert ">Minh Anh Tran</a>" in page and '<span class="count">4</span>' in page

@@ -111,6 +111,37 @@ def render_parts(request: Request, names: tuple[str, ...]) -> dict[str, str]:
     return {name: engine.get_template(name).render(context) for name in set(names)}
 
 
+# Per-shopper parts already rendered, by what they show (`shopper_parts`); cleared when this full.
+PARTS_MEMO_SIZE = 4096
+
+
+def shopper_parts(
+    request: Request, names: tuple[str, ...], memo: dict[tuple[Any, ...], dict[str, str]]
+) -> dict[str, str]:
+    """`render_parts` for a request answered before Litestar (no session in its scope: no flash to
+    show), from `memo` when the same parts were rendered before: they show only the language, the
+    shopper's name and role (the header's links) and their cart count (the badge)."""
+    user = request.state.get("user")
+    key: tuple[Any, ...] = (
+        i18n.current_language.get(),
+        names,
+        (user.name, user.is_admin) if user is not None else None,
+        request.state.get("cart_count"),
+    )
+    engine = request.app.template_engine
+    assert engine is not None
+    env = engine.engine
+    if env.auto_reload:  # development: the same Template objects while their files are unchanged
+        key += tuple(env.get_template(name) for name in names)
+    parts = memo.get(key)
+    if parts is None:
+        parts = render_parts(request, names)
+        if len(memo) >= PARTS_MEMO_SIZE:
+            memo.clear()
+        memo[key] = parts
+    return parts
+
+
 def as_plain_visitor(request: Request) -> Request:
     """The same request as a visitor with no account and an empty session sees it."""
     state = {**request.scope.get("state", {}), "user": None, "cart_count": 0}
@@ -259,6 +290,7 @@ class ShopperRequest:
     litestar: Litestar
     session: dict[str, Any]
     chromes: dict[tuple[Any, ...], SharedPage]  # the layout around these pages, by language (`_chrome`)
+    parts_memo: dict[tuple[Any, ...], dict[str, str]]  # see `shopper_parts`
 
     def admit(self, state: dict[str, Any] | None) -> bool:
         """Take the shopper's request state (`user`, `cart_count`, `saved_language`: see
@@ -294,7 +326,7 @@ class ShopperRequest:
         )
         title, content = blocks.split(_BLOCKS_SPLIT, 1)
         chrome = self._chrome(request, env)
-        page = chrome.fill(render_parts(request, chrome.parts))
+        page = chrome.fill(shopper_parts(request, chrome.parts, self.parts_memo))
         path = html.escape(self.scope["path"])  # the language switch's way back (no query: see `cached_pages`)
         return page.replace(_TITLE_MARK, title, 1).replace(_NEXT_MARK, path, 1).replace(_CONTENT_MARK, content, 1)
 
@@ -377,6 +409,7 @@ def cached_pages(
     ).to_header(header="")
     vary = VARY["Vary"].encode()
     chromes: dict[tuple[Any, ...], SharedPage] = {}  # the layout around a shopper's own pages, by language
+    parts_memo: dict[tuple[Any, ...], dict[str, str]] = {}  # per-shopper parts rendered (`shopper_parts`)
 
     async def shopper_page(scope: Scope, address: PageAddress, session_id: str) -> tuple[SharedPage, str] | None:
         """The page and its body filled in for the session's owner, or None when Litestar must answer."""
@@ -395,7 +428,7 @@ def cached_pages(
             return None  # the shopper's saved language, not this browser's: Litestar applies it
         scope.setdefault("state", {}).update(state)
         request: Request[Any, Any, Any] = Request({**scope, "app": litestar, "litestar_app": litestar, "session": None})  # type: ignore[arg-type]
-        return page, page.fill(render_parts(request, page.parts))
+        return page, page.fill(shopper_parts(request, page.parts, parts_memo))
 
     def shopper_page_for(scope: Scope) -> ShopperPage | None:
         if not shopper_pages or scope.get("query_string"):
@@ -412,7 +445,7 @@ def cached_pages(
         if not isinstance(session, dict) or session.get("flash") or not session.get("user_id"):
             return None  # a message to show once, or a visitor: Litestar answers
         scope["path"] = normalize_path(scope["path"])  # "/cart/" is "/cart", as Litestar's router makes it
-        return await page(ShopperRequest(scope, litestar, session, chromes))
+        return await page(ShopperRequest(scope, litestar, session, chromes, parts_memo))
 
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
         if (
