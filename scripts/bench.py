@@ -404,6 +404,7 @@ SIGNED_IN_TARGETS = {
     "in:product": ("", 0.25),  # the first product's page
     "in:cart": ("/cart/", 0.15),
     "in:checkout": ("/checkout/", 0.15),
+    "in:order": ("", 0.15),  # their own order's page (scripts/bench_pages.py places it)
 }
 
 
@@ -417,10 +418,13 @@ def catalog_scenario(bench: Bench) -> Report:
         "product": product,
     }
     from bench_checkout import shopper_cookie
+    from bench_pages import shopper_order_path
 
     cookie = shopper_cookie(bench, product)
+    order = shopper_order_path(bench, cookie, product)
     cookies = dict.fromkeys(SIGNED_IN_TARGETS, cookie)
     targets.update({name: path or product for name, (path, _) in SIGNED_IN_TARGETS.items()})
+    targets["in:order"] = order
     warm(bench, targets, cookies)
     results = [r for c in CONCURRENCIES for r in load_alternating(bench, targets, c, cookies)]
     set_ratios(results, baseline="health")

@@ -1,9 +1,10 @@
 """Profile pages in process (pyinstrument) as a signed-in shopper and as a visitor.
 
     .venv/bin/python scripts/profile_pages.py [N]      # N requests per page (default 300)
-    PROFILE_PAGES="cart checkout" .venv/bin/python scripts/profile_pages.py   # only those pages
+    PROFILE_PAGES="cart checkout order" .venv/bin/python scripts/profile_pages.py   # only those pages
 
-Starts the test stack, signs a shopper in through the form, puts one item in the cart, then
+Starts the test stack, signs a shopper in through the form, places an order (their order's page)
+and puts one item in the cart, then
 requests each page N times through the real app (httpx's ASGI transport, in this process) and
 prints the CPU time per request (signed in and as a visitor) and the signed-in profile (pyinstrument).
 """
@@ -11,6 +12,7 @@ prints the CPU time per request (signed in and as a visitor) and the signed-in p
 from __future__ import annotations
 
 import asyncio
+import html
 import os
 import re
 import sys
@@ -51,7 +53,15 @@ async def main(n: int) -> None:
         page = await client.get(slug)
         variant = re.search(r'<option value="([0-9a-f-]{36})"', page.text).group(1)  # type: ignore[union-attr]
         await post_form(client, "/cart/items", {"variant_id": variant, "quantity": "1"})
-        pages |= {"cart": "/cart/", "checkout": "/checkout/"}  # a signed-in shopper's own pages
+        form = dict(
+            re.findall(r'<input type="hidden" name="([a-z_]+)" value="([^"]*)"', (await client.get("/checkout/")).text)
+        )
+        form = {k: html.unescape(v) for k, v in form.items()}
+        shipping = {"name": "Lan", "phone": "0901234567", "address": "12 Lê Lợi, Quận 1", "payment_method": "COD"}
+        order = (await client.post("/checkout/", data={**form, **shipping})).headers["location"]
+        await post_form(client, "/cart/items", {"variant_id": variant, "quantity": "1"})
+        # a signed-in shopper's own pages
+        pages |= {"cart": "/cart/", "checkout": "/checkout/", "order": order}
         for name, path in pages.items():
             if wanted and name not in wanted:
                 continue

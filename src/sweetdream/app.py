@@ -33,6 +33,7 @@ from sweetdream.admin.web import AdminController
 from sweetdream.analytics.export_web import ExportController
 from sweetdream.analytics.recording import EventRecorder, events_middleware
 from sweetdream.analytics.web import AnalyticsController
+from sweetdream.cart import web as cart_web
 from sweetdream.cart.web import CartController, cart_count_middleware
 from sweetdream.catalog.cache import CatalogCache
 from sweetdream.catalog.images import ImageStorage
@@ -41,6 +42,7 @@ from sweetdream.catalog.services import CatalogService
 from sweetdream.catalog.web import ShopController, note_page_events, page_address
 from sweetdream.cli import SweetDreamCLI
 from sweetdream.db import make_sqlalchemy_config
+from sweetdream.orders import web as orders_web
 from sweetdream.orders.models import payment_words
 from sweetdream.orders.web import CheckoutController, OrderController
 from sweetdream.payments import gateway_for
@@ -106,12 +108,19 @@ class SweetDream(Litestar):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        # A cached catalog page goes out before Litestar's stack, to visitors and shoppers (see platform.pages).
+        # A cached catalog page goes out before Litestar's stack, to visitors and shoppers, and so do a
+        # signed-in shopper's cart, checkout and order pages (see platform.pages).
         hsts = self.state.settings.environment == "production"
         # Compression wraps everything, the cached pages included, and sits outside Litestar's error
         # handling: an error page sent after a failed session save starts a fresh compressed body.
         pages = cached_pages(
-            super().__call__, self, self.state.catalog_cache, page_address, shopper_state, note_page_events
+            super().__call__,
+            self,
+            self.state.catalog_cache,
+            page_address,
+            shopper_state,
+            note_page_events,
+            shopper_pages=(cart_web.shopper_page, orders_web.shopper_page),
         )
         # Shopper events are noted inside (the cached pages too) and batched once the answer is sent.
         settings = self.state.settings

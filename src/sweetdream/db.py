@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
 
 from advanced_alchemy.base import UUIDAuditBase, UUIDBase, orm_registry
 from advanced_alchemy.extensions.litestar import (
@@ -20,12 +22,15 @@ from advanced_alchemy.extensions.litestar import (
     EngineConfig,
     SQLAlchemyAsyncConfig,
 )
+from sqlalchemy import Select
+from sqlalchemy.dialects.postgresql import asyncpg
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from sweetdream.settings import PROJECT_ROOT, Settings
 
 __all__ = [
+    "DirectRead",
     "UUIDAuditBase",
     "UUIDBase",
     "engine_outside_request",
@@ -87,3 +92,31 @@ async def unit_of_work(database_url: str) -> AsyncIterator[AsyncSession]:
             yield session
     finally:
         await engine.dispose()
+
+
+@dataclass(frozen=True)
+class DirectRead:
+    """A Core SELECT compiled once for asyncpg and run in one round trip, without the ORM: for the
+    pages answered before Litestar (platform/pages.py), where a session's BEGIN ... ROLLBACK and its
+    row objects cost more than the query. asyncpg prepares the statement once per connection."""
+
+    sql: str
+    order: tuple[str, ...]  # the parameters' names in their positional order
+    fixed: dict[str, Any]  # the statement's own constants (its literals are bound too)
+
+    @classmethod
+    def of(cls, statement: Select[Any]) -> DirectRead:
+        compiled = statement.compile(dialect=asyncpg.dialect())
+        named = {name: None for name, bind in compiled.binds.items() if bind.required}
+        return cls(str(compiled), tuple(compiled.positiontup or ()), dict(compiled.construct_params(named)))
+
+    async def fetchrow_on(self, driver: Any, **values: Any) -> Any:
+        """The first row (an asyncpg Record) or None, on an asyncpg connection."""
+        given = {**self.fixed, **values}
+        return await driver.fetchrow(self.sql, *(given[name] for name in self.order))
+
+    async def fetchrow(self, engine: AsyncEngine, **values: Any) -> Any:
+        """The same on a connection of the engine's pool."""
+        async with engine.connect() as conn:
+            driver = (await conn.get_raw_connection()).driver_connection
+            return await self.fetchrow_on(driver, **values)

@@ -11,7 +11,6 @@ from uuid import UUID
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
 from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
 from sqlalchemy import Select, bindparam, select, update
-from sqlalchemy.dialects.postgresql import asyncpg
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import undefer
 
@@ -20,6 +19,7 @@ from sweetdream.accounts.forms import ProfileForm, RegistrationForm, normalise_e
 from sweetdream.accounts.models import Role, User
 from sweetdream.accounts.passwords import hash_password, needs_rehash, verify_password
 from sweetdream.audit.services import Actor, record
+from sweetdream.db import DirectRead
 from sweetdream.platform.i18n import gettext as _
 
 CLI = Actor(None, "cli")  # the audit log's actor for the command line
@@ -197,21 +197,22 @@ def _user_with_cart_count() -> Select[User, int]:
     return select(User, badge).where(User.id == bindparam("uid"))
 
 
-@cache
-def _shopper_sql() -> tuple[str, tuple[str, ...], dict[str, Any]]:
-    """`shopper_row`'s statement as asyncpg runs it: its SQL, its parameters' order, their fixed values."""
+def shopper_columns() -> tuple[Any, ...]:
+    """What a page answered before Litestar reads of its shopper (`accounts.web.shopper_from_row`):
+    name, role, session epoch, active, saved language and the cart badge, for `User.id == :uid`
+    (the badge counts lines changed since `:cutoff`). Pages that read more add their own columns."""
     from sweetdream.cart.services import cart_count_column
 
     badge = cart_count_column(User.id, bindparam("cutoff")).label("cart_count")
-    columns = (User.name, User.role, User.session_epoch, User.is_active, User.language, badge)
-    compiled = select(*columns).where(User.id == bindparam("uid")).compile(dialect=asyncpg.dialect())
-    fixed = compiled.construct_params({"uid": None, "cutoff": None})  # the constants (the badge's 0)
-    return str(compiled), tuple(compiled.positiontup or ()), dict(fixed)
+    return (User.name, User.role, User.session_epoch, User.is_active, User.language, badge)
+
+
+@cache
+def _shopper_sql() -> DirectRead:
+    return DirectRead.of(select(*shopper_columns()).where(User.id == bindparam("uid")))
 
 
 async def shopper_row(driver: Any, user_id: UUID, cutoff: datetime) -> Any:
     """name, role, session_epoch, is_active, language and cart_count of a user, through an asyncpg
     connection (one round trip, a statement asyncpg prepares once per connection), or None."""
-    sql, order, fixed = _shopper_sql()
-    values = {**fixed, "uid": user_id, "cutoff": cutoff}
-    return await driver.fetchrow(sql, *(values[name] for name in order))
+    return await _shopper_sql().fetchrow_on(driver, uid=user_id, cutoff=cutoff)

@@ -92,31 +92,42 @@ class Shopper:
     is_admin: bool
 
 
+def session_user_id(session: dict[str, Any]) -> UUID | None:
+    """The signed-in user's id a session names; None for a visitor (or a malformed id)."""
+    try:
+        return UUID(str(session["user_id"])) if session.get("user_id") else None
+    except ValueError:
+        return None
+
+
+def shopper_from_row(user_id: UUID, row: Any, session: dict[str, Any]) -> dict[str, Any] | None:
+    """The request state of a page answered before Litestar, from a row with `shopper_columns`:
+    None when Litestar must answer (no such user, a deactivated one, or a session a password
+    change ended: it says why and forgets the session)."""
+    if row is None or not row["is_active"] or row["session_epoch"] != int(session.get(SESSION_EPOCH, 0)):
+        return None
+    return {
+        "user": Shopper(user_id, row["name"], row["role"] == Role.ADMIN),
+        "cart_count": int(row["cart_count"]),
+        "saved_language": row["language"],  # the page must be in it (platform/pages.py checks)
+    }
+
+
 async def shopper_state(app: Litestar, session: dict[str, Any]) -> dict[str, Any] | None:
     """For a page served before Litestar's middleware (`platform.pages.cached_pages`): what the
     header needs of the session's owner, read as `load_current_user` reads it (role and session
-    epoch on every request, one query with the cart count). None when Litestar must answer (no
-    such user, a deactivated one, or a session a password change ended: it says why and forgets
-    the session)."""
-    user_id = session.get("user_id")
-    if not user_id:
+    epoch on every request, one query with the cart count). None when Litestar must answer."""
+    if not session.get("user_id"):
         return {"user": None, "cart_count": session_cart_count(session)}
-    try:
-        uid = UUID(str(user_id))
-    except ValueError:
+    uid = session_user_id(session)
+    if uid is None:
         return None
     engine = app.state.sqlalchemy_config.get_engine()
     async with engine.connect() as conn:
         # asyncpg directly: one round trip (SQLAlchemy would wrap the read in BEGIN ... ROLLBACK).
         driver = (await conn.get_raw_connection()).driver_connection
         row = await shopper_row(driver, uid, cart_cutoff())
-    if row is None or not row["is_active"] or row["session_epoch"] != int(session.get(SESSION_EPOCH, 0)):
-        return None
-    return {
-        "user": Shopper(uid, row["name"], row["role"] == Role.ADMIN),
-        "cart_count": int(row["cart_count"]),
-        "saved_language": row["language"],  # the page must be in it (platform/pages.py checks)
-    }
+    return shopper_from_row(uid, row, session)
 
 
 async def _signed_out_elsewhere(request: Request) -> None:

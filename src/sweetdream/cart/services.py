@@ -6,16 +6,18 @@ from __future__ import annotations
 from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import cache
 from typing import Any, Protocol
 from uuid import UUID
 
-from sqlalchemy import ScalarSelect, delete, func, select
+from sqlalchemy import ScalarSelect, bindparam, delete, func, select, tuple_
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from sweetdream.cart.models import CartItem
 from sweetdream.catalog.models import Category, Product, Variant
 from sweetdream.catalog.money import format_vnd
+from sweetdream.db import DirectRead
 from sweetdream.platform.i18n import gettext as _
 from sweetdream.platform.i18n import ngettext
 
@@ -298,8 +300,7 @@ class CartService:
 
 
 def _line(variant: Variant, product: Product, quantity: int, price_seen: int, category: str | None) -> CartLine:
-    price = variant.effective_price(product.price)
-    line = CartLine(
+    return cart_line(
         variant_id=variant.id,
         product_id=product.id,
         product_slug=product.slug,
@@ -308,7 +309,7 @@ def _line(variant: Variant, product: Product, quantity: int, price_seen: int, ca
         size_label=variant.label,
         sku=variant.sku,
         quantity=quantity,
-        unit_price=price,
+        unit_price=variant.effective_price(product.price),
         price_seen=price_seen,
         stock=variant.stock,
         active=product.is_active,
@@ -316,25 +317,86 @@ def _line(variant: Variant, product: Product, quantity: int, price_seen: int, ca
         category=category,
         starts_at=variant.starts_at,
     )
-    if not product.is_active:
+
+
+def cart_line(**values: Any) -> CartLine:
+    """A cart line at the current price and stock, with what must be fixed and what changed."""
+    line = CartLine(**values)
+    price, price_seen, stock, quantity = line.unit_price, line.price_seen, line.stock, line.quantity
+    started = line.starts_at is not None and line.starts_at <= datetime.now(UTC)  # as `Variant.started`
+    if not line.active:
         line.problems.append(_("This product is no longer sold. Please remove it."))
-    elif variant.started():
+    elif started:
         line.problems.append(_("This class has already started and can no longer be booked. Please remove it."))
-    elif variant.stock == 0:
+    elif stock == 0:
         line.problems.append(_("This size has sold out. Please remove it."))
-    elif quantity > variant.stock:
+    elif quantity > stock:
         line.problems.append(
             ngettext(
                 "Only %(num)d left: please lower the quantity.",
                 "Only %(num)d left: please lower the quantity.",
-                variant.stock,
+                stock,
             )
-            % {"num": variant.stock}
+            % {"num": stock}
         )
-    if product.is_active and price != price_seen:
+    if line.active and price != price_seen:
         if price > price_seen:
             notice = _("The price has gone up since you added it (was %(price)s).")
         else:
             notice = _("The price has gone down since you added it (was %(price)s).")
         line.notices.append(notice % {"price": format_vnd(price_seen)})
     return line
+
+
+# --- the cart page answered before Litestar (platform/pages.py) ----------------------------------
+# The shopper and their cart's lines at the current prices and stock in one statement, read through
+# asyncpg (no ORM rows): the lines come back as an array of records, in `_CART_LINE_FIELDS` order.
+_CART_LINE_FIELDS = (
+    "quantity", "price_seen", "variant_id", "size_label", "sku", "stock", "price_override", "starts_at",
+    "product_id", "product_slug", "product_name", "image", "price", "active", "max_per_customer", "category",
+)  # fmt: skip
+
+
+def _cart_lines_column(user_id: Any, cutoff: Any) -> ScalarSelect[Any]:
+    fields = (
+        CartItem.quantity, CartItem.price_seen, Variant.id, Variant.label, Variant.sku, Variant.stock,
+        Variant.price_override, Variant.starts_at, Product.id, Product.slug, Product.name,
+        Product.images[0].astext, Product.price, Product.is_active, Product.max_per_customer, Category.name,
+    )  # fmt: skip
+    return (
+        select(func.array_agg(tuple_(*fields)))
+        .select_from(CartItem)
+        .join(Variant, Variant.id == CartItem.variant_id)
+        .join(Product, Product.id == Variant.product_id)
+        .outerjoin(Category, Category.id == Product.category_id)
+        .where(CartItem.user_id == user_id, CartItem.updated_at >= cutoff)
+        .scalar_subquery()
+    )
+
+
+@cache
+def _shopper_cart_sql() -> DirectRead:
+    from sweetdream.accounts.models import User
+    from sweetdream.accounts.services import shopper_columns
+
+    lines = _cart_lines_column(User.id, bindparam("cutoff")).label("lines")
+    return DirectRead.of(select(*shopper_columns(), User.phone, User.address, lines).where(User.id == bindparam("uid")))
+
+
+async def shopper_with_cart(engine: AsyncEngine, user_id: UUID) -> tuple[Any, CartView]:
+    """The shopper's row (`accounts.services.shopper_columns`, phone, address; None if no such
+    user) and their cart as `CartService.view` shows it, in one round trip."""
+    row = await _shopper_cart_sql().fetchrow(engine, uid=user_id, cutoff=cart_cutoff())
+    if row is None:
+        return None, CartView([])
+    lines = [_line_of_record(record) for record in row["lines"] or ()]
+    lines.sort(key=lambda line: (line.product_name, line.size_label))
+    return row, CartView(lines)
+
+
+def _line_of_record(record: tuple[Any, ...]) -> CartLine:
+    values = dict(zip(_CART_LINE_FIELDS, record, strict=True))
+    override = values.pop("price_override")
+    values["unit_price"] = override if override is not None else values["price"]  # `Variant.effective_price`
+    del values["price"]
+    return cart_line(**values)

@@ -25,8 +25,10 @@ from sweetdream.cart.services import (
     DbCartStore,
     SessionCartStore,
     session_cart_count,
+    shopper_with_cart,
 )
 from sweetdream.platform.i18n import gettext as _
+from sweetdream.platform.pages import ShopperPage, ShopperRequest
 from sweetdream.platform.parsing import parse_int
 from sweetdream.platform.web import flash, form_data, render
 
@@ -62,6 +64,24 @@ async def merge_visitor_cart(request: Request, user: User) -> None:
 
 accounts_web.AFTER_SIGN_IN.append(merge_visitor_cart)
 accounts_web.CARRIED_ACROSS_SIGN_IN.add("cart")
+
+
+async def shoppers_cart_page(request: ShopperRequest) -> str | None:
+    """GET /cart for a signed-in shopper, answered before Litestar (platform/pages.py): the page
+    `CartController.show` renders, from one statement (the user and their lines at the current
+    prices and stock). None (Litestar answers) for an ended session or another language."""
+    user_id = accounts_web.session_user_id(request.session)
+    if user_id is None:
+        return None
+    row, view = await shopper_with_cart(request.database(), user_id)
+    if not request.admit(accounts_web.shopper_from_row(user_id, row, request.session)):
+        return None
+    return request.render("cart/cart.html", cart=view, error="", max_quantity=MAX_QUANTITY)
+
+
+def shopper_page(path: str) -> ShopperPage | None:
+    """The cart's page answered before Litestar, for `platform.pages.cached_pages`."""
+    return shoppers_cart_page if path in ("/cart", "/cart/") else None
 
 
 def _quantity(raw: str | None) -> int | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import secrets
 import time
 from collections.abc import AsyncIterator
@@ -18,15 +19,17 @@ from litestar.response import Redirect, ServerSentEvent, ServerSentEventMessage,
 from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from sweetdream.accounts import web as accounts_web
 from sweetdream.accounts.forms import PHONE
 from sweetdream.accounts.guards import requires_user, session_epoch, signed_in_user
 from sweetdream.accounts.services import UserService
 from sweetdream.analytics import recording
 from sweetdream.analytics.models import EventName
-from sweetdream.cart.services import CartService, CartView
+from sweetdream.cart.services import CartService, CartView, shopper_with_cart
 from sweetdream.orders import live
 from sweetdream.orders.dependencies import provide_orders
 from sweetdream.orders.models import Order, PaymentMethod, PaymentStatus
+from sweetdream.orders.reading import shopper_with_order
 from sweetdream.orders.review import DIGEST, UNREADABLE, Review, changes_between, parse_review, review_of
 from sweetdream.orders.services import (
     UNPAID_HOLD_MINUTES,
@@ -39,6 +42,7 @@ from sweetdream.orders.services import (
 )
 from sweetdream.payments import CARD_FIELDS, PaymentGateway, parse_card
 from sweetdream.platform.i18n import gettext as _
+from sweetdream.platform.pages import ShopperPage, ShopperRequest
 from sweetdream.platform.parsing import parse_page
 from sweetdream.platform.ratelimit import Limit, hit
 from sweetdream.platform.web import Conflict, flash, form_data, render, render_fragment
@@ -203,6 +207,69 @@ class CheckoutController(Controller):
 
 def _live_fragment(request: Request, order: Order) -> str:
     return render_fragment(request, "orders/_live.html", order=order, unpaid_hold_minutes=UNPAID_HOLD_MINUTES)
+
+
+# --- a signed-in shopper's checkout and order pages, answered before Litestar (platform/pages.py) ---
+# The same pages `CheckoutController.show` and `OrderController.show` render (tests/integration/
+# test_shopper_pages.py compares them byte for byte), from one statement each; anything else (an
+# empty cart, someone else's order, an ended session) is left to those handlers.
+_ORDER_PATH = re.compile(r"/orders/([A-Za-z0-9-]{1,20})")
+
+
+async def shoppers_checkout_page(request: ShopperRequest) -> str | None:
+    """GET /checkout: the cart's lines priced from the database now, never from a cache."""
+    user_id = accounts_web.session_user_id(request.session)
+    if user_id is None:
+        return None
+    row, view = await shopper_with_cart(request.database(), user_id)
+    if not view.lines:  # "Your cart is empty": Litestar flashes it and sends the shopper to the cart
+        return None
+    if not request.admit(accounts_web.shopper_from_row(user_id, row, request.session)):
+        return None
+    settings = request.litestar.state.settings
+    totals = totals_for(view, settings.shipping_fee, settings.free_shipping_threshold)
+    values = {
+        "name": row["name"],
+        "phone": row["phone"],
+        "address": row["address"],
+        "note": "",
+        "payment_method": PaymentMethod.COD.value,
+    }
+    page = request.render(
+        "orders/checkout.html",
+        cart=view,
+        totals=totals,
+        review=review_of(view, totals.shipping_fee, totals.total),
+        changes=None,
+        values=values,
+        errors={},
+        idempotency_key=secrets.token_urlsafe(24),
+        error="",
+        free_from=settings.free_shipping_threshold,
+    )
+    recording.note_event(
+        request.scope, EventName.CHECKOUT_STARTED, recording.checkout_started(totals.total, view.count)
+    )
+    return page
+
+
+async def shoppers_order_page(request: ShopperRequest) -> str | None:
+    """GET /orders/<number>: the shopper's own order (anyone else's goes to Litestar: a 404)."""
+    user_id = accounts_web.session_user_id(request.session)
+    match = _ORDER_PATH.fullmatch(request.scope["path"])
+    if user_id is None or match is None:
+        return None
+    row, order = await shopper_with_order(request.database(), user_id, match.group(1))
+    if order is None or not request.admit(accounts_web.shopper_from_row(user_id, row, request.session)):
+        return None
+    return request.render("orders/order.html", order=order, unpaid_hold_minutes=UNPAID_HOLD_MINUTES)
+
+
+def shopper_page(path: str) -> ShopperPage | None:
+    """The checkout and order pages answered before Litestar, for `platform.pages.cached_pages`."""
+    if path in ("/checkout", "/checkout/"):
+        return shoppers_checkout_page
+    return shoppers_order_page if _ORDER_PATH.fullmatch(path) else None
 
 
 class OrderController(Controller):

@@ -14,6 +14,13 @@ as the session store does), one query reads the user (role and session epoch, ev
 their cart count. Anything else (a flash message to show, a session to end, a page not cached at
 this version) goes to Litestar, which renders what is missing: the page is the same either way.
 
+A signed-in shopper's own pages (the cart, the checkout page, their order's page) are answered
+there too (`ShopperPage`): one Redis round trip reads (and renews) the session, one asyncpg
+statement reads the user with what the page shows (the cart's lines at the current prices and
+stock, or the order), and the page's template is rendered as its Litestar handler renders it.
+Anything else (a flash message, an ended session, another shopper's order, an empty checkout, a
+query string, an HTMX request) goes to Litestar.
+
 Pages vary with the `HX-Request` header (an HTMX request gets a fragment or the bare layout), so
 their responses say so in `Vary`: a browser's Back button must never show a cached fragment as a
 page.
@@ -28,7 +35,8 @@ import html
 import logging
 import re
 import secrets
-from collections.abc import Awaitable, Callable, Mapping
+import weakref
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -42,6 +50,7 @@ from litestar.datastructures import Cookie
 from litestar.enums import MediaType
 from litestar.middleware.csrf import generate_csrf_token
 from litestar.types import ASGIApp, Receive, Scope, Send
+from litestar.utils import normalize_path
 from litestar.utils.empty import value_or_default
 from litestar.utils.scope.state import ScopeState
 from markupsafe import Markup
@@ -100,6 +109,37 @@ def render_parts(request: Request, names: tuple[str, ...]) -> dict[str, str]:
     assert engine is not None
     context = {"request": request, "csrf_token": lambda: _TOKEN, "csrf_input": csrf_input(_TOKEN)}
     return {name: engine.get_template(name).render(context) for name in set(names)}
+
+
+# Per-shopper parts already rendered, by what they show (`shopper_parts`); cleared when this full.
+PARTS_MEMO_SIZE = 4096
+
+
+def shopper_parts(
+    request: Request, names: tuple[str, ...], memo: dict[tuple[Any, ...], dict[str, str]]
+) -> dict[str, str]:
+    """`render_parts` for a request answered before Litestar (no session in its scope: no flash to
+    show), from `memo` when the same parts were rendered before: they show only the language, the
+    shopper's name and role (the header's links) and their cart count (the badge)."""
+    user = request.state.get("user")
+    key: tuple[Any, ...] = (
+        i18n.current_language.get(),
+        names,
+        (user.name, user.is_admin) if user is not None else None,
+        request.state.get("cart_count"),
+    )
+    engine = request.app.template_engine
+    assert engine is not None
+    env = engine.engine
+    if env.auto_reload:  # development: the same Template objects while their files are unchanged
+        key += tuple(env.get_template(name) for name in names)
+    parts = memo.get(key)
+    if parts is None:
+        parts = render_parts(request, names)
+        if len(memo) >= PARTS_MEMO_SIZE:
+            memo.clear()
+        memo[key] = parts
+    return parts
 
 
 def as_plain_visitor(request: Request) -> Request:
@@ -205,6 +245,121 @@ StateOf = Callable[[Litestar, dict[str, Any]], Awaitable[dict[str, Any] | None]]
 OnServed = Callable[[Scope, SharedPage], None]
 
 
+# A shopper's own page is its blocks rendered into the full layout rendered once (`ShopperRequest`).
+_MARK = "mark-" + secrets.token_hex(16)
+_TITLE_MARK, _CONTENT_MARK, _BLOCKS_SPLIT = (f"<!--{_MARK}-{n}-->" for n in range(3))
+_NEXT_MARK = f"/{_MARK}"  # the layout's request path: the language switch's way back (nothing to escape)
+_CHROME = (
+    f'{{% extends "{FULL_LAYOUT}" %}}{{% block title %}}{_TITLE_MARK}{{% endblock %}}'
+    f"{{% block content %}}{_CONTENT_MARK}{{% endblock %}}"
+)
+_BLOCKS_ONLY = (
+    f"{{% block title %}}{{{{ site_name }}}}{{% endblock %}}{_BLOCKS_SPLIT}{{% block content %}}{{% endblock %}}"
+)
+
+
+# What the layout is made of, but the per-shopper parts (rendered for each request anyway).
+_CHROME_TEMPLATES = (FULL_LAYOUT, "components/_header.html", "components/_language.html")
+
+
+# Compiled once per template environment (weakly: a test run makes many apps).
+_COMPILED: weakref.WeakKeyDictionary[Any, tuple[Any, Any]] = weakref.WeakKeyDictionary()
+
+
+def _compiled(env: Any) -> tuple[Any, Any]:
+    """The chrome's template, and a layout that renders a page's title and content blocks alone."""
+    found = _COMPILED.get(env)
+    if found is None:
+        found = _COMPILED[env] = (env.from_string(_CHROME), env.from_string(_BLOCKS_ONLY))
+    return found
+
+
+def _chrome_template(env: Any) -> Any:
+    return _compiled(env)[0]
+
+
+def _blocks_only(env: Any) -> Any:
+    return _compiled(env)[1]
+
+
+@dataclass
+class ShopperRequest:
+    """What a signed-in shopper's own page answered before Litestar gets (see `ShopperPage`)."""
+
+    scope: Scope
+    litestar: Litestar
+    session: dict[str, Any]
+    chromes: dict[tuple[Any, ...], SharedPage]  # the layout around these pages, by language (`_chrome`)
+    parts_memo: dict[tuple[Any, ...], dict[str, str]]  # see `shopper_parts`
+
+    def admit(self, state: dict[str, Any] | None) -> bool:
+        """Take the shopper's request state (`user`, `cart_count`, `saved_language`: see
+        `accounts.web.shopper_from_row`); False when Litestar must answer instead: no state (an
+        ended session), or a saved language that is not this request's (Litestar applies it)."""
+        if state is None:
+            return False
+        saved = state.pop("saved_language", None)
+        if saved and saved != i18n.current_language.get() and i18n.cookie_choice(self.scope) is None:
+            return False
+        self.scope.setdefault("state", {}).update(state)
+        return True
+
+    def render(self, name: str, **context: Any) -> str:
+        """The template rendered as `platform.web.render` renders it for this (non-HTMX) request,
+        with the CSRF token's placeholder (the middleware puts the shopper's token in).
+
+        Only the page's own blocks (title, content) are rendered here: the layout around them (the
+        head, header and footer) is rendered once per language with markers (`_chrome`), and this
+        shopper's parts (header links, cart badge, flash) are filled in as on a cached page."""
+        litestar = self.litestar
+        scope: Any = {**self.scope, "app": litestar, "litestar_app": litestar, "session": None}
+        request: Request[Any, Any, Any] = Request(scope)
+        engine = litestar.template_engine
+        assert engine is not None
+        env = engine.engine
+        blocks = env.get_template(name).render(
+            request=request,
+            csrf_token=lambda: _TOKEN,
+            csrf_input=csrf_input(_TOKEN),
+            layout=_blocks_only(env),
+            **context,
+        )
+        title, content = blocks.split(_BLOCKS_SPLIT, 1)
+        chrome = self._chrome(request, env)
+        page = chrome.fill(shopper_parts(request, chrome.parts, self.parts_memo))
+        path = html.escape(self.scope["path"])  # the language switch's way back (no query: see `cached_pages`)
+        return page.replace(_TITLE_MARK, title, 1).replace(_NEXT_MARK, path, 1).replace(_CONTENT_MARK, content, 1)
+
+    def _chrome(self, request: Request[Any, Any, Any], env: Any) -> SharedPage:
+        """The full layout in this language, with markers for the title, the content, the language
+        switch's way back and each per-shopper part: rendered once per language (and, where
+        templates reload, again when the layout's own templates change)."""
+        key: tuple[Any, ...] = (i18n.current_language.get(),)
+        if env.auto_reload:  # development: the same Template objects while their files are unchanged
+            key += tuple(env.get_template(name) for name in _CHROME_TEMPLATES)
+        chrome = self.chromes.get(key)
+        if chrome is None:
+            # Its own state: Litestar keeps a request's parsed URL there, and this one is a marker.
+            scope: Any = {**request.scope, "path": _NEXT_MARK, "query_string": b"", "state": {}}
+            marked: Request[Any, Any, Any] = Request(scope)
+            body = _chrome_template(env).render(
+                request=marked, csrf_token=lambda: _TOKEN, csrf_input=csrf_input(_TOKEN), shared_page=True
+            )
+            chrome = self.chromes[key] = SharedPage(tuple(_SLOTS.split(body)), visitor="")
+        return chrome
+
+    def database(self) -> Any:
+        """The app's database engine (an `AsyncEngine`)."""
+        return self.litestar.state.sqlalchemy_config.get_engine()
+
+
+# A signed-in shopper's own page answered before Litestar: its body (from `ShopperRequest.render`),
+# or None when Litestar must answer.
+ShopperPage = Callable[[ShopperRequest], Awaitable[str | None]]
+# path -> the page that answers it before Litestar, or None (each domain's web module has one).
+ShopperPageOf = Callable[[str], ShopperPage | None]
+
+
 def cached_pages(
     app: ASGIApp,
     litestar: Litestar,
@@ -212,6 +367,7 @@ def cached_pages(
     address_of: PageAddressOf,
     state_of: StateOf,
     on_served: OnServed,
+    shopper_pages: Sequence[ShopperPageOf] = (),
 ) -> ASGIApp:
     """Serve a cached catalog page without entering Litestar's middleware and routing.
 
@@ -223,11 +379,15 @@ def cached_pages(
     CSRF token in a cookie when they have none and their session cookie renewed. Anything else (a
     miss, a flash message, an ended session, an error) goes to Litestar, which renders and caches
     the page: what a shopper sees is the same either way, only faster.
+
+    `shopper_pages` answer a signed-in shopper's own pages (GET without a query string) the same
+    way: the session read and renewed in one Redis call, then the page (`ShopperPage`).
     """
     csrf = litestar.csrf_config
     assert csrf is not None
     sessions = litestar.state.session_config
-    store_prefix = f"{litestar.stores.get('sessions').namespace}:"  # type: ignore[attr-defined]
+    session_store = litestar.stores.get("sessions")
+    store_prefix = f"{session_store.namespace}:"  # type: ignore[attr-defined]
     csrf_cookie_header = Cookie(
         key=csrf.cookie_name,
         value=_TOKEN,
@@ -248,6 +408,8 @@ def cached_pages(
         domain=sessions.domain,
     ).to_header(header="")
     vary = VARY["Vary"].encode()
+    chromes: dict[tuple[Any, ...], SharedPage] = {}  # the layout around a shopper's own pages, by language
+    parts_memo: dict[tuple[Any, ...], dict[str, str]] = {}  # per-shopper parts rendered (`shopper_parts`)
 
     async def shopper_page(scope: Scope, address: PageAddress, session_id: str) -> tuple[SharedPage, str] | None:
         """The page and its body filled in for the session's owner, or None when Litestar must answer."""
@@ -266,7 +428,24 @@ def cached_pages(
             return None  # the shopper's saved language, not this browser's: Litestar applies it
         scope.setdefault("state", {}).update(state)
         request: Request[Any, Any, Any] = Request({**scope, "app": litestar, "litestar_app": litestar, "session": None})  # type: ignore[arg-type]
-        return page, page.fill(render_parts(request, page.parts))
+        return page, page.fill(shopper_parts(request, page.parts, parts_memo))
+
+    def shopper_page_for(scope: Scope) -> ShopperPage | None:
+        if not shopper_pages or scope.get("query_string"):
+            return None
+        path = scope["path"]
+        return next((page for page_of in shopper_pages if (page := page_of(path)) is not None), None)
+
+    async def own_page(scope: Scope, page: ShopperPage, session_id: str) -> str | None:
+        """The shopper's own page, or None when Litestar must answer."""
+        raw = await session_store.get(session_id, renew_for=sessions.max_age)  # as the session middleware reads it
+        if raw is None:
+            return None
+        session = msgspec.json.decode(raw)
+        if not isinstance(session, dict) or session.get("flash") or not session.get("user_id"):
+            return None  # a message to show once, or a visitor: Litestar answers
+        scope["path"] = normalize_path(scope["path"])  # "/cart/" is "/cart", as Litestar's router makes it
+        return await page(ShopperRequest(scope, litestar, session, chromes, parts_memo))
 
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
         if (
@@ -278,31 +457,47 @@ def cached_pages(
             return
         connection: ASGIConnection = ASGIConnection(scope)
         served: tuple[SharedPage, str] | None = None
+        own: str | None = None
         try:
             address = address_of(connection, scope["path"])
-            if address is not None:
-                cookies = connection.cookies
-                session_id = cookies.get(sessions.key)
-                if not session_id or session_id == "null":
-                    page = cache.peek(address.key, await cache.version(address.product_slug))
-                    served = (page, page.visitor) if page is not None else None
-                else:
-                    served = await shopper_page(scope, address, session_id)
-        except (RedisError, OSError):  # an outage: Litestar answers it (the "right back" page) and says so
-            served = None
+            shopper = shopper_page_for(scope) if address is None else None
         except Exception:  # a bug in this path: Litestar answers instead, and the log says why
             log.warning("page cache: Litestar answers %s after an error", scope["path"], exc_info=True)
-            served = None
+            address = shopper = None
+        if address is None and shopper is None:
+            await app(scope, receive, send)
+            return
+        try:
+            cookies = connection.cookies
+            session_id = cookies.get(sessions.key)
+            signed = bool(session_id) and session_id != "null"
+            if address is None:
+                own = await own_page(scope, shopper, session_id) if signed else None  # type: ignore[arg-type]
+            elif not signed:
+                page = cache.peek(address.key, await cache.version(address.product_slug))
+                served = (page, page.visitor) if page is not None else None
+            else:
+                served = await shopper_page(scope, address, session_id)  # type: ignore[arg-type]
+        except (RedisError, OSError):  # an outage: Litestar answers it (the "right back" page) and says so
+            served = own = None
+        except Exception:  # a bug in this path: Litestar answers instead, and the log says why
+            log.warning("page cache: Litestar answers %s after an error", scope["path"], exc_info=True)
+            served = own = None
+        if own is not None:
+            await respond(send, own, cookies, session_id, [])
+            return
         if served is None:
             await app(scope, receive, send)
             return
         page, body = served
         on_served(scope, page)
-        headers = [
-            (b"content-type", b"text/html; charset=utf-8"),
-            (b"vary", vary),
-            (CACHE_HEADER.encode(), b"hit"),
-        ]
+        await respond(send, body, cookies, session_id, [(CACHE_HEADER.encode(), b"hit")])
+
+    async def respond(
+        send: Send, body: str, cookies: Mapping[str, str], session_id: str | None, extra: list[tuple[bytes, bytes]]
+    ) -> None:
+        """The page with the shopper's CSRF token in it, and the cookies Litestar's middleware would set."""
+        headers = [(b"content-type", b"text/html; charset=utf-8"), (b"vary", vary), *extra]
         token = cookies.get(csrf.cookie_name)
         if not token:
             token = generate_csrf_token(csrf.secret)
