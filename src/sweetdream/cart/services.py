@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 from uuid import UUID
 
-from sqlalchemy import ScalarSelect, delete, func, select
+from sqlalchemy import ColumnElement, Delete, ScalarSelect, Table, delete, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -150,6 +150,12 @@ def cart_count_column(user_id: Any, cutoff: Any = None) -> ScalarSelect[int]:
         .where(CartItem.user_id == user_id, CartItem.updated_at >= (cart_cutoff() if cutoff is None else cutoff))
         .scalar_subquery()
     )
+
+
+def cleared_when(user_id: UUID, condition: ColumnElement[bool]) -> Delete:
+    """Empty a shopper's cart only if `condition` holds: for a statement that also writes their order."""
+    items: Table = CartItem.__table__  # type: ignore[assignment]
+    return delete(items).where(items.c.user_id == user_id, condition)
 
 
 def cart_cutoff() -> datetime:
