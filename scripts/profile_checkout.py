@@ -22,8 +22,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "src")]
 
 import httpx  # noqa: E402
-from pyinstrument import Profiler  # noqa: E402
 from advanced_alchemy.extensions.litestar import SQLAlchemyPlugin  # noqa: E402
+from pyinstrument import Profiler  # noqa: E402
 from redis.asyncio.connection import AbstractConnection as Connection  # noqa: E402
 from sqlalchemy import event, update  # noqa: E402
 from sqlalchemy.ext.asyncio import create_async_engine  # noqa: E402

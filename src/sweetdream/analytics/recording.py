@@ -50,7 +50,7 @@ import msgspec
 from litestar.datastructures import Cookie
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from redis.asyncio import Redis
-from sqlalchemy import ColumnElement, Insert, Table, func, inspect, literal, select
+from sqlalchemy import ColumnElement, Insert, Table, bindparam, func, inspect, literal, select
 from sqlalchemy.dialects.postgresql import JSONB
 
 from sweetdream.analytics.models import AnalyticsEvent, EventName
@@ -364,27 +364,33 @@ def order_completed_event(
 _EVENTS: Table = AnalyticsEvent.__table__  # type: ignore[assignment]
 
 
-def order_completed_insert(
-    tracker: Tracker,
-    order_id: UUID,
-    number: ColumnElement[str],
-    placed: ColumnElement[bool],
-    user_id: UUID,
-    total: int,
-    items: list[OrderedItem],
-) -> Insert:
-    """`order_completed_event` as an INSERT for a statement that writes the order itself: the order
-    number is the statement's (`number`), and the row is written only if `placed` (the order was)."""
-    properties = literal(_order_properties(order_id, user_id, total, items), JSONB).op("||", return_type=JSONB)(
+def order_completed_insert(number: ColumnElement[str], placed: ColumnElement[bool]) -> Insert:
+    """`order_completed_event` as an INSERT inside a statement that writes the order itself, built
+    once: the order number is the statement's (`number`), the row is written only if `placed` (the
+    order was), and the rest are the bind parameters `order_completed_params` gives."""
+    properties = bindparam("oc_properties", type_=JSONB).op("||", return_type=JSONB)(
         func.jsonb_build_object(literal("order_number"), number)
     )
     row = select(
-        literal(datetime.now(UTC), _EVENTS.c.occurred_at.type),
-        literal(uuid.uuid5(ORDER_EVENT_NAMESPACE, str(order_id)), _EVENTS.c.event_id.type),
+        bindparam("oc_occurred_at", type_=_EVENTS.c.occurred_at.type),
+        bindparam("oc_event_id", type_=_EVENTS.c.event_id.type),
         literal(EventName.ORDER_COMPLETED.value),
-        literal(user_id, _EVENTS.c.user_id.type),
-        literal(tracker.visitor_id, _EVENTS.c.visitor_id.type),
+        bindparam("oc_user_id", type_=_EVENTS.c.user_id.type),
+        bindparam("oc_visitor_id", type_=_EVENTS.c.visitor_id.type),
         properties,
     ).where(placed)
     columns = ["occurred_at", "event_id", "name", "user_id", "visitor_id", "properties"]
     return _EVENTS.insert().from_select(columns, row)
+
+
+def order_completed_params(
+    tracker: Tracker, order_id: UUID, user_id: UUID, total: int, items: list[OrderedItem]
+) -> dict[str, Any]:
+    """The values of `order_completed_insert`'s row (all but the order number)."""
+    return {
+        "oc_occurred_at": datetime.now(UTC),
+        "oc_event_id": uuid.uuid5(ORDER_EVENT_NAMESPACE, str(order_id)),
+        "oc_user_id": user_id,
+        "oc_visitor_id": tracker.visitor_id,
+        "oc_properties": _order_properties(order_id, user_id, total, items),
+    }

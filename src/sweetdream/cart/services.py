@@ -152,8 +152,9 @@ def cart_count_column(user_id: Any, cutoff: Any = None) -> ScalarSelect[int]:
     )
 
 
-def cleared_when(user_id: UUID, condition: ColumnElement[bool]) -> Delete:
-    """Empty a shopper's cart only if `condition` holds: for a statement that also writes their order."""
+def cleared_when(user_id: ColumnElement[UUID], condition: ColumnElement[bool]) -> Delete:
+    """Empty a shopper's cart only if `condition` holds: for a statement that also writes their order
+    (built once, so the shopper's id is an expression: a bind parameter)."""
     items: Table = CartItem.__table__  # type: ignore[assignment]
     return delete(items).where(items.c.user_id == user_id, condition)
 

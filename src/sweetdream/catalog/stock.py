@@ -124,7 +124,7 @@ class Reservation:
     writes nothing: no savepoint, nothing to roll back."""
 
     wanted: FromClause
-    lines: int
+    lines: ColumnElement[int]  # how many rows `wanted` has (an expression: the statement is built once)
 
     @cached_property
     def locked(self) -> CTE:
@@ -172,14 +172,17 @@ class Reservation:
         )
 
     @staticmethod
-    def ledger(taken: CTE, order_number: ColumnElement[str], by: Mover) -> CTE:
-        """Each take's ledger row (reason "order"), with the level the update returned."""
+    def ledger(
+        taken: CTE, order_number: ColumnElement[str], by_email: ColumnElement[str], by_id: ColumnElement[UUID | None]
+    ) -> CTE:
+        """Each take's ledger row (reason "order"), with the level the update returned; `by_email`
+        and `by_id` (the shopper, a `Mover`) are expressions, so a statement can be built once."""
         rows = select(
             taken.c.id,
             -taken.c.quantity,
             literal(StockReason.ORDER.value),
-            literal(by.id, _MOVEMENTS.c.actor_id.type),
-            literal(by.email[:320]),
+            by_id,
+            func.left(by_email, 320, type_=_MOVEMENTS.c.actor.type),
             order_number,
             taken.c.stock,
             literal(""),
@@ -188,7 +191,9 @@ class Reservation:
         return insert(_MOVEMENTS).from_select(columns, rows).returning(_MOVEMENTS.c.id).cte("stock_ledger")
 
 
-def crossed_low_condition(level: ColumnElement[int], threshold: ColumnElement[int], taken: ColumnElement[int]) -> ColumnElement[bool]:
+def crossed_low_condition(
+    level: ColumnElement[int], threshold: ColumnElement[int], taken: ColumnElement[int]
+) -> ColumnElement[bool]:
     """`crossed_low` in SQL: this take brought the size to low stock."""
     return and_(level <= threshold, level + taken > threshold)
 

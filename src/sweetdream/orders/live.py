@@ -22,6 +22,11 @@ def channel(order_id: UUID) -> str:
     return f"order-status:{order_id}"
 
 
+def status_note(order_id: UUID) -> tuple[str, bytes]:
+    """The note `publish` sends, for a caller that sends it with other commands (orders/outbox.relay)."""
+    return channel(order_id), b"changed"
+
+
 async def publish(redis: Redis, order_id: UUID) -> None:
     try:
         await redis.publish(channel(order_id), b"changed")
@@ -43,6 +48,11 @@ async def subscription(redis: Redis, order_id: UUID) -> AsyncIterator[PubSub]:
 
 # One channel for the whole shop: every placed or moved order, as `placed:<id>` or `moved:<id>`.
 ADMIN_CHANNEL = "admin-orders"
+
+
+def admin_note(kind: str, order_id: UUID) -> tuple[str, bytes]:
+    """The note `publish_admin` sends, for a caller that sends it with other commands."""
+    return ADMIN_CHANNEL, f"{kind}:{order_id}".encode()
 
 
 async def publish_admin(redis: Redis, kind: str, order_id: UUID) -> None:

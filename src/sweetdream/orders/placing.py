@@ -25,15 +25,16 @@ from uuid import UUID, uuid4
 from sqlalchemy import (
     ARRAY,
     CTE,
+    BindParameter,
     ColumnElement,
     DateTime,
     Integer,
     Select,
-    Sequence as DbSequence,
     String,
     Table,
     Text,
     Uuid,
+    bindparam,
     cast,
     column,
     func,
@@ -42,14 +43,16 @@ from sqlalchemy import (
     select,
     true,
 )
+from sqlalchemy import (
+    Sequence as DbSequence,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from sweetdream.analytics.recording import OrderedItem, Tracker, order_completed_insert
+from sweetdream.analytics.recording import OrderedItem, Tracker, order_completed_insert, order_completed_params
 from sweetdream.cart.services import CartLine, cleared_when
 from sweetdream.catalog import stock
-from sweetdream.catalog.stock import Mover
 from sweetdream.orders.models import Order, OrderEvent, OrderLine, OrderStatus, OutboxEvent
 from sweetdream.platform.i18n import gettext_noop
 
@@ -69,7 +72,7 @@ class NewOrder:
     id: UUID
     user_id: UUID
     email: str
-    values: dict[str, Any]  # the orders columns other than id, number and user_id
+    values: dict[str, Any]  # the orders columns other than id, number and user_id (`order_values`)
 
 
 @dataclass(frozen=True)
@@ -93,29 +96,53 @@ class Placement:
         return None
 
 
-def _column(table: Table, name: str, value: Any) -> ColumnElement[Any]:
-    return literal(value, table.c[name].type)
+# The order's own columns, bound by name (`order_<column>`); id, number and user_id are set apart.
+_ORDER_COLUMNS = (
+    "status",
+    "payment_attempt",
+    "payment_note",
+    "currency",
+    "created_at",
+    "updated_at",
+    "idempotency_key",
+    "payment_method",
+    "payment_status",
+    "payment_token",
+    "card_last4",
+    "shipping_name",
+    "shipping_phone",
+    "shipping_address",
+    "note",
+    "subtotal",
+    "shipping_fee",
+    "total",
+    "language",
+)
+# The lines, one array a column (`line_<name>`): the same SQL whatever the number of lines.
+_LINE_ARRAYS: tuple[tuple[str, Any], ...] = (
+    ("id", Uuid()),
+    ("product_id", Uuid()),
+    ("variant_id", Uuid()),
+    ("position", Integer()),
+    ("product_name", String()),
+    ("product_slug", String()),
+    ("size_label", String()),
+    ("sku", String()),
+    ("unit_price", Integer()),
+    ("quantity", Integer()),
+    ("starts_at", DateTime(timezone=True)),
+    ("alert_id", Uuid()),  # its stock.low outbox row, if this order takes the size across its threshold
+)
 
 
-def _wanted(lines: Sequence[CartLine]) -> CTE:
-    """The order's lines as rows (one array per column: the same SQL for any number of lines)."""
-    arrays: list[tuple[str, list[Any], Any]] = [
-        ("id", [uuid4() for _ in lines], Uuid()),
-        ("product_id", [line.product_id for line in lines], Uuid()),
-        ("variant_id", [line.variant_id for line in lines], Uuid()),
-        ("position", list(range(len(lines))), Integer()),
-        ("product_name", [line.product_name for line in lines], String()),
-        ("product_slug", [line.product_slug for line in lines], String()),
-        ("size_label", [line.size_label for line in lines], String()),
-        ("sku", [line.sku for line in lines], String()),
-        ("unit_price", [line.unit_price for line in lines], Integer()),
-        ("quantity", [line.quantity for line in lines], Integer()),
-        ("starts_at", [line.starts_at for line in lines], DateTime(timezone=True)),
-        ("alert_id", [uuid4() for _ in lines], Uuid()),  # its stock.low outbox row, if it takes one
-    ]
-    rows = func.unnest(*(literal(values, ARRAY(kind)) for _, values, kind in arrays)).table_valued(
-        *(column(name, kind) for name, _, kind in arrays)
-    )
+def _bound(table: Table, name: str, key: str | None = None) -> BindParameter[Any]:
+    return bindparam(key or f"order_{name}", type_=table.c[name].type)
+
+
+def _wanted() -> CTE:
+    """The order's lines as rows, from one array per column."""
+    arrays = (bindparam(f"line_{name}", type_=ARRAY(kind)) for name, kind in _LINE_ARRAYS)
+    rows = func.unnest(*arrays).table_valued(*(column(name, kind) for name, kind in _LINE_ARRAYS))
     return select(rows.render_derived(name="line")).cte("order_wanted")
 
 
@@ -125,25 +152,19 @@ def _order_number(sequence_value: ColumnElement[int]) -> ColumnElement[str]:
     return literal("SD-", String) + func.lpad(digits, func.greatest(6, func.length(digits)), "0", type_=String)
 
 
-def statement(
-    order: NewOrder,
-    lines: Sequence[CartLine],
-    event_id: UUID,
-    tracker: Tracker | None,
-    clear_cart: bool,
-) -> Select[Any]:
-    """The one statement; its rows are each wanted size as locked, with the order (or NULLs) beside."""
-    wanted = _wanted(lines)
-    reservation = stock.Reservation(wanted, len(lines))
+def _build(tracked: bool, clear_cart: bool) -> Select[Any]:
+    """The one statement (see the module's docstring); its rows are each wanted size as locked, with
+    the order beside (NULLs when it was not written). Built once per shape: only parameters vary."""
+    wanted = _wanted()
+    user_id = _bound(_ORDERS, "user_id")
+    reservation = stock.Reservation(wanted, bindparam("line_count", type_=Integer()))
     locked, enough = reservation.locked, reservation.enough
-    numbered = (
-        select(ORDER_NUMBERS.next_value().label("n")).select_from(enough).where(enough.c.ok).cte("order_number")
-    )
+    numbered = select(ORDER_NUMBERS.next_value().label("n")).select_from(enough).where(enough.c.ok).cte("order_number")
     values: dict[str, ColumnElement[Any]] = {
-        "id": _column(_ORDERS, "id", order.id),
+        "id": _bound(_ORDERS, "id"),
         "number": _order_number(numbered.c.n),
-        "user_id": _column(_ORDERS, "user_id", order.user_id),
-        **{name: _column(_ORDERS, name, value) for name, value in order.values.items()},
+        "user_id": user_id,
+        **{name: _bound(_ORDERS, name) for name in _ORDER_COLUMNS},
     }
     placed = (
         pg_insert(_ORDERS)
@@ -156,7 +177,8 @@ def statement(
     number = select(placed.c.number).scalar_subquery()
 
     taken = reservation.taken(was_placed)
-    ledger = stock.Reservation.ledger(taken, number, Mover(order.email, order.user_id))
+    email = bindparam("shopper_email", type_=String())
+    ledger = stock.Reservation.ledger(taken, number, email, bindparam("shopper_id", type_=Uuid()))
     line_columns = [
         "id",
         "order_id",
@@ -176,26 +198,26 @@ def statement(
         insert(_LINES).from_select(line_columns, line_rows.select_from(wanted.join(placed, true()))).cte("order_lines")
     )
     first_event = select(
-        _column(_EVENTS, "id", uuid4()),
+        _bound(_EVENTS, "id", "timeline_id"),
         placed.c.id,
-        _column(_EVENTS, "to_status", OrderStatus.PENDING.value),
-        _column(_EVENTS, "actor", order.email),
-        _column(_EVENTS, "note", gettext_noop("Order placed")),  # stored as the source; shown translated
+        literal(OrderStatus.PENDING.value, _EVENTS.c.to_status.type),
+        _bound(_EVENTS, "actor", "shopper_email"),
+        literal(gettext_noop("Order placed"), _EVENTS.c.note.type),  # stored as the source; shown translated
     ).select_from(placed)
     timeline = (
         insert(_EVENTS).from_select(["id", "order_id", "to_status", "actor", "note"], first_event).cte("order_timeline")
     )
     payload = func.jsonb_build_object(
         literal("order_id"),
-        literal(str(order.id)),
+        cast(placed.c.id, Text),
         literal("number"),
         placed.c.number,
         literal("user_id"),
-        literal(str(order.user_id)),
+        cast(user_id, Text),
         type_=JSONB,
     )
     announced = select(
-        _column(_OUTBOX, "id", event_id), _column(_OUTBOX, "topic", "order.placed"), payload, literal(0)
+        _bound(_OUTBOX, "id", "outbox_id"), literal("order.placed", _OUTBOX.c.topic.type), payload, literal(0)
     ).select_from(placed)
     outbox = insert(_OUTBOX).from_select(["id", "topic", "payload", "attempts"], announced).cte("order_outbox")
     # Only the update that takes stock across the threshold announces it: one alert per crossing,
@@ -216,7 +238,7 @@ def statement(
         type_=JSONB,
     )
     crossing = (
-        select(wanted.c.alert_id, literal("stock.low", String), alert, literal(0))
+        select(wanted.c.alert_id, literal("stock.low", _OUTBOX.c.topic.type), alert, literal(0))
         .select_from(taken.join(wanted, wanted.c.variant_id == taken.c.id))
         .where(stock.crossed_low_condition(taken.c.stock, taken.c.low_stock_threshold, taken.c.quantity))
     )
@@ -227,16 +249,10 @@ def statement(
         .cte("order_alerts")
     )
     writes: list[CTE] = [ledger, order_lines, timeline, outbox]
-    if tracker is not None:
-        items = [
-            OrderedItem(line.product_id, line.product_name, line.size_label, line.quantity, line.unit_price, line.category)
-            for line in lines
-        ]
-        total = int(order.values["total"])
-        event = order_completed_insert(tracker, order.id, number, was_placed, order.user_id, total, items)
-        writes.append(event.cte("order_completed"))
+    if tracked:
+        writes.append(order_completed_insert(number, was_placed).cte("order_completed"))
     if clear_cart:
-        writes.append(cleared_when(order.user_id, was_placed).cte("cart_cleared"))
+        writes.append(cleared_when(user_id, was_placed).cte("cart_cleared"))
     return (
         select(
             locked.c.id,
@@ -254,8 +270,59 @@ def statement(
     )
 
 
-async def place(db: AsyncSession, query: Select[Any]) -> Placement:
-    rows = (await db.execute(query)).all()
+# Building the statement cost more CPU than running it: each shape is built once per process.
+_STATEMENTS: dict[tuple[bool, bool], Select[Any]] = {}
+
+
+def statement(tracked: bool, clear_cart: bool) -> Select[Any]:
+    """The statement for an order with (`tracked`) or without its analytics event, emptying a cart
+    kept in the database (`clear_cart`) or not."""
+    shape = (tracked, clear_cart)
+    if shape not in _STATEMENTS:
+        _STATEMENTS[shape] = _build(tracked, clear_cart)
+    return _STATEMENTS[shape]
+
+
+def parameters(order: NewOrder, lines: Sequence[CartLine], event_id: UUID, tracker: Tracker | None) -> dict[str, Any]:
+    """The values of `statement`'s parameters for this order."""
+    arrays: dict[str, list[Any]] = {
+        "id": [uuid4() for _ in lines],
+        "product_id": [line.product_id for line in lines],
+        "variant_id": [line.variant_id for line in lines],
+        "position": list(range(len(lines))),
+        "product_name": [line.product_name for line in lines],
+        "product_slug": [line.product_slug for line in lines],
+        "size_label": [line.size_label for line in lines],
+        "sku": [line.sku for line in lines],
+        "unit_price": [line.unit_price for line in lines],
+        "quantity": [line.quantity for line in lines],
+        "starts_at": [line.starts_at for line in lines],
+        "alert_id": [uuid4() for _ in lines],
+    }
+    values: dict[str, Any] = {
+        **{f"line_{name}": value for name, value in arrays.items()},
+        "line_count": len(lines),
+        "order_id": order.id,
+        "order_user_id": order.user_id,
+        **{f"order_{name}": order.values[name] for name in _ORDER_COLUMNS},
+        "shopper_email": order.email,
+        "shopper_id": order.user_id,
+        "timeline_id": uuid4(),
+        "outbox_id": event_id,
+    }
+    if tracker is not None:
+        items = [
+            OrderedItem(
+                line.product_id, line.product_name, line.size_label, line.quantity, line.unit_price, line.category
+            )
+            for line in lines
+        ]
+        values.update(order_completed_params(tracker, order.id, order.user_id, int(order.values["total"]), items))
+    return values
+
+
+async def place(db: AsyncSession, query: Select[Any], values: dict[str, Any]) -> Placement:
+    rows = (await db.execute(query, values)).all()
     first = rows[0] if rows else None
     return Placement(
         order_id=first.order_id if first else None,
@@ -271,5 +338,5 @@ async def place(db: AsyncSession, query: Select[Any]) -> Placement:
 def order_values(now: datetime | None = None, **values: Any) -> dict[str, Any]:
     """The orders columns a new order is written with, defaults included (the statement bypasses the ORM's)."""
     moment = now or datetime.now(UTC)
-    return {"status": OrderStatus.PENDING, "payment_attempt": 1, "payment_note": "", "currency": "VND",
-            "created_at": moment, "updated_at": moment, **values}
+    defaults = {"status": OrderStatus.PENDING, "payment_attempt": 1, "payment_note": "", "currency": "VND"}
+    return {**defaults, "created_at": moment, "updated_at": moment, **values}

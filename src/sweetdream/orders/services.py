@@ -173,12 +173,12 @@ class OrderService:
         events, self._new_events = self._new_events, []
         if self.redis is None:
             return
+        notes: list[tuple[str, bytes]] = []
         if moved is not None:
-            await live.publish(self.redis, moved.id)
-            await live.publish_admin(self.redis, "moved", moved.id)
+            notes += [live.status_note(moved.id), live.admin_note("moved", moved.id)]
         if placed is not None:
-            await live.publish_admin(self.redis, "placed", placed.id)
-        await relay(self.redis, events)
+            notes.append(live.admin_note("placed", placed.id))
+        await relay(self.redis, events, notes)  # one round trip for all of it
 
     # --- placing -------------------------------------------------------------------------------
 
@@ -213,7 +213,9 @@ class OrderService:
             return existing, False
         view = await cart.view()
         try:
-            order = await self._write_order(user, view, shipping, idempotency_key, fee, free_from, reviewed, tracker, cart)
+            order = await self._write_order(
+                user, view, shipping, idempotency_key, fee, free_from, reviewed, tracker, cart
+            )
         except (CheckoutError, _KeyTaken) as refusal:
             # The lock's own read of the key is as old as that statement: a submit of this same form
             # that committed while we waited for the lock (and emptied the cart) is seen only now.
@@ -222,7 +224,8 @@ class OrderService:
             if earlier is not None:
                 return earlier, False
             if isinstance(refusal, _KeyTaken):  # the key's order is gone (never: orders are not deleted)
-                raise CheckoutError(_("This checkout form has expired. Please review your order and submit again."))
+                expired = _("This checkout form has expired. Please review your order and submit again.")
+                raise CheckoutError(expired) from None
             raise
         except IntegrityError as exc:
             # Only the `stock >= 0` CHECK is left to refuse here (the statement's own guards come
@@ -295,8 +298,8 @@ class OrderService:
         new = placing.NewOrder(uuid4(), user.id, user.email, values)
         event_id = uuid4()
         clear_cart = isinstance(cart.store, DbCartStore)  # a session's cart is emptied after, below
-        statement = placing.statement(new, view.lines, event_id, tracker, clear_cart=clear_cart)
-        placement = await placing.place(self.db, statement)
+        statement = placing.statement(tracked=tracker is not None, clear_cart=clear_cart)
+        placement = await placing.place(self.db, statement, placing.parameters(new, view.lines, event_id, tracker))
         if placement.order_id is None:
             short = placement.short_line(view.lines)
             if short is None:  # every line had its stock: a twin submit of this form holds the key
