@@ -211,7 +211,7 @@ class OrderService:
         if existing is not None:
             await self.db.commit()  # nothing written; releases the lock (a rollback would expire the user)
             return existing, False
-        view = await cart.view()
+        view = await cart.lines_to_order()
         try:
             order = await self._write_order(
                 user, view, shipping, idempotency_key, fee, free_from, reviewed, tracker, cart
