@@ -232,7 +232,7 @@ def _put_counted() -> Select[tuple[int]]:
     return select(upserted.c.quantity + others)
 
 
-def _size_to_add() -> Select[Any]:
+def _size_to_add() -> Select[*tuple[Any, ...]]:
     """What adding a size needs to know, and how many of it the shopper's cart holds, in one read."""
     have = (
         select(CartItem.quantity)
@@ -265,7 +265,7 @@ def _size_to_add() -> Select[Any]:
     )
 
 
-def _lines_to_order() -> Select[Any]:
+def _lines_to_order() -> Select[*tuple[Any, ...]]:
     return (
         select(
             CartItem.quantity,

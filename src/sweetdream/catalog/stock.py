@@ -40,6 +40,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
 
 from sweetdream.catalog.models import StockMovement, StockReason, Variant
 from sweetdream.catalog.writes import catalog_changed
@@ -91,7 +92,9 @@ def not_started_condition() -> ColumnElement[bool]:
     return or_(Variant.starts_at.is_(None), Variant.starts_at > func.now())
 
 
-def has_enough(stock: ColumnElement[int], quantity: ColumnElement[int] | int) -> ColumnElement[bool]:
+def has_enough(
+    stock: ColumnElement[int] | InstrumentedAttribute[int], quantity: ColumnElement[int] | int
+) -> ColumnElement[bool]:
     """The no-oversell guard of every take: that much is left."""
     return stock >= quantity
 

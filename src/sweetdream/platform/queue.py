@@ -66,7 +66,7 @@ def add_enqueue(pipe: Pipeline, function: str, job_id: str, *args: object) -> No
     now_ms = timestamp_ms()
     job = serialize_job(function, args, {}, None, now_ms)
     keys = (job_key_prefix + job_id, result_key_prefix + job_id, default_queue_name)
-    pipe.eval(_ENQUEUE, len(keys), *keys, expires_extra_ms, job, now_ms, job_id)
+    pipe.eval(_ENQUEUE, len(keys), *keys, str(expires_extra_ms), job, str(now_ms), job_id)  # type: ignore[arg-type]
 
 
 async def enqueue(redis: Redis, function: str, job_id: str, *args: object) -> bool:
