@@ -162,10 +162,6 @@ class OrderService:
         self.db.add(event)
         self._new_events.append(event.id)
 
-    def _forget_rolled_back(self) -> None:
-        """The savepoint was rolled back: its outbox rows never happened."""
-        self._new_events.clear()
-
     async def _after_commit(self, moved: Order | None = None, placed: Order | None = None) -> None:
         """Hand the new outbox rows to the queue; tell open order pages and the admin's live list and
         dashboard. (Cached catalog pages were told by the commit itself: catalog/stock.py marks every
