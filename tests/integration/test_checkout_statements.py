@@ -120,7 +120,7 @@ async def test_a_size_that_ran_out_is_refused_before_anything_is_written(app, cl
     await db.commit()
     with count_queries(app) as refused:
         response = await post_form(client, "/checkout/", checkout_form(**seen))
-    assert response.status_code == 409 and "Only 1 left: please lower the quantity." in response.text
+    assert response.status_code == 409 and "(S): only 1 left." in response.text
     writes = [s for s in refused if s.lstrip().upper().startswith(("INSERT", "UPDATE", "DELETE", "WITH"))]
     assert writes == [] and len(refused) <= 5, refused  # the page that answers reads the cart again
     assert await stock_of(db, variant) == 1
@@ -177,3 +177,32 @@ async def test_a_submit_whose_key_a_twin_took_writes_nothing_at_all(settings, db
         user, CartService(db, DbCartStore(db, user.id)), shipping, key, 30_000, 500_000
     )
     assert (again.id, created) == (first.id, False)
+
+
+async def test_the_relay_enqueues_a_job_once_as_arq_writes_it_and_sends_the_notes_in_the_same_trip(settings):
+    """The outbox relay is one round trip: arq's enqueue as one Lua script, with the live pages' notes."""
+    from arq.connections import ArqRedis
+    from arq.jobs import Job, JobStatus
+    from redis.asyncio import Redis
+
+    from sweetdream.orders import live, outbox
+    from sweetdream.platform.queue import DELIVER_EVENT, enqueue
+
+    redis = Redis.from_url(settings.redis_url)
+    try:
+        order_id, event_id = uuid.uuid4(), uuid.uuid4()
+        async with live.admin_subscription(redis) as pubsub:
+            await pubsub.get_message(timeout=1)  # the subscription is in place
+            assert await outbox.relay(redis, [event_id], [live.admin_note("placed", order_id)]) == 1
+            note = await pubsub.get_message(timeout=5)
+        assert note is not None and live.read_admin_note(note["data"]) == ("placed", order_id)
+        job = Job(str(event_id), ArqRedis(connection_pool=redis.connection_pool))
+        assert await job.status() == JobStatus.queued
+        info = await job.info()
+        assert info is not None and (info.function, info.args) == (DELIVER_EVENT, (str(event_id),))
+        # A second enqueue of the same job id while it waits is refused, as arq's own enqueue_job would.
+        assert await enqueue(redis, DELIVER_EVENT, str(event_id), str(event_id)) is False
+        fresh = f"t-{uuid.uuid4()}"
+        assert await enqueue(redis, DELIVER_EVENT, fresh, fresh) is True
+    finally:
+        await redis.aclose()

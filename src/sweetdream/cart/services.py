@@ -289,6 +289,12 @@ def _lines_to_order() -> Select[*tuple[Any, ...]]:
         .join(Product, Product.id == Variant.product_id)
         .outerjoin(Category, Category.id == Product.category_id)
         .where(CartItem.user_id == bindparam("uid"), CartItem.updated_at >= bindparam("cutoff"))
+        # The sizes stay locked until the order commits, taken in id order (no two checkouts wait on
+        # each other in a circle): the stock read here is the stock now, and the order's statement
+        # then updates rows it already holds (locking them inside that statement, as it waited, led it
+        # to wait on its own snapshot's old row versions: deadlocks on a contested size).
+        .order_by(Variant.id)
+        .with_for_update(of=Variant.__table__, key_share=True)
     )
 
 
@@ -428,7 +434,8 @@ class CartService:
     async def lines_to_order(self) -> CartView:
         """The cart as `view` gives it (the same lines, prices, order and problems: the review's
         digest must match the checkout page's), read as columns in one query: what placing an
-        order reads, without loading whole products (their descriptions and search columns)."""
+        order reads, without loading whole products (their descriptions and search columns). Its
+        sizes are locked (FOR NO KEY UPDATE, in id order) until the transaction ends."""
         if not isinstance(self.store, DbCartStore):
             return await self.view()
         rows = await self.db.execute(_LINES_TO_ORDER, {"uid": self.store.user_id, "cutoff": cart_cutoff()})

@@ -144,6 +144,10 @@ def totals_for(cart: CartView, flat_fee: int, free_from: int) -> Totals:
 ORDER_KEY_CONSTRAINT = placing.ORDER_KEY_CONSTRAINT
 
 
+class _HalfTaken(Exception):
+    """The order statement wrote the order but could not take every line's stock: roll it back."""
+
+
 class _KeyTaken(Exception):
     """The order statement wrote nothing because this form's key is taken: a twin submit placed it."""
 
@@ -223,13 +227,15 @@ class OrderService:
                 expired = _("This checkout form has expired. Please review your order and submit again.")
                 raise CheckoutError(expired) from None
             raise
-        except IntegrityError as exc:
+        except (IntegrityError, _HalfTaken) as exc:
             # Only the `stock >= 0` CHECK is left to refuse here (the statement's own guards come
-            # first); the statement wrote nothing, but the transaction is aborted: roll it back.
-            if violated_constraint(exc) != stock.STOCK_CONSTRAINT:
+            # first), or the sizes were not locked beforehand (a session's cart) and one changed
+            # under the statement: roll the transaction back (the CHECK has aborted it anyway).
+            if isinstance(exc, IntegrityError) and violated_constraint(exc) != stock.STOCK_CONSTRAINT:
                 raise
             await self.db.rollback()
-            await self.db.refresh(user)  # the rollback expired it; the page still shows who is signed in
+            if user in self.db:  # the request's own user: the rollback expired it, and the page shows it
+                await self.db.refresh(user)
             message = await self._short_of_stock_message(view)
             await self.db.commit()
             raise CheckoutError(message) from None
@@ -262,6 +268,10 @@ class OrderService:
             raise CheckoutError(_("Your cart is empty."))
         blocked = next((line for line in view.lines if line.problems), None)
         if blocked is not None:
+            if blocked.active and not _has_begun(blocked.starts_at) and blocked.stock < blocked.quantity:
+                # The cart's read waited for the size's lock while others bought it: the race was
+                # run there, and the answer is the one a lost race gets.
+                raise CheckoutError(self._short_message(blocked, blocked.stock, True))
             raise CheckoutError(f"{blocked.product_name} ({blocked.size_label}): {blocked.problems[0]}")
         totals = totals_for(view, fee, free_from)
         # The lines and prices read here are the ones the order is written from.
@@ -294,8 +304,8 @@ class OrderService:
                 raise _KeyTaken()
             left, on_sale = placement.on_sale.get(short.variant_id, (0, True))
             raise CheckoutError(self._short_message(short, left, on_sale))
-        if placement.taken != len(view.lines):  # the guards agree by construction: never commit half an order
-            raise RuntimeError(f"{placement.number}: stock taken for {placement.taken} of {len(view.lines)} lines")
+        if placement.taken != len(view.lines):  # a size changed under the statement: never commit half an order
+            raise _HalfTaken()
         if not clear_cart:
             await cart.store.clear()
         stock.reserved(self.db, self.redis, [line.product_slug for line in view.lines], placement.sold_out)
@@ -643,6 +653,10 @@ class OrderService:
     async def by_id(self, order_id: UUID) -> Order | None:
         """The order with its lines (what the emails show)."""
         return await self.db.scalar(select(Order).where(Order.id == order_id).options(selectinload(Order.lines)))
+
+
+def _has_begun(starts_at: datetime | None) -> bool:
+    return starts_at is not None and starts_at <= datetime.now(UTC)
 
 
 def _lock_shopper() -> Select[tuple[UUID, UUID | None]]:
