@@ -118,8 +118,10 @@ class Reservation:
     """Every line of an order taken in one statement, all or none, for the caller to build into its
     own (a data-modifying WITH): `wanted` has one row per size (`variant_id`, `quantity`).
 
-    `locked` locks the sizes in id order (two orders never wait on each other in a circle) and reads
-    each one's stock as it is now (a lock that waited reads the row its holder committed); `enough`
+    `locked` locks the sizes in id order and reads each one's stock. Lock them in an earlier statement
+    of the transaction too (the checkout's cart read does, in id order): a lock this statement has to
+    wait for leaves its UPDATE on its snapshot's older row versions, and under a rush on one size that
+    deadlocked; held already, the locks here cost nothing and the stock read is the stock now. `enough`
     says whether every size has what is wanted and its session has not started. `taken` updates
     only behind the caller's gate (its order was written, which the caller makes depend on
     `enough`), still guarded row by row like `take`, and the `stock >= 0` CHECK is behind that;
