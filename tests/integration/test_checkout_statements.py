@@ -206,3 +206,50 @@ async def test_the_relay_enqueues_a_job_once_as_arq_writes_it_and_sends_the_note
         assert await enqueue(redis, DELIVER_EVENT, fresh, fresh) is True
     finally:
         await redis.aclose()
+
+
+async def test_without_its_guards_the_statement_is_refused_by_the_check_constraint_and_writes_nothing(
+    settings, db, monkeypatch
+):
+    """The last line of defence: with the `stock >= n` guards gone, `stock >= 0` refuses the statement."""
+    import pytest
+    from sqlalchemy import true
+    from sqlalchemy.exc import IntegrityError
+
+    from sweetdream.catalog import stock
+    from sweetdream.db import violated_constraint
+
+    monkeypatch.setattr(stock, "has_enough", lambda level, quantity: true())
+    monkeypatch.setattr(placing, "_STATEMENTS", {})  # built again, without the guards
+    _, (variant,) = await make_product(db, stock=3)
+    user = await make_user(db)
+    await put_in_cart(db, user, variant, 2)
+    variants, variant_id, user_id = variant.__table__, variant.id, user.id
+    view = await CartService(db, DbCartStore(db, user_id)).lines_to_order()
+    await db.rollback()  # the cart's read locked the size: let the stock change
+    await db.execute(variants.update().where(variants.c.id == variant_id).values(stock=1))
+    await db.commit()
+    values = placing.order_values(
+        idempotency_key=secrets.token_urlsafe(24),
+        payment_method=PaymentMethod.COD,
+        payment_status="due on delivery",
+        payment_token=None,
+        card_last4=None,
+        shipping_name="Lan",
+        shipping_phone="0901234567",
+        shipping_address="1 Lê Lợi, Quận 1",
+        note="",
+        subtotal=200_000,
+        shipping_fee=30_000,
+        total=230_000,
+        language="en",
+    )
+    order = placing.NewOrder(uuid.uuid4(), user_id, "lan@example.com", values)
+    statement = placing.statement(tracked=False, clear_cart=True)
+    with pytest.raises(IntegrityError) as refused:
+        await placing.place(db, statement, placing.parameters(order, view.lines, uuid.uuid4(), None))
+    assert violated_constraint(refused.value) == stock.STOCK_CONSTRAINT
+    await db.rollback()
+    assert await db.scalar(select(variants.c.stock).where(variants.c.id == variant_id)) == 1
+    assert await db.scalar(select(func.count()).select_from(Order).where(Order.user_id == user_id)) == 0
+    assert await db.scalar(select(CartItem.quantity).where(CartItem.user_id == user_id)) == 2
