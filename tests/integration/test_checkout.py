@@ -12,12 +12,13 @@ from typing import Any
 
 import pytest
 from litestar.testing import AsyncTestClient
-from sqlalchemy import func, select, text, update
+from sqlalchemy import func, select, text, true, update
 
 from sweetdream.app import create_app
 from sweetdream.cart.services import CartService, DbCartStore
 from sweetdream.catalog import stock
 from sweetdream.catalog.models import Product, Variant
+from sweetdream.orders import placing as order_statement
 from sweetdream.orders.models import Order, OrderEvent, OrderLine, OrderStatus, OutboxEvent, PaymentMethod
 from sweetdream.orders.services import IllegalTransition, OrderService, Shipping
 from tests.integration.factories import make_product, make_user, put_in_cart, signed_in, stock_of
@@ -65,14 +66,9 @@ async def orders_of(db, user):
     return list(await db.scalars(fresh))
 
 
-def unguarded_stock_update(variant_id, quantity):
-    """The stock update without its `stock >= n` guard: only the CHECK constraint is left to refuse."""
-    return (
-        update(Variant)
-        .where(Variant.id == variant_id)
-        .values(stock=Variant.stock - quantity)
-        .returning(Variant.stock, Variant.low_stock_threshold, Variant.sku)
-    )
+def no_stock_guard(level, quantity):
+    """The takes without their `stock >= n` guard: only the CHECK constraint is left to refuse."""
+    return true()
 
 
 async def at_once(requests: list[Coroutine[Any, Any, Any]]) -> list[Any]:
@@ -108,7 +104,8 @@ async def test_twenty_concurrent_checkouts_for_the_last_five_units_make_exactly_
     app, settings, db, monkeypatch, defence
 ):
     if defence == "check constraint alone":  # the second line of defence must answer as cleanly as the first
-        monkeypatch.setattr(stock, "take_statement", unguarded_stock_update)
+        monkeypatch.setattr(stock, "has_enough", no_stock_guard)
+        monkeypatch.setattr(order_statement, "_STATEMENTS", {})  # built again, without the guard
     _, (variant,) = await make_product(db, stock=5)
     clients = []
     for _ in range(20):

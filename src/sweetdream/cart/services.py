@@ -8,9 +8,21 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import cache
 from typing import Any, Protocol
-from uuid import UUID
+from uuid import UUID, uuid4
 
-from sqlalchemy import ScalarSelect, bindparam, delete, func, select, tuple_
+from sqlalchemy import (
+    ColumnElement,
+    Delete,
+    Integer,
+    ScalarSelect,
+    Select,
+    Table,
+    bindparam,
+    delete,
+    func,
+    select,
+    tuple_,
+)
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
@@ -140,6 +152,12 @@ class DbCartStore:
             delete(CartItem).where(CartItem.user_id == self.user_id, CartItem.variant_id == variant_id)
         )
 
+    async def put_counted(self, variant_id: UUID, quantity: int, price_seen: int) -> int:
+        """`put`, returning the units now in the cart (the header's badge), in the same statement."""
+        now = datetime.now(UTC)
+        values = {"uid": self.user_id, "vid": variant_id, "quantity": quantity, "price_seen": price_seen}
+        return int(await self.db.scalar(_PUT_COUNTED, {**values, "id": uuid4(), "now": now, "cutoff": cart_cutoff()}))
+
     async def clear(self) -> None:
         await self.db.execute(delete(CartItem).where(CartItem.user_id == self.user_id))
 
@@ -152,6 +170,13 @@ def cart_count_column(user_id: Any, cutoff: Any = None) -> ScalarSelect[int]:
         .where(CartItem.user_id == user_id, CartItem.updated_at >= (cart_cutoff() if cutoff is None else cutoff))
         .scalar_subquery()
     )
+
+
+def cleared_when(user_id: ColumnElement[UUID], condition: ColumnElement[bool]) -> Delete:
+    """Empty a shopper's cart only if `condition` holds: for a statement that also writes their order
+    (built once, so the shopper's id is an expression: a bind parameter)."""
+    items: Table = CartItem.__table__  # type: ignore[assignment]
+    return delete(items).where(items.c.user_id == user_id, condition)
 
 
 def cart_cutoff() -> datetime:
@@ -187,6 +212,112 @@ def started_message() -> str:
     return _("This class has already started: its seats can no longer be booked.")
 
 
+def _put_counted() -> Select[tuple[int]]:
+    """Upsert one line and count the cart's units: the line's new quantity plus the other lines'
+    (read as they were before this statement, which is all of them but this one)."""
+    items: Table = CartItem.__table__  # type: ignore[assignment]
+    now = bindparam("now", type_=items.c.updated_at.type)
+    upsert = insert(items).values(
+        id=bindparam("id", type_=items.c.id.type),
+        user_id=bindparam("uid", type_=items.c.user_id.type),
+        variant_id=bindparam("vid", type_=items.c.variant_id.type),
+        quantity=bindparam("quantity", type_=Integer()),
+        price_seen=bindparam("price_seen", type_=Integer()),
+        created_at=now,
+        updated_at=now,
+    )
+    upserted = (
+        upsert.on_conflict_do_update(
+            constraint="uq_cart_items_user_variant",
+            set_={"quantity": upsert.excluded.quantity, "price_seen": upsert.excluded.price_seen, "updated_at": now},
+        )
+        .returning(items.c.variant_id, items.c.quantity)
+        .cte("cart_put")
+    )
+    others = (
+        select(func.coalesce(func.sum(items.c.quantity), 0))
+        .where(
+            items.c.user_id == bindparam("uid"),
+            items.c.updated_at >= bindparam("cutoff", type_=items.c.updated_at.type),
+            items.c.variant_id != upserted.c.variant_id,
+        )
+        .scalar_subquery()
+    )
+    return select(upserted.c.quantity + others)
+
+
+def _size_to_add() -> Select[*tuple[Any, ...]]:
+    """What adding a size needs to know, and how many of it the shopper's cart holds, in one read."""
+    have = (
+        select(CartItem.quantity)
+        .where(
+            CartItem.user_id == bindparam("uid"),
+            CartItem.variant_id == Variant.id,
+            CartItem.updated_at >= bindparam("cutoff"),
+        )
+        .scalar_subquery()
+    )
+    return (
+        select(
+            Variant.id,
+            Variant.label,
+            Variant.sku,
+            Variant.price_override,
+            Variant.stock,
+            Variant.starts_at,
+            Product.id.label("product_id"),
+            Product.slug,
+            Product.name,
+            Product.price,
+            Product.images,
+            Product.is_active,
+            Product.max_per_customer,
+            func.coalesce(have, 0).label("have"),
+        )
+        .join(Product, Product.id == Variant.product_id)
+        .where(Variant.id == bindparam("vid"))
+    )
+
+
+def _lines_to_order() -> Select[*tuple[Any, ...]]:
+    return (
+        select(
+            CartItem.quantity,
+            CartItem.price_seen,
+            Variant.id,
+            Variant.label,
+            Variant.sku,
+            Variant.stock,
+            Variant.starts_at,
+            Variant.price_override,
+            Product.id.label("product_id"),
+            Product.slug,
+            Product.name,
+            Product.images,
+            Product.is_active,
+            Product.max_per_customer,
+            Product.price,
+            Category.name.label("category"),
+        )
+        .join(Variant, Variant.id == CartItem.variant_id)
+        .join(Product, Product.id == Variant.product_id)
+        .outerjoin(Category, Category.id == Product.category_id)
+        .where(CartItem.user_id == bindparam("uid"), CartItem.updated_at >= bindparam("cutoff"))
+        # The sizes stay locked until the order commits, taken in id order (no two checkouts wait on
+        # each other in a circle): the stock read here is the stock now, and the order's statement
+        # then updates rows it already holds (locking them inside that statement, as it waited, led it
+        # to wait on its own snapshot's old row versions: deadlocks on a contested size).
+        .order_by(Variant.id)
+        .with_for_update(of=Variant.__table__, key_share=True)
+    )
+
+
+# Built once (building a statement costs more CPU than the database spends on it).
+_PUT_COUNTED = _put_counted()
+_SIZE_TO_ADD = _size_to_add()
+_LINES_TO_ORDER = _lines_to_order()
+
+
 class CartService:
     def __init__(self, db: AsyncSession, store: CartStore) -> None:
         self.db = db
@@ -208,14 +339,50 @@ class CartService:
         return row.Variant, row.Product
 
     async def add(self, variant_id: UUID, quantity: int) -> CartLine:
+        return (await self.add_counted(variant_id, quantity))[0]
+
+    async def add_counted(self, variant_id: UUID, quantity: int) -> tuple[CartLine, int]:
+        """Add `quantity` of a size; returns its line and the units now in the cart (the badge)."""
         if not 1 <= quantity <= MAX_QUANTITY:
             raise CartError(_("Choose a quantity from 1 to %(most)d.") % {"most": MAX_QUANTITY})
+        if isinstance(self.store, DbCartStore):
+            return await self._add_to_db(self.store, variant_id, quantity)
         variant, product = await self._variant(variant_id)
         have = (await self.store.items()).get(variant_id, (0, 0))[0]
         await self._check_quantity(variant, product, have + quantity)
         price = variant.effective_price(product.price)
         await self.store.put(variant_id, have + quantity, price)
-        return (await self.view([variant_id])).lines[0]
+        return (await self.view([variant_id])).lines[0], (await self.view()).count
+
+    async def _add_to_db(self, store: DbCartStore, variant_id: UUID, quantity: int) -> tuple[CartLine, int]:
+        """A shopper's add in two statements: the size with what their cart holds of it, then the
+        line's upsert with the cart's new count (was six: the size, the cart, the upsert, two views)."""
+        found = (
+            await self.db.execute(_SIZE_TO_ADD, {"vid": variant_id, "uid": store.user_id, "cutoff": cart_cutoff()})
+        ).first()
+        if found is None or not found.is_active:
+            raise CartError(_("That product is no longer available."))
+        total = found.have + quantity
+        _check(_has_started(found.starts_at), found.stock, found.max_per_customer, total)
+        price = found.price_override if found.price_override is not None else found.price
+        count = await store.put_counted(variant_id, total, price)
+        line = CartLine(
+            variant_id=found.id,
+            product_id=found.product_id,
+            product_slug=found.slug,
+            product_name=found.name,
+            image=found.images[0] if found.images else None,
+            size_label=found.label,
+            sku=found.sku,
+            quantity=total,
+            unit_price=price,
+            price_seen=price,
+            stock=found.stock,
+            active=True,
+            max_per_customer=found.max_per_customer,
+            starts_at=found.starts_at,
+        )
+        return line, count
 
     async def update(self, variant_id: UUID, quantity: int) -> None:
         if quantity == 0:
@@ -234,12 +401,7 @@ class CartService:
         await self.store.remove(variant_id)
 
     async def _check_quantity(self, variant: Variant, product: Product, quantity: int) -> None:
-        if variant.started():
-            raise CartError(started_message())
-        if quantity > variant.stock:
-            raise CartError(only_left(variant.stock) if variant.stock else _("Sorry, that size is sold out."))
-        if product.max_per_customer is not None and quantity > product.max_per_customer:
-            raise CartError(_("At most %(num)d per customer.") % {"num": product.max_per_customer})
+        _check(variant.started(), variant.stock, product.max_per_customer, quantity)
 
     async def view(self, only: list[UUID] | None = None) -> CartView:
         """The cart against the database now: current price and stock, with what changed flagged."""
@@ -283,6 +445,27 @@ class CartService:
         lines.sort(key=lambda line: (line.product_name, line.size_label))
         return CartView(lines)
 
+    async def lines_to_order(self) -> CartView:
+        """The cart as `view` gives it (the same lines, prices, order and problems: the review's
+        digest must match the checkout page's), read as columns in one query: what placing an
+        order reads, without loading whole products (their descriptions and search columns). Its
+        sizes are locked (FOR NO KEY UPDATE, in id order) until the transaction ends."""
+        if not isinstance(self.store, DbCartStore):
+            return await self.view()
+        rows = await self.db.execute(_LINES_TO_ORDER, {"uid": self.store.user_id, "cutoff": cart_cutoff()})
+        lines = [
+            _line(
+                _SizeRead(r.id, r.label, r.sku, r.stock, r.starts_at, r.price_override),
+                _ProductRead(r.product_id, r.slug, r.name, r.images, r.is_active, r.max_per_customer, r.price),
+                r.quantity,
+                r.price_seen,
+                r.category,
+            )
+            for r in rows
+        ]
+        lines.sort(key=lambda line: (line.product_name, line.size_label))
+        return CartView(lines)
+
     async def merge_from(self, other: CartStore) -> None:
         """Sign-in: the visitor's lines join the account's; same size adds up, capped by stock."""
         mine = await self.store.items()
@@ -299,7 +482,59 @@ class CartService:
         await other.clear()
 
 
-def _line(variant: Variant, product: Product, quantity: int, price_seen: int, category: str | None) -> CartLine:
+def _has_started(starts_at: datetime | None) -> bool:
+    """`Variant.started` for a size read as columns."""
+    return starts_at is not None and starts_at <= datetime.now(UTC)
+
+
+def _check(started: bool, stock: int, max_per_customer: int | None, quantity: int) -> None:
+    """May the cart hold `quantity` of this size? CartError says why not."""
+    if started:
+        raise CartError(started_message())
+    if quantity > stock:
+        raise CartError(only_left(stock) if stock else _("Sorry, that size is sold out."))
+    if max_per_customer is not None and quantity > max_per_customer:
+        raise CartError(_("At most %(num)d per customer.") % {"num": max_per_customer})
+
+
+@dataclass(frozen=True)
+class _SizeRead:
+    """What `_line` reads of a size, read as columns (no ORM row to load)."""
+
+    id: UUID
+    label: str
+    sku: str
+    stock: int
+    starts_at: datetime | None
+    price_override: int | None
+
+    def effective_price(self, product_price: int) -> int:
+        return self.price_override if self.price_override is not None else product_price
+
+    def started(self) -> bool:
+        return _has_started(self.starts_at)
+
+
+@dataclass(frozen=True)
+class _ProductRead:
+    """What `_line` reads of a product, read as columns."""
+
+    id: UUID
+    slug: str
+    name: str
+    images: list[str]
+    is_active: bool
+    max_per_customer: int | None
+    price: int
+
+
+def _line(
+    variant: Variant | _SizeRead,
+    product: Product | _ProductRead,
+    quantity: int,
+    price_seen: int,
+    category: str | None,
+) -> CartLine:
     return cart_line(
         variant_id=variant.id,
         product_id=product.id,

@@ -135,7 +135,7 @@ class CartController(Controller):
                 raise CartError(_("Please choose a size."))
             if quantity is None:
                 raise CartError(_("Choose a quantity from 1 to %(most)d.") % {"most": MAX_QUANTITY})
-            line = await cart.add(variant_id, quantity)
+            line, count = await cart.add_counted(variant_id, quantity)
         except CartError as exc:
             if request.htmx:  # type: ignore[attr-defined]
                 return HTMXTemplate(template_name="cart/_added.html", context={"error": str(exc)}, status_code=409)
@@ -149,7 +149,6 @@ class CartController(Controller):
                 None, line.variant_id, line.product_name, line.size_label, quantity, line.unit_price
             ),
         )
-        count = (await cart.view()).count
         if request.htmx:  # type: ignore[attr-defined]
             return HTMXTemplate(
                 template_name="cart/_added.html",

@@ -10,18 +10,37 @@ cache is invalidated when that transaction commits (catalog/writes.py).
 No oversell: a take is a conditional UPDATE (`stock >= n`, and for a class seat a session that has
 not started: `starts_at > now()`); the `stock >= 0` CHECK constraint is
 the second line of defence, and either refusal gives the same answer (None).
+
+A checkout takes every line of an order inside one statement (`Reservation`: the sizes locked in id
+order, taken only if every one has enough, each take's ledger row), which orders/services.py builds
+into the statement that writes the order: the catalog's tables are written by the catalog's SQL.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from uuid import UUID
 
 from redis.asyncio import Redis
-from sqlalchemy import ColumnElement, Update, func, insert, literal, or_, select, update
+from sqlalchemy import (
+    CTE,
+    ColumnElement,
+    FromClause,
+    Table,
+    Update,
+    and_,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
 
 from sweetdream.catalog.models import StockMovement, StockReason, Variant
 from sweetdream.catalog.writes import catalog_changed
@@ -73,14 +92,121 @@ def not_started_condition() -> ColumnElement[bool]:
     return or_(Variant.starts_at.is_(None), Variant.starts_at > func.now())
 
 
+def has_enough(
+    stock: ColumnElement[int] | InstrumentedAttribute[int], quantity: ColumnElement[int] | int
+) -> ColumnElement[bool]:
+    """The no-oversell guard of every take: that much is left."""
+    return stock >= quantity
+
+
 def take_statement(variant_id: UUID, quantity: int) -> Update:
     """Take `quantity` only if that much is left, and never a seat of a class that has started."""
     return (
         update(Variant)
-        .where(Variant.id == variant_id, Variant.stock >= quantity, not_started_condition())
+        .where(Variant.id == variant_id, has_enough(Variant.stock, quantity), not_started_condition())
         .values(stock=Variant.stock - quantity)
         .returning(Variant.stock, Variant.low_stock_threshold, Variant.sku)
     )
+
+
+_VARIANTS: Table = Variant.__table__  # type: ignore[assignment]
+_MOVEMENTS: Table = StockMovement.__table__  # type: ignore[assignment]
+
+
+@dataclass(frozen=True)
+class Reservation:
+    """Every line of an order taken in one statement, all or none, for the caller to build into its
+    own (a data-modifying WITH): `wanted` has one row per size (`variant_id`, `quantity`).
+
+    `locked` locks the sizes in id order and reads each one's stock. Lock them in an earlier statement
+    of the transaction too (the checkout's cart read does, in id order): a lock this statement has to
+    wait for leaves its UPDATE on its snapshot's older row versions, and under a rush on one size that
+    deadlocked; held already, the locks here cost nothing and the stock read is the stock now. `enough`
+    says whether every size has what is wanted and its session has not started. `taken` updates
+    only behind the caller's gate (its order was written, which the caller makes depend on
+    `enough`), still guarded row by row like `take`, and the `stock >= 0` CHECK is behind that;
+    `ledger` writes each take's movement with its level. As all of it is one statement, a refusal
+    writes nothing: no savepoint, nothing to roll back."""
+
+    wanted: FromClause
+    lines: ColumnElement[int]  # how many rows `wanted` has (an expression: the statement is built once)
+
+    @cached_property
+    def locked(self) -> CTE:
+        """id, stock (now), open (not a class session that has started): one row per size that exists."""
+        return (
+            select(_VARIANTS.c.id, _VARIANTS.c.stock, not_started_condition().label("open"))
+            .where(_VARIANTS.c.id.in_(select(self.wanted.c.variant_id)))
+            .order_by(_VARIANTS.c.id)
+            .with_for_update(key_share=True)  # FOR NO KEY UPDATE: what the UPDATE takes; carts' foreign keys pass
+            .cte("stock_locked")
+        )
+
+    @cached_property
+    def enough(self) -> CTE:
+        """One row, `ok`: every wanted size exists, has that much left and is on sale."""
+        locked = self.locked
+        short_or_ok = locked.join(self.wanted, self.wanted.c.variant_id == locked.c.id)
+        return (
+            select((func.count() == self.lines).label("ok"))
+            .select_from(short_or_ok)
+            .where(has_enough(locked.c.stock, self.wanted.c.quantity), locked.c.open)
+            .cte("stock_enough")
+        )
+
+    def taken(self, gate: ColumnElement[bool]) -> CTE:
+        """Take the units once `gate` holds: id, stock (the level after), low_stock_threshold, sku, quantity."""
+        return (
+            update(_VARIANTS)
+            .where(
+                _VARIANTS.c.id == self.wanted.c.variant_id,
+                has_enough(_VARIANTS.c.stock, self.wanted.c.quantity),
+                not_started_condition(),
+                gate,
+            )
+            # The ORM's `onupdate` is not run for an UPDATE inside a WITH: the time is set here.
+            .values(stock=_VARIANTS.c.stock - self.wanted.c.quantity, updated_at=func.now())
+            .returning(
+                _VARIANTS.c.id,
+                _VARIANTS.c.stock,
+                _VARIANTS.c.low_stock_threshold,
+                _VARIANTS.c.sku,
+                self.wanted.c.quantity,
+            )
+            .cte("stock_taken")
+        )
+
+    @staticmethod
+    def ledger(
+        taken: CTE, order_number: ColumnElement[str], by_email: ColumnElement[str], by_id: ColumnElement[UUID | None]
+    ) -> CTE:
+        """Each take's ledger row (reason "order"), with the level the update returned; `by_email`
+        and `by_id` (the shopper, a `Mover`) are expressions, so a statement can be built once."""
+        rows = select(
+            taken.c.id,
+            -taken.c.quantity,
+            literal(StockReason.ORDER.value),
+            by_id,
+            func.left(by_email, 320, type_=_MOVEMENTS.c.actor.type),
+            order_number,
+            taken.c.stock,
+            literal(""),
+        ).select_from(taken)
+        columns = ["variant_id", "delta", "reason", "actor_id", "actor", "order_number", "level", "note"]
+        return insert(_MOVEMENTS).from_select(columns, rows).returning(_MOVEMENTS.c.id).cte("stock_ledger")
+
+
+def crossed_low_condition(
+    level: ColumnElement[int], threshold: ColumnElement[int], taken: ColumnElement[int]
+) -> ColumnElement[bool]:
+    """`crossed_low` in SQL: this take brought the size to low stock."""
+    return and_(level <= threshold, level + taken > threshold)
+
+
+def reserved(db: AsyncSession, redis: Redis | None, product_slugs: Iterable[str], sold_out: bool) -> None:
+    """After a reservation's statement: those products' cached pages go stale when the transaction
+    commits, and the listings too if a size sold out (what a card and the in-stock filter show)."""
+    catalog_changed(db, redis, sorted(set(product_slugs)), listings=sold_out)
 
 
 def _movement(

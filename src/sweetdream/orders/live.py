@@ -7,7 +7,6 @@ The note carries no data, only "look again", so a missed note costs nothing: a p
 
 from __future__ import annotations
 
-import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from uuid import UUID
@@ -15,18 +14,16 @@ from uuid import UUID
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 
-log = logging.getLogger("sweetdream.live")
-
 
 def channel(order_id: UUID) -> str:
     return f"order-status:{order_id}"
 
 
-async def publish(redis: Redis, order_id: UUID) -> None:
-    try:
-        await redis.publish(channel(order_id), b"changed")
-    except Exception:  # a lost note only delays the page until its next (re)connect
-        log.warning("could not publish a status change for order %s", order_id, exc_info=True)
+def status_note(order_id: UUID) -> tuple[str, bytes]:
+    """The note for an order's open pages: (channel, message), sent by the outbox relay in the same
+    round trip as the order's jobs (orders/outbox.relay); a lost note only delays a page until its
+    next (re)connect."""
+    return channel(order_id), b"changed"
 
 
 @asynccontextmanager
@@ -45,11 +42,10 @@ async def subscription(redis: Redis, order_id: UUID) -> AsyncIterator[PubSub]:
 ADMIN_CHANNEL = "admin-orders"
 
 
-async def publish_admin(redis: Redis, kind: str, order_id: UUID) -> None:
-    try:
-        await redis.publish(ADMIN_CHANNEL, f"{kind}:{order_id}".encode())
-    except Exception:  # a lost note: the admin's list shows the order on its next load
-        log.warning("could not tell the admin pages about order %s", order_id, exc_info=True)
+def admin_note(kind: str, order_id: UUID) -> tuple[str, bytes]:
+    """The note for the admin's list and dashboard (`placed` or `moved`), sent like `status_note`; a
+    lost one: the admin's list shows the order on its next load."""
+    return ADMIN_CHANNEL, f"{kind}:{order_id}".encode()
 
 
 def read_admin_note(data: object) -> tuple[str, UUID] | None:

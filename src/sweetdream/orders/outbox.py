@@ -19,7 +19,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sweetdream.orders.models import OutboxEvent
-from sweetdream.platform.queue import DELIVER_EVENT, enqueue
+from sweetdream.platform.queue import DELIVER_EVENT, add_enqueue, enqueue
 
 log = logging.getLogger("sweetdream.outbox")
 
@@ -28,18 +28,24 @@ SWEEP_GRACE = timedelta(seconds=30)
 SWEEP_BATCH = 500
 
 
-async def _offer(redis: Redis, event_ids: Sequence[UUID]) -> None:
-    for event_id in event_ids:
-        await enqueue(redis, DELIVER_EVENT, str(event_id), str(event_id))
+async def _offer(redis: Redis, event_ids: Sequence[UUID], notes: Sequence[tuple[str, bytes]] = ()) -> None:
+    """Enqueue each row's job, and publish `notes` (pub/sub channel, message), in one round trip."""
+    async with redis.pipeline(transaction=False) as pipe:
+        for channel, message in notes:
+            pipe.publish(channel, message)
+        for event_id in event_ids:
+            add_enqueue(pipe, DELIVER_EVENT, str(event_id), str(event_id))
+        await pipe.execute()
 
 
-async def relay(redis: Redis | None, event_ids: Sequence[UUID]) -> int:
-    """Enqueue these committed rows now (Redis only: no database work on the checkout's path).
-    Never raises: a failure here is the sweep's to repair."""
-    if redis is None or not event_ids:
+async def relay(redis: Redis | None, event_ids: Sequence[UUID], notes: Sequence[tuple[str, bytes]] = ()) -> int:
+    """Enqueue these committed rows now (Redis only: no database work on the checkout's path), with
+    the live pages' `notes` (orders/live.py) in the same round trip. Never raises: a failure here is
+    the sweep's to repair (and a lost note only delays a live page until its next load)."""
+    if redis is None or not (event_ids or notes):
         return 0
     try:
-        await _offer(redis, event_ids)
+        await _offer(redis, event_ids, notes)
     except Exception:  # Redis is unreachable: the order stands, the sweep delivers later
         log.warning("outbox relay failed for %d event(s); the sweep will retry", len(event_ids), exc_info=True)
         return 0

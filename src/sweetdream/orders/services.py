@@ -1,10 +1,12 @@
 """Order rules: placing an order in one transaction, and the one function that moves its status.
 
-No oversell: each line's stock is taken with a conditional UPDATE (`stock >= n`) inside the
-transaction that writes the order, in variant-id order (no deadlocks), all lines or none; the
-`stock >= 0` CHECK constraint backs it up, and either refusal is the same "sold out" answer.
+No oversell: every line's stock is taken by the statement that writes the order (orders/placing.py:
+the catalog's reservation locks the sizes in variant-id order, so no deadlocks, and takes with a
+conditional UPDATE, `stock >= n`, all lines or none); the `stock >= 0` CHECK constraint backs it up,
+and either refusal is the same "sold out" answer.
 Double submit: the form's idempotency key is unique per shopper; checkouts by one shopper are
-serialised by locking their user row, so a repeat finds the first order instead of making a second.
+serialised by locking their user row, so a repeat finds the first order instead of making a second
+(and the order's INSERT does nothing on a key a twin submit took meanwhile).
 No silent price change: the order is placed only if it is what the shopper reviewed (orders/review.py).
 
 Money never moves silently: a card is marked "charging" under the order's row lock (and committed)
@@ -24,21 +26,21 @@ from typing import Any
 from uuid import UUID, uuid4
 
 from redis.asyncio import Redis
-from sqlalchemy import Select, func, select, text
+from sqlalchemy import Select, Table, bindparam, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from sweetdream.accounts.models import User
-from sweetdream.analytics.recording import OrderedItem, Tracker, order_completed_event
+from sweetdream.analytics.recording import Tracker
 from sweetdream.audit.services import Actor, record
-from sweetdream.cart.services import CartLine, CartService, CartView, started_message
+from sweetdream.cart.services import CartLine, CartService, CartView, DbCartStore, started_message
 from sweetdream.catalog import stock
-from sweetdream.catalog.models import StockReason
+from sweetdream.catalog.models import StockReason, Variant
 from sweetdream.catalog.money import format_vnd
 from sweetdream.catalog.stock import Mover
 from sweetdream.db import violated_constraint
-from sweetdream.orders import live
+from sweetdream.orders import live, placing
 from sweetdream.orders.models import (
     Order,
     OrderEvent,
@@ -139,15 +141,15 @@ def totals_for(cart: CartView, flat_fee: int, free_from: int) -> Totals:
     return Totals(subtotal, 0 if subtotal >= free_from or subtotal == 0 else flat_fee)
 
 
-ORDER_KEY_CONSTRAINT = "uq_orders_user_idempotency_key"
+ORDER_KEY_CONSTRAINT = placing.ORDER_KEY_CONSTRAINT
 
 
-class _ShortOfStock(Exception):
-    """A line's stock could not be taken; raised inside the savepoint, answered after its rollback."""
+class _HalfTaken(Exception):
+    """The order statement wrote the order but could not take every line's stock: roll it back."""
 
-    def __init__(self, line: CartLine) -> None:
-        super().__init__(line.variant_id)
-        self.line = line
+
+class _KeyTaken(Exception):
+    """The order statement wrote nothing because this form's key is taken: a twin submit placed it."""
 
 
 class OrderService:
@@ -164,10 +166,6 @@ class OrderService:
         self.db.add(event)
         self._new_events.append(event.id)
 
-    def _forget_rolled_back(self) -> None:
-        """The savepoint was rolled back: its outbox rows never happened."""
-        self._new_events.clear()
-
     async def _after_commit(self, moved: Order | None = None, placed: Order | None = None) -> None:
         """Hand the new outbox rows to the queue; tell open order pages and the admin's live list and
         dashboard. (Cached catalog pages were told by the commit itself: catalog/stock.py marks every
@@ -175,12 +173,12 @@ class OrderService:
         events, self._new_events = self._new_events, []
         if self.redis is None:
             return
+        notes: list[tuple[str, bytes]] = []
         if moved is not None:
-            await live.publish(self.redis, moved.id)
-            await live.publish_admin(self.redis, "moved", moved.id)
+            notes += [live.status_note(moved.id), live.admin_note("moved", moved.id)]
         if placed is not None:
-            await live.publish_admin(self.redis, "placed", placed.id)
-        await relay(self.redis, events)
+            notes.append(live.admin_note("placed", placed.id))
+        await relay(self.redis, events, notes)  # one round trip for all of it
 
     # --- placing -------------------------------------------------------------------------------
 
@@ -203,65 +201,85 @@ class OrderService:
         nothing is placed. None is for callers that showed no page (scripts, tests).
 
         `tracker`, the shopper's analytics tracker (None: not tracked), gets the order_completed
-        event written with the order: one event exactly when there is one order."""
+        event written with the order: one event exactly when there is one order.
+
+        Statements: the lock with the key's look-up, the cart, (classes: the seats held), and one
+        statement that writes everything (orders/placing.py); then the commit."""
         if not IDEMPOTENCY_KEY.match(idempotency_key):
             raise CheckoutError(_("This checkout form has expired. Please review your order and submit again."))
-        # Serialise this shopper's checkouts: the idempotency check below then sees any earlier submit.
-        await self.db.execute(select(User.id).where(User.id == user.id).with_for_update())
-        existing = await self._by_key(idempotency_key, user.id)
+        existing = await self._lock_shopper(user.id, idempotency_key)
         if existing is not None:
             await self.db.commit()  # nothing written; releases the lock (a rollback would expire the user)
             return existing, False
-        view = await cart.view()
+        view = await cart.lines_to_order()
         try:
-            # A savepoint: a refused line undoes every stock update and row written here, and only those.
-            async with self.db.begin_nested():
-                order = await self._write_order(user, view, shipping, idempotency_key, fee, free_from, reviewed)
-                if tracker is not None:
-                    await self._record_completed(order, view, tracker)
-                await cart.store.clear()
-        except CheckoutError:
-            self._forget_rolled_back()
-            await self.db.commit()
+            order = await self._write_order(
+                user, view, shipping, idempotency_key, fee, free_from, reviewed, tracker, cart
+            )
+        except (CheckoutError, _KeyTaken) as refusal:
+            # The lock's own read of the key is as old as that statement: a submit of this same form
+            # that committed while we waited for the lock (and emptied the cart) is seen only now.
+            earlier = await self._by_key(idempotency_key, user.id)
+            await self.db.commit()  # nothing was written
+            if earlier is not None:
+                return earlier, False
+            if isinstance(refusal, _KeyTaken):  # the key's order is gone (never: orders are not deleted)
+                expired = _("This checkout form has expired. Please review your order and submit again.")
+                raise CheckoutError(expired) from None
             raise
-        except _ShortOfStock as short:  # the savepoint is rolled back: the session reads again
-            self._forget_rolled_back()
-            message = await self._short_of_stock_message(short.line)
+        except (IntegrityError, _HalfTaken) as exc:
+            # Only the `stock >= 0` CHECK is left to refuse here (the statement's own guards come
+            # first), or the sizes were not locked beforehand (a session's cart) and one changed
+            # under the statement: roll the transaction back (the CHECK has aborted it anyway).
+            if isinstance(exc, IntegrityError) and violated_constraint(exc) != stock.STOCK_CONSTRAINT:
+                raise
+            await self.db.rollback()
+            if user in self.db:  # the request's own user: the rollback expired it, and the page shows it
+                await self.db.refresh(user)
+            message = await self._short_of_stock_message(view)
             await self.db.commit()
             raise CheckoutError(message) from None
-        except IntegrityError as exc:
-            self._forget_rolled_back()
-            await self.db.commit()
-            if violated_constraint(exc) != ORDER_KEY_CONSTRAINT:
-                raise
-            # A concurrent submit of the same form won the key: its order is this submit's answer.
-            order_or_none = await self._by_key(idempotency_key, user.id)
-            if order_or_none is None:
-                raise
-            return order_or_none, False
         await self.db.commit()
         await self._after_commit(placed=order)
         return order, True
 
+    async def _lock_shopper(self, user_id: UUID, key: str) -> Order | None:
+        """Serialise this shopper's checkouts (their user row's lock) and find the order this form
+        already placed, in one statement. A lock that had to wait reads the key as it was before:
+        the order statement's `ON CONFLICT` on the key, and the look-up after a refusal, cover that."""
+        row = (await self.db.execute(_LOCK_SHOPPER, {"uid": user_id, "key": key})).first()
+        if row is None or row.earlier is None:
+            return None
+        return await self.db.get(Order, row.earlier)
+
     async def _write_order(
-        self, user: User, view: CartView, shipping: Shipping, key: str, fee: int, free_from: int, reviewed: str | None
+        self,
+        user: User,
+        view: CartView,
+        shipping: Shipping,
+        key: str,
+        fee: int,
+        free_from: int,
+        reviewed: str | None,
+        tracker: Tracker | None,
+        cart: CartService,
     ) -> Order:
         if not view.lines:
             raise CheckoutError(_("Your cart is empty."))
         blocked = next((line for line in view.lines if line.problems), None)
         if blocked is not None:
+            if blocked.active and not _has_begun(blocked.starts_at) and blocked.stock < blocked.quantity:
+                # The cart's read waited for the size's lock while others bought it: the race was
+                # run there, and the answer is the one a lost race gets.
+                raise CheckoutError(self._short_message(blocked, blocked.stock, True))
             raise CheckoutError(f"{blocked.product_name} ({blocked.size_label}): {blocked.problems[0]}")
         totals = totals_for(view, fee, free_from)
         # The lines and prices read here are the ones the order is written from.
         if reviewed is not None and review_of(view, totals.shipping_fee, totals.total).digest != reviewed:
             raise ReviewChanged()
         await self._check_seat_limits(user.id, view.lines)
-        number = await self.db.scalar(text("SELECT nextval('order_number_seq')"))
-        order = Order(
-            number=f"SD-{number:06d}",
-            user_id=user.id,
+        values = placing.order_values(
             idempotency_key=key,
-            status=OrderStatus.PENDING,
             payment_method=shipping.payment_method,
             payment_status="due on delivery" if shipping.payment_method == PaymentMethod.COD else "pending",
             payment_token=shipping.card.token if shipping.card else None,
@@ -275,79 +293,26 @@ class OrderService:
             total=totals.total,
             language=current_language.get(),  # its emails' language if the shopper never chose one
         )
-        self.db.add(order)
-        await self.db.flush()
-        for position, line in enumerate(view.lines):
-            self.db.add(
-                OrderLine(
-                    order_id=order.id,
-                    product_id=line.product_id,
-                    variant_id=line.variant_id,
-                    position=position,
-                    product_name=line.product_name,
-                    product_slug=line.product_slug,
-                    size_label=line.size_label,
-                    sku=line.sku,
-                    unit_price=line.unit_price,
-                    quantity=line.quantity,
-                    starts_at=line.starts_at,
-                )
-            )
-        self.db.add(
-            OrderEvent(
-                order_id=order.id,
-                from_status=None,
-                to_status=OrderStatus.PENDING,
-                actor=user.email,
-                note=gettext_noop("Order placed"),  # stored as the source; shown translated
-            )
-        )
-        self._announce("order.placed", _order_payload(order))
-        await self.db.flush()
-        # Stock last: its row locks are then held only from here to the commit, which is what
-        # limits a rush on the last units of one size. A refusal rolls back the rows above too.
-        for line in sorted(view.lines, key=lambda item: item.variant_id):
-            await self._take_stock(line, order.number, Mover(user.email, user.id))
-        return order
-
-    async def _record_completed(self, order: Order, view: CartView, tracker: Tracker) -> None:
-        # Product and category with each item, so the exported day answers "category performance"
-        # on its own (Athena reads the export, not the shop's database).
-        items = [
-            OrderedItem(
-                line.product_id, line.product_name, line.size_label, line.quantity, line.unit_price, line.category
-            )
-            for line in view.lines
-        ]
-        self.db.add(order_completed_event(tracker, order.id, order.number, order.user_id, order.total, items))
-        await self.db.flush()
-
-    async def _take_stock(self, line: CartLine, number: str, by: Mover) -> None:
-        taken = await stock.take(
-            self.db,
-            line.variant_id,
-            line.quantity,
-            by=by,
-            order_number=number,
-            redis=self.redis,
-            product_slug=line.product_slug,  # only this product's pages go stale (catalog/writes.py)
-        )
-        if taken is None:
-            raise _ShortOfStock(line)
-        # Only the update that takes stock across the threshold announces it: one alert per
-        # crossing, however many orders follow (row updates on one size are serialised).
-        if stock.crossed_low(taken.stock, taken.low_stock_threshold, line.quantity):
-            self._announce(
-                "stock.low",
-                {
-                    "variant_id": str(line.variant_id),
-                    "sku": taken.sku,
-                    "product": line.product_name,
-                    "size": line.size_label,
-                    "stock": taken.stock,
-                    "threshold": taken.low_stock_threshold,
-                },
-            )
+        new = placing.NewOrder(uuid4(), user.id, user.email, values)
+        event_id = uuid4()
+        clear_cart = isinstance(cart.store, DbCartStore)  # a session's cart is emptied after, below
+        statement = placing.statement(tracked=tracker is not None, clear_cart=clear_cart)
+        placement = await placing.place(self.db, statement, placing.parameters(new, view.lines, event_id, tracker))
+        if placement.order_id is None:
+            short = placement.short_line(view.lines)
+            if short is None:  # every line had its stock: a twin submit of this form holds the key
+                raise _KeyTaken()
+            left, on_sale = placement.on_sale.get(short.variant_id, (0, True))
+            raise CheckoutError(self._short_message(short, left, on_sale))
+        if placement.taken != len(view.lines):  # a size changed under the statement: never commit half an order
+            raise _HalfTaken()
+        if not clear_cart:
+            await cart.store.clear()
+        stock.reserved(self.db, self.redis, [line.product_slug for line in view.lines], placement.sold_out)
+        self._new_events = [event_id, *placement.alerts]
+        assert placement.number is not None and placement.created_at is not None
+        placed_at = {"created_at": placement.created_at, "updated_at": placement.created_at}
+        return Order(id=new.id, number=placement.number, user_id=user.id, **{**values, **placed_at})
 
     async def _check_seat_limits(self, user_id: UUID, lines: list[CartLine]) -> None:
         limited = [line for line in lines if line.max_per_customer is not None]
@@ -385,12 +350,27 @@ class OrderService:
     async def _by_key(self, key: str, user_id: UUID) -> Order | None:
         return await self.db.scalar(select(Order).where(Order.idempotency_key == key, Order.user_id == user_id))
 
-    async def _short_of_stock_message(self, line: CartLine) -> str:
-        left = await stock.left(self.db, line.variant_id)
+    @staticmethod
+    def _short_message(line: CartLine, left: int, on_sale: bool) -> str:
         what = f"{line.product_name} ({line.size_label})"
-        if left and await stock.has_started(self.db, line.variant_id):
+        if left and not on_sale:
             return f"{what}: {started_message()}"
         return f"{what}: sold out while you were checking out." if left == 0 else f"{what}: only {left} left."
+
+    async def _short_of_stock_message(self, view: CartView) -> str:
+        """Why the stock could not be taken, read again after the refused statement's rollback."""
+        rows = await self.db.execute(
+            select(Variant.id, Variant.stock, stock.not_started_condition()).where(
+                Variant.id.in_([line.variant_id for line in view.lines])
+            )
+        )
+        levels = {row[0]: (row[1], bool(row[2])) for row in rows}
+        for line in sorted(view.lines, key=lambda item: item.variant_id):
+            left, on_sale = levels.get(line.variant_id, (0, True))
+            if left < line.quantity or not on_sale:
+                return self._short_message(line, left, on_sale)
+        first = min(view.lines, key=lambda item: item.variant_id)
+        return self._short_message(first, 0, True)
 
     # --- reading -------------------------------------------------------------------------------
 
@@ -673,6 +653,24 @@ class OrderService:
     async def by_id(self, order_id: UUID) -> Order | None:
         """The order with its lines (what the emails show)."""
         return await self.db.scalar(select(Order).where(Order.id == order_id).options(selectinload(Order.lines)))
+
+
+def _has_begun(starts_at: datetime | None) -> bool:
+    return starts_at is not None and starts_at <= datetime.now(UTC)
+
+
+def _lock_shopper() -> Select[tuple[UUID, UUID | None]]:
+    users: Table = User.__table__  # type: ignore[assignment]
+    uid = bindparam("uid", type_=users.c.id.type)
+    earlier = select(Order.id).where(Order.user_id == uid, Order.idempotency_key == bindparam("key")).scalar_subquery()
+    return (
+        select(users.c.id, earlier.label("earlier"))
+        .where(users.c.id == uid)
+        .with_for_update(of=users, key_share=True)  # FOR NO KEY UPDATE: checkouts queue, carts' keys pass
+    )
+
+
+_LOCK_SHOPPER = _lock_shopper()  # built once: building a statement costs more CPU than running it
 
 
 def _viewable(number: str, viewer: User) -> Select[Order]:

@@ -19,10 +19,13 @@ import time
 from dataclasses import dataclass, replace
 from typing import Any
 
-from arq.connections import ArqRedis, RedisSettings, create_pool
-from arq.constants import default_queue_name
+from arq.connections import RedisSettings, create_pool
+from arq.constants import default_queue_name, expires_extra_ms, job_key_prefix, result_key_prefix
+from arq.jobs import serialize_job
+from arq.utils import timestamp_ms
 from arq.worker import Worker, create_worker
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -47,11 +50,32 @@ def redis_settings(url: str) -> RedisSettings:
     return RedisSettings.from_dsn(url)
 
 
+# arq's `enqueue_job` in one round trip instead of three (WATCH, EXISTS, MULTI/EXEC), as atomic:
+# a job whose id is queued, running or has its result kept is not enqueued again (returns 0).
+_ENQUEUE = """
+if redis.call('EXISTS', KEYS[1], KEYS[2]) > 0 then return 0 end
+redis.call('PSETEX', KEYS[1], ARGV[1], ARGV[2])
+redis.call('ZADD', KEYS[3], ARGV[3], ARGV[4])
+return 1
+"""
+
+
+def add_enqueue(pipe: Pipeline, function: str, job_id: str, *args: object) -> None:
+    """Queue the enqueue of `function(*args)` as job `job_id` on `pipe` (sent with its other commands):
+    the job as arq writes it (its serializer, key, expiry and queue score), due now."""
+    now_ms = timestamp_ms()
+    job = serialize_job(function, args, {}, None, now_ms)
+    keys = (job_key_prefix + job_id, result_key_prefix + job_id, default_queue_name)
+    pipe.eval(_ENQUEUE, len(keys), *keys, str(expires_extra_ms), job, str(now_ms), job_id)  # type: ignore[arg-type]
+
+
 async def enqueue(redis: Redis, function: str, job_id: str, *args: object) -> bool:
     """Enqueue `function(*args)` as job `job_id` (through the caller's Redis connection pool).
     False when that job already exists."""
-    job = await ArqRedis(connection_pool=redis.connection_pool).enqueue_job(function, *args, _job_id=job_id)
-    return job is not None
+    async with redis.pipeline(transaction=False) as pipe:
+        add_enqueue(pipe, function, job_id, *args)
+        (added,) = await pipe.execute()
+    return bool(added)
 
 
 DUE_SLACK_MS = 1000

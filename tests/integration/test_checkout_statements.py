@@ -1,0 +1,255 @@
+"""What a checkout costs the database, and what its one order statement writes (issue #13).
+
+A checkout was a dozen ORM statements and a savepoint, and adding to the cart six statements; the
+cost was Python's, per statement. These tests fail if the counts grow back, and check that the one
+statement (orders/placing.py) still writes every row the rules ask for, or none."""
+
+import secrets
+import uuid
+
+from sqlalchemy import func, select
+
+from sweetdream.analytics.models import AnalyticsEvent
+from sweetdream.analytics.recording import Tracker
+from sweetdream.cart.models import CartItem
+from sweetdream.cart.services import CartService, DbCartStore
+from sweetdream.catalog.models import StockMovement
+from sweetdream.orders import placing
+from sweetdream.orders.models import Order, OrderEvent, OrderLine, OrderStatus, OutboxEvent, PaymentMethod
+from sweetdream.orders.services import OrderService, Shipping
+from tests.integration.factories import make_product, make_user, put_in_cart, signed_in, stock_of
+from tests.integration.helpers import post_form
+from tests.integration.test_catalog import count_queries
+from tests.integration.test_checkout import NUMBER, checkout_form, review
+
+
+async def add_to_cart(client, variant, quantity: int = 1):
+    token = client.cookies["sd_csrf"]
+    headers = {"hx-request": "true", "x-csrftoken": token}
+    return await client.post(
+        "/cart/items", data={"variant_id": str(variant.id), "quantity": str(quantity)}, headers=headers
+    )
+
+
+async def test_adding_to_the_cart_runs_three_statements_and_placing_an_order_four(app, client, settings, db):
+    _, (small, large) = await make_product(db, stock=[10, 10], price=120_000)
+    user = await make_user(db)
+    await signed_in(client, settings, user)
+    with count_queries(app) as added:
+        response = await add_to_cart(client, small, 2)
+    assert response.status_code == 200 and "Added" in response.text
+    # The shopper with their badge; the size with what the cart holds of it; the upsert with the new count.
+    assert len(added) == 3, added
+    assert response.headers["hx-trigger"] == '{"cart-changed":{"count":2}}'  # the badge's new count
+    with count_queries(app) as added_again:
+        response = await add_to_cart(client, large, 1)
+    assert len(added_again) == 3
+    assert response.headers["hx-trigger"] == '{"cart-changed":{"count":3}}'
+
+    seen = await review(client)
+    with count_queries(app) as placed:
+        response = await post_form(client, "/checkout/", checkout_form(**seen))
+    assert response.status_code == 303
+    # The shopper; their row's lock with the form key's look-up; the cart; the one order statement.
+    assert len(placed) == 4, placed
+    number = NUMBER.search(response.headers["location"]).group(1)
+
+    # Everything the rules ask for was written by that one statement.
+    order = await db.scalar(select(Order).where(Order.number == number))
+    assert (order.user_id, order.status, order.subtotal, order.shipping_fee, order.total) == (
+        user.id,
+        OrderStatus.PENDING,
+        360_000,
+        30_000,
+        390_000,
+    )
+    assert (order.payment_method, order.payment_status, order.payment_attempt) == (
+        PaymentMethod.COD,
+        "due on delivery",
+        1,
+    )
+    lines = list(await db.scalars(select(OrderLine).where(OrderLine.order_id == order.id).order_by(OrderLine.position)))
+    assert [(line.size_label, line.quantity, line.unit_price) for line in lines] == [
+        ("M", 1, 120_000),
+        ("S", 2, 120_000),
+    ]
+    assert (await stock_of(db, small), await stock_of(db, large)) == (8, 9)
+    ledger = list(
+        await db.execute(
+            select(StockMovement.variant_id, StockMovement.delta, StockMovement.level, StockMovement.reason)
+            .where(StockMovement.order_number == number)
+            .order_by(StockMovement.variant_id)
+        )
+    )
+    assert sorted((row.delta, row.level, row.reason, row.variant_id) for row in ledger) == sorted(
+        [(-2, 8, "order", small.id), (-1, 9, "order", large.id)]
+    )
+    events = list(await db.scalars(select(OrderEvent).where(OrderEvent.order_id == order.id)))
+    assert [(e.from_status, e.to_status, e.actor, e.note) for e in events] == [
+        (None, "PENDING", user.email, "Order placed")
+    ]
+    outbox = await db.scalar(select(OutboxEvent).where(OutboxEvent.payload["order_id"].astext == str(order.id)))
+    assert outbox.topic == "order.placed"
+    assert outbox.payload == {"order_id": str(order.id), "number": number, "user_id": str(user.id)}
+    completed = await db.scalar(
+        select(AnalyticsEvent).where(AnalyticsEvent.user_id == user.id, AnalyticsEvent.name == "order_completed")
+    )
+    assert completed.properties["order_number"] == number and completed.properties["total"] == 390_000
+    assert await db.scalar(select(func.count()).select_from(CartItem).where(CartItem.user_id == user.id)) == 0
+
+
+async def test_a_class_checkout_adds_only_the_seats_held_statement(app, client, settings, db):
+    _, (seat,) = await make_product(db, stock=10, max_per_customer=2)
+    user = await make_user(db)
+    await put_in_cart(db, user, seat, 1)
+    await signed_in(client, settings, user)
+    seen = await review(client)
+    with count_queries(app) as placed:
+        response = await post_form(client, "/checkout/", checkout_form(**seen))
+    assert response.status_code == 303
+    assert len(placed) == 5, placed  # the four above, and the seats this shopper already holds
+
+
+async def test_a_size_that_ran_out_is_refused_before_anything_is_written(app, client, settings, db):
+    _, (variant,) = await make_product(db, stock=3)
+    user = await make_user(db)
+    await put_in_cart(db, user, variant, 2)
+    await signed_in(client, settings, user)
+    seen = await review(client)
+    await db.execute(variant.__table__.update().where(variant.__table__.c.id == variant.id).values(stock=1))
+    await db.commit()
+    with count_queries(app) as refused:
+        response = await post_form(client, "/checkout/", checkout_form(**seen))
+    assert response.status_code == 409 and "(S): only 1 left." in response.text
+    writes = [s for s in refused if s.lstrip().upper().startswith(("INSERT", "UPDATE", "DELETE", "WITH"))]
+    assert writes == [] and len(refused) <= 5, refused  # the page that answers reads the cart again
+    assert await stock_of(db, variant) == 1
+
+
+async def test_a_submit_whose_key_a_twin_took_writes_nothing_at_all(settings, db):
+    """The statement's own guard: the user row's lock normally makes the second submit find the
+    first order, but a lock that waited reads the key too early; `ON CONFLICT` on the key is what
+    then keeps it from taking stock, writing a ledger row or emptying the cart."""
+    _, (variant,) = await make_product(db, stock=10)
+    user = await make_user(db)
+    key = secrets.token_urlsafe(24)
+    shipping = Shipping("Lan", "0901234567", "1 Lê Lợi, Quận 1", "", PaymentMethod.COD)
+    await put_in_cart(db, user, variant, 2)
+    first, created = await OrderService(db).place(
+        user, CartService(db, DbCartStore(db, user.id)), shipping, key, 30_000, 500_000
+    )
+    assert created and await stock_of(db, variant) == 8
+    await put_in_cart(db, user, variant, 3)  # the twin's cart, as it read it
+    view = await CartService(db, DbCartStore(db, user.id)).lines_to_order()
+    values = placing.order_values(
+        idempotency_key=key,
+        payment_method=PaymentMethod.COD,
+        payment_status="due on delivery",
+        payment_token=None,
+        card_last4=None,
+        shipping_name="Lan",
+        shipping_phone="0901234567",
+        shipping_address="1 Lê Lợi, Quận 1",
+        note="",
+        subtotal=300_000,
+        shipping_fee=30_000,
+        total=330_000,
+        language="en",
+    )
+    twin = placing.NewOrder(uuid.uuid4(), user.id, user.email, values)
+    tracker = Tracker("v" * 32, False)
+    statement = placing.statement(tracked=True, clear_cart=True)
+    placement = await placing.place(db, statement, placing.parameters(twin, view.lines, uuid.uuid4(), tracker))
+    await db.commit()
+    assert placement.order_id is None and placement.taken == 0
+    assert placement.short_line(view.lines) is None  # there was stock: only the key stopped it
+    assert await stock_of(db, variant) == 8
+    assert await db.scalar(select(func.count()).select_from(Order).where(Order.user_id == user.id)) == 1
+    movements = select(func.count()).select_from(StockMovement).where(StockMovement.variant_id == variant.id)
+    assert await db.scalar(movements) == 1  # the first order's take only (a factory size has no opening row)
+    assert await db.scalar(select(CartItem.quantity).where(CartItem.user_id == user.id)) == 3  # not emptied
+    outbox = select(func.count()).select_from(OutboxEvent).where(OutboxEvent.id == twin.id)
+    assert await db.scalar(outbox) == 0
+    tracked = select(func.count()).select_from(AnalyticsEvent).where(AnalyticsEvent.user_id == user.id)
+    assert await db.scalar(tracked) == 0  # the first was placed untracked, and the twin wrote none
+    # Through the service the same submit answers with the first order.
+    again, created = await OrderService(db).place(
+        user, CartService(db, DbCartStore(db, user.id)), shipping, key, 30_000, 500_000
+    )
+    assert (again.id, created) == (first.id, False)
+
+
+async def test_the_relay_enqueues_a_job_once_as_arq_writes_it_and_sends_the_notes_in_the_same_trip(settings):
+    """The outbox relay is one round trip: arq's enqueue as one Lua script, with the live pages' notes."""
+    from arq.connections import ArqRedis
+    from arq.jobs import Job, JobStatus
+    from redis.asyncio import Redis
+
+    from sweetdream.orders import live, outbox
+    from sweetdream.platform.queue import DELIVER_EVENT, enqueue
+
+    redis = Redis.from_url(settings.redis_url)
+    try:
+        order_id, event_id = uuid.uuid4(), uuid.uuid4()
+        async with live.admin_subscription(redis) as pubsub:
+            await pubsub.get_message(timeout=1)  # the subscription is in place
+            assert await outbox.relay(redis, [event_id], [live.admin_note("placed", order_id)]) == 1
+            note = await pubsub.get_message(timeout=5)
+        assert note is not None and live.read_admin_note(note["data"]) == ("placed", order_id)
+        job = Job(str(event_id), ArqRedis(connection_pool=redis.connection_pool))
+        assert await job.status() == JobStatus.queued
+        info = await job.info()
+        assert info is not None and (info.function, info.args) == (DELIVER_EVENT, (str(event_id),))
+        # A second enqueue of the same job id while it waits is refused, as arq's own enqueue_job would.
+        assert await enqueue(redis, DELIVER_EVENT, str(event_id), str(event_id)) is False
+        fresh = f"t-{uuid.uuid4()}"
+        assert await enqueue(redis, DELIVER_EVENT, fresh, fresh) is True
+    finally:
+        await redis.aclose()
+
+
+async def test_without_its_guards_the_statement_is_refused_by_the_check_constraint_and_writes_nothing(
+    settings, db, monkeypatch
+):
+    """The last line of defence: with the `stock >= n` guards gone, `stock >= 0` refuses the statement."""
+    import pytest
+    from sqlalchemy import true
+    from sqlalchemy.exc import IntegrityError
+
+    from sweetdream.catalog import stock
+    from sweetdream.db import violated_constraint
+
+    monkeypatch.setattr(stock, "has_enough", lambda level, quantity: true())
+    monkeypatch.setattr(placing, "_STATEMENTS", {})  # built again, without the guards
+    _, (variant,) = await make_product(db, stock=3)
+    user = await make_user(db)
+    await put_in_cart(db, user, variant, 2)
+    variants, variant_id, user_id = variant.__table__, variant.id, user.id
+    view = await CartService(db, DbCartStore(db, user_id)).lines_to_order()
+    await db.rollback()  # the cart's read locked the size: let the stock change
+    await db.execute(variants.update().where(variants.c.id == variant_id).values(stock=1))
+    await db.commit()
+    values = placing.order_values(
+        idempotency_key=secrets.token_urlsafe(24),
+        payment_method=PaymentMethod.COD,
+        payment_status="due on delivery",
+        payment_token=None,
+        card_last4=None,
+        shipping_name="Lan",
+        shipping_phone="0901234567",
+        shipping_address="1 Lê Lợi, Quận 1",
+        note="",
+        subtotal=200_000,
+        shipping_fee=30_000,
+        total=230_000,
+        language="en",
+    )
+    order = placing.NewOrder(uuid.uuid4(), user_id, "lan@example.com", values)
+    statement = placing.statement(tracked=False, clear_cart=True)
+    with pytest.raises(IntegrityError) as refused:
+        await placing.place(db, statement, placing.parameters(order, view.lines, uuid.uuid4(), None))
+    assert violated_constraint(refused.value) == stock.STOCK_CONSTRAINT
+    await db.rollback()
+    assert await db.scalar(select(variants.c.stock).where(variants.c.id == variant_id)) == 1
+    assert await db.scalar(select(func.count()).select_from(Order).where(Order.user_id == user_id)) == 0
+    assert await db.scalar(select(CartItem.quantity).where(CartItem.user_id == user_id)) == 2
