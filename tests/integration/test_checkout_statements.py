@@ -31,6 +31,25 @@ async def add_to_cart(client, variant, quantity: int = 1):
     )
 
 
+def cod_order_values(key: str, subtotal: int) -> dict:
+    """An order paid on delivery to Lan, with the shop's 30,000 đ shipping (the statement's input)."""
+    return placing.order_values(
+        idempotency_key=key,
+        payment_method=PaymentMethod.COD,
+        payment_status="due on delivery",
+        payment_token=None,
+        card_last4=None,
+        shipping_name="Lan",
+        shipping_phone="0901234567",
+        shipping_address="1 Lê Lợi, Quận 1",
+        note="",
+        subtotal=subtotal,
+        shipping_fee=30_000,
+        total=subtotal + 30_000,
+        language="en",
+    )
+
+
 async def test_adding_to_the_cart_runs_three_statements_and_placing_an_order_four(app, client, settings, db):
     _, (small, large) = await make_product(db, stock=[10, 10], price=120_000)
     user = await make_user(db)
@@ -141,21 +160,7 @@ async def test_a_submit_whose_key_a_twin_took_writes_nothing_at_all(settings, db
     assert created and await stock_of(db, variant) == 8
     await put_in_cart(db, user, variant, 3)  # the twin's cart, as it read it
     view = await CartService(db, DbCartStore(db, user.id)).lines_to_order()
-    values = placing.order_values(
-        idempotency_key=key,
-        payment_method=PaymentMethod.COD,
-        payment_status="due on delivery",
-        payment_token=None,
-        card_last4=None,
-        shipping_name="Lan",
-        shipping_phone="0901234567",
-        shipping_address="1 Lê Lợi, Quận 1",
-        note="",
-        subtotal=300_000,
-        shipping_fee=30_000,
-        total=330_000,
-        language="en",
-    )
+    values = cod_order_values(key, 300_000)
     twin = placing.NewOrder(uuid.uuid4(), user.id, user.email, values)
     tracker = Tracker("v" * 32, False)
     statement = placing.statement(tracked=True, clear_cart=True)
@@ -229,21 +234,7 @@ async def test_without_its_guards_the_statement_is_refused_by_the_check_constrai
     await db.rollback()  # the cart's read locked the size: let the stock change
     await db.execute(variants.update().where(variants.c.id == variant_id).values(stock=1))
     await db.commit()
-    values = placing.order_values(
-        idempotency_key=secrets.token_urlsafe(24),
-        payment_method=PaymentMethod.COD,
-        payment_status="due on delivery",
-        payment_token=None,
-        card_last4=None,
-        shipping_name="Lan",
-        shipping_phone="0901234567",
-        shipping_address="1 Lê Lợi, Quận 1",
-        note="",
-        subtotal=200_000,
-        shipping_fee=30_000,
-        total=230_000,
-        language="en",
-    )
+    values = cod_order_values(secrets.token_urlsafe(24), 200_000)
     order = placing.NewOrder(uuid.uuid4(), user_id, "lan@example.com", values)
     statement = placing.statement(tracked=False, clear_cart=True)
     with pytest.raises(IntegrityError) as refused:

@@ -449,6 +449,8 @@ async def test_export_this_day_queues_the_job_which_runs_and_shows_its_outcome(
         "user-actions/year=2026/month=03/day=25/part-00000.jsonl.gz",
     ]
     assert (await client.get("/admin/exports/runs/999999999")).status_code == 404
+    # Past a bigint (the fuzzer found it a 500): no such run either.
+    assert (await client.get("/admin/exports/runs/99999999999999999999")).status_code == 404
 
 
 def exports_counted(outcome: str) -> float:

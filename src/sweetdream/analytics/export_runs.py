@@ -209,7 +209,13 @@ async def recent_runs(db: AsyncSession, limit: int = 20) -> list[ExportRun]:
     return list((await db.scalars(select(ExportRun).order_by(ExportRun.id.desc()).limit(limit))).all())
 
 
+# export_runs.id is a bigint: a larger id in an address is no run (the driver refuses to send it).
+LARGEST_RUN_ID = 2**63 - 1
+
+
 async def run_by_id(db: AsyncSession, run_id: int) -> ExportRun | None:
+    if not 0 < run_id <= LARGEST_RUN_ID:
+        return None
     return await db.get(ExportRun, run_id)
 
 
