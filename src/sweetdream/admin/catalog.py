@@ -40,7 +40,7 @@ from sweetdream.catalog.models import ADJUSTMENT_REASONS, Product, StockReason
 from sweetdream.catalog.text import slugify
 from sweetdream.platform.i18n import gettext as _
 from sweetdream.platform.i18n import gettext_noop
-from sweetdream.platform.parsing import parse_int, parse_page
+from sweetdream.platform.parsing import clean_text, parse_int, parse_page
 from sweetdream.platform.queue import MAKE_THUMBNAIL, enqueue
 from sweetdream.platform.shop_time import in_shop_time
 from sweetdream.platform.web import BadRequest, flash, form_data, render
@@ -253,8 +253,8 @@ class AdminCatalogController(Controller):
         page: FromQuery[str] = "1",
     ) -> Template:
         status = status if status in ("active", "withdrawn") else ""
-        q = q.strip()[:100]
-        shown = await editor.product_page(q, category[:120], status, low == "1", parse_page(page))
+        q, category = clean_text(q, 100), clean_text(category, 120)
+        shown = await editor.product_page(q, category, status, low == "1", parse_page(page))
         return render(
             request,
             "admin/catalog/products.html",

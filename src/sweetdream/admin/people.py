@@ -18,6 +18,7 @@ from sweetdream.accounts.guards import current_actor, requires_admin
 from sweetdream.accounts.models import Role
 from sweetdream.admin import customers
 from sweetdream.platform.i18n import gettext as _
+from sweetdream.platform.parsing import clean_text
 from sweetdream.platform.web import flash, form_data, render
 
 PAGE_SIZE = 25
@@ -37,7 +38,7 @@ class PeopleController(Controller):
         role: FromQuery[str] = "",
         after: FromQuery[str] = "",
     ) -> Template:
-        q = q.strip()[: customers.MAX_QUERY]
+        q = clean_text(q, customers.MAX_QUERY)
         role = role if role in ROLE_FILTERS else ""
         cursor = customers.Cursor.decode(after)
         rows, following = await customers.customer_page(db_session, q, ROLE_FILTERS[role], cursor, PAGE_SIZE)

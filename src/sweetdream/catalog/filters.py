@@ -16,7 +16,7 @@ from urllib.parse import urlencode
 
 from sweetdream.platform.i18n import gettext as _
 from sweetdream.platform.i18n import gettext_noop
-from sweetdream.platform.parsing import is_ascii_digits, parse_int, parse_page
+from sweetdream.platform.parsing import clean_text, is_ascii_digits, parse_int, parse_page
 
 SORTS = {
     "relevance": gettext_noop("Best match"),
@@ -79,14 +79,6 @@ class FilterErrors:
         return bool(self.errors)
 
 
-def _clean_text(value: str | None, limit: int) -> str:
-    if not value:
-        return ""
-    # Drop control characters (NUL included): they can't match anything and break some drivers.
-    cleaned = "".join(ch for ch in value if ch.isprintable())
-    return " ".join(cleaned.split())[:limit]
-
-
 def _price(raw: str | None, name: str, errors: dict[str, str]) -> int | None:
     """A price as a shopper types it ("150.000", "150,000", " 150000 "), or an error for the field."""
     if raw is None or raw.strip() == "":
@@ -104,7 +96,7 @@ def _price(raw: str | None, name: str, errors: dict[str, str]) -> int | None:
 
 def parse_filter(params: Mapping[str, str]) -> tuple[ProductFilter, FilterErrors]:
     errors: dict[str, str] = {}
-    q = _clean_text(params.get("q"), MAX_QUERY_LENGTH)
+    q = clean_text(params.get("q"), MAX_QUERY_LENGTH)
     min_price = _price(params.get("min_price"), "min_price", errors)
     max_price = _price(params.get("max_price"), "max_price", errors)
     if min_price is not None and max_price is not None and min_price > max_price:
@@ -114,8 +106,8 @@ def parse_filter(params: Mapping[str, str]) -> tuple[ProductFilter, FilterErrors
         sort = DEFAULT_SORT
     view = ProductFilter(
         q=q,
-        category=_clean_text(params.get("category"), 120),
-        size=_clean_text(params.get("size"), 40),
+        category=clean_text(params.get("category"), 120),
+        size=clean_text(params.get("size"), 40),
         min_price=min_price,
         max_price=max_price,
         in_stock=params.get("in_stock", "") in {"1", "on", "true"},

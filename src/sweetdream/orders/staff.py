@@ -29,6 +29,7 @@ from sqlalchemy.orm import selectinload
 from sweetdream.accounts.models import User
 from sweetdream.orders.models import Order, OrderStatus, PaymentMethod, PaymentStatus
 from sweetdream.platform.i18n import gettext as _
+from sweetdream.platform.parsing import clean_text
 
 PAGE_SIZE = 25
 COUNT_CAP = 10_000
@@ -77,7 +78,7 @@ class OrderFilter:
 
 def parse_filter(params: Mapping[str, str]) -> OrderFilter:
     """The list's filters from query parameters; anything unreadable raises FilterError."""
-    q = params.get("q", "").strip()
+    q = clean_text(params.get("q"), MAX_QUERY + 1)
     if len(q) > MAX_QUERY:
         raise FilterError(_("Search for at most %(n)d characters.") % {"n": MAX_QUERY})
     date_from = _day(params.get("from", ""), "from")

@@ -46,6 +46,15 @@ def parse_page(raw: str | None) -> int:
     return 1 if number is None else min(max(number, 1), MAX_PAGE)
 
 
+def clean_text(value: str | None, limit: int) -> str:
+    """What a person typed into a search box or filter: control characters dropped (PostgreSQL
+    refuses a NUL, and none can match anything), spaces collapsed, at most `limit` characters."""
+    if not value:
+        return ""
+    cleaned = "".join(ch for ch in value if ch.isprintable())
+    return " ".join(cleaned.split())[:limit]
+
+
 def has_control_characters(text: str) -> bool:
     """NUL, another C0 control character (TAB, LF and CR excepted) or DEL."""
     return _CONTROL.search(text) is not None
