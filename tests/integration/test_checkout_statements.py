@@ -145,6 +145,21 @@ async def test_a_size_that_ran_out_is_refused_before_anything_is_written(app, cl
     assert await stock_of(db, variant) == 1
 
 
+async def test_a_size_that_ran_out_is_named_in_the_shoppers_language(client, settings, db):
+    """The refusal is written for the shopper, in Vietnamese too (it was English-only)."""
+    _, (variant,) = await make_product(db, stock=3)
+    user = await make_user(db)
+    await put_in_cart(db, user, variant, 2)
+    await signed_in(client, settings, user)
+    client.headers["Accept-Language"] = "vi"
+    seen = await review(client)
+    await db.execute(variant.__table__.update().where(variant.__table__.c.id == variant.id).values(stock=0))
+    await db.commit()
+    response = await post_form(client, "/checkout/", checkout_form(**seen))
+    assert response.status_code == 409
+    assert "(S): đã bán hết trong lúc bạn thanh toán." in response.text
+
+
 async def test_a_submit_whose_key_a_twin_took_writes_nothing_at_all(settings, db):
     """The statement's own guard: the user row's lock normally makes the second submit find the
     first order, but a lock that waited reads the key too early; `ON CONFLICT` on the key is what

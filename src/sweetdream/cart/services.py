@@ -27,7 +27,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from sweetdream.cart.models import CartItem
-from sweetdream.catalog.models import Category, Product, Variant
+from sweetdream.catalog.models import Category, Product, Variant, has_started
 from sweetdream.catalog.money import format_vnd
 from sweetdream.db import DirectRead
 from sweetdream.platform.i18n import gettext as _
@@ -363,7 +363,7 @@ class CartService:
         if found is None or not found.is_active:
             raise CartError(_("That product is no longer available."))
         total = found.have + quantity
-        _check(_has_started(found.starts_at), found.stock, found.max_per_customer, total)
+        _check(has_started(found.starts_at), found.stock, found.max_per_customer, total)
         price = found.price_override if found.price_override is not None else found.price
         count = await store.put_counted(variant_id, total, price)
         line = CartLine(
@@ -482,11 +482,6 @@ class CartService:
         await other.clear()
 
 
-def _has_started(starts_at: datetime | None) -> bool:
-    """`Variant.started` for a size read as columns."""
-    return starts_at is not None and starts_at <= datetime.now(UTC)
-
-
 def _check(started: bool, stock: int, max_per_customer: int | None, quantity: int) -> None:
     """May the cart hold `quantity` of this size? CartError says why not."""
     if started:
@@ -512,7 +507,7 @@ class _SizeRead:
         return self.price_override if self.price_override is not None else product_price
 
     def started(self) -> bool:
-        return _has_started(self.starts_at)
+        return has_started(self.starts_at)
 
 
 @dataclass(frozen=True)
@@ -558,7 +553,7 @@ def cart_line(**values: Any) -> CartLine:
     """A cart line at the current price and stock, with what must be fixed and what changed."""
     line = CartLine(**values)
     price, price_seen, stock, quantity = line.unit_price, line.price_seen, line.stock, line.quantity
-    started = line.starts_at is not None and line.starts_at <= datetime.now(UTC)  # as `Variant.started`
+    started = has_started(line.starts_at)
     if not line.active:
         line.problems.append(_("This product is no longer sold. Please remove it."))
     elif started:

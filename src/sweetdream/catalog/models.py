@@ -30,6 +30,11 @@ from sweetdream.catalog.text import name_sort_key
 from sweetdream.db import UUIDAuditBase
 
 
+def has_started(starts_at: datetime | None, now: datetime | None = None) -> bool:
+    """A size's class session has begun (`Variant.started`, for a size read as columns)."""
+    return starts_at is not None and starts_at <= (now or datetime.now(UTC))
+
+
 class Category(UUIDAuditBase):
     __tablename__ = "categories"
 
@@ -145,7 +150,7 @@ class Variant(UUIDAuditBase):
 
     def started(self, now: datetime | None = None) -> bool:
         """A class session that has begun: shown as such, never sold."""
-        return self.starts_at is not None and self.starts_at <= (now or datetime.now(UTC))
+        return has_started(self.starts_at, now)
 
 
 class SearchSynonym(UUIDAuditBase):

@@ -92,6 +92,14 @@ def not_started_condition() -> ColumnElement[bool]:
     return or_(Variant.starts_at.is_(None), Variant.starts_at > func.now())
 
 
+async def on_sale_levels(db: AsyncSession, variant_ids: Iterable[UUID]) -> dict[UUID, tuple[int, bool]]:
+    """Each size's stock now and whether it may still be sold (its class session not begun)."""
+    rows = await db.execute(
+        select(Variant.id, Variant.stock, not_started_condition()).where(Variant.id.in_(list(variant_ids)))
+    )
+    return {row[0]: (row[1], bool(row[2])) for row in rows}
+
+
 def has_enough(
     stock: ColumnElement[int] | InstrumentedAttribute[int], quantity: ColumnElement[int] | int
 ) -> ColumnElement[bool]:

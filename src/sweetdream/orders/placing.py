@@ -89,11 +89,16 @@ class Placement:
 
     def short_line(self, lines: Sequence[CartLine]) -> CartLine | None:
         """The first line (in size order, as stock is taken) that could not have its stock."""
-        for line in sorted(lines, key=lambda item: item.variant_id):
-            left, open_ = self.on_sale.get(line.variant_id, (0, True))
-            if left < line.quantity or not open_:
-                return line
-        return None
+        return first_short(lines, self.on_sale)
+
+
+def first_short(lines: Sequence[CartLine], levels: dict[UUID, tuple[int, bool]]) -> CartLine | None:
+    """The first line, in size order (as stock is taken), whose size (stock, not started) can't fill it."""
+    for line in sorted(lines, key=lambda item: item.variant_id):
+        left, on_sale = levels.get(line.variant_id, (0, True))
+        if left < line.quantity or not on_sale:
+            return line
+    return None
 
 
 # The order's own columns, bound by name (`order_<column>`); id, number and user_id are set apart.

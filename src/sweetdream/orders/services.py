@@ -36,7 +36,7 @@ from sweetdream.analytics.recording import Tracker
 from sweetdream.audit.services import Actor, record
 from sweetdream.cart.services import CartLine, CartService, CartView, DbCartStore, started_message
 from sweetdream.catalog import stock
-from sweetdream.catalog.models import StockReason, Variant
+from sweetdream.catalog.models import StockReason, has_started
 from sweetdream.catalog.money import format_vnd
 from sweetdream.catalog.stock import Mover
 from sweetdream.db import violated_constraint
@@ -268,7 +268,7 @@ class OrderService:
             raise CheckoutError(_("Your cart is empty."))
         blocked = next((line for line in view.lines if line.problems), None)
         if blocked is not None:
-            if blocked.active and not _has_begun(blocked.starts_at) and blocked.stock < blocked.quantity:
+            if blocked.active and not has_started(blocked.starts_at) and blocked.stock < blocked.quantity:
                 # The cart's read waited for the size's lock while others bought it: the race was
                 # run there, and the answer is the one a lost race gets.
                 raise CheckoutError(self._short_message(blocked, blocked.stock, True))
@@ -355,22 +355,19 @@ class OrderService:
         what = f"{line.product_name} ({line.size_label})"
         if left and not on_sale:
             return f"{what}: {started_message()}"
-        return f"{what}: sold out while you were checking out." if left == 0 else f"{what}: only {left} left."
+        if left == 0:
+            return _("%(what)s: sold out while you were checking out.") % {"what": what}
+        return _("%(what)s: only %(num)d left.") % {"what": what, "num": left}
 
     async def _short_of_stock_message(self, view: CartView) -> str:
         """Why the stock could not be taken, read again after the refused statement's rollback."""
-        rows = await self.db.execute(
-            select(Variant.id, Variant.stock, stock.not_started_condition()).where(
-                Variant.id.in_([line.variant_id for line in view.lines])
-            )
-        )
-        levels = {row[0]: (row[1], bool(row[2])) for row in rows}
-        for line in sorted(view.lines, key=lambda item: item.variant_id):
-            left, on_sale = levels.get(line.variant_id, (0, True))
-            if left < line.quantity or not on_sale:
-                return self._short_message(line, left, on_sale)
-        first = min(view.lines, key=lambda item: item.variant_id)
-        return self._short_message(first, 0, True)
+        levels = await stock.on_sale_levels(self.db, [line.variant_id for line in view.lines])
+        short = placing.first_short(view.lines, levels)
+        if short is None:
+            short = min(view.lines, key=lambda item: item.variant_id)
+            return self._short_message(short, 0, True)
+        left, on_sale = levels.get(short.variant_id, (0, True))
+        return self._short_message(short, left, on_sale)
 
     # --- reading -------------------------------------------------------------------------------
 
@@ -653,10 +650,6 @@ class OrderService:
     async def by_id(self, order_id: UUID) -> Order | None:
         """The order with its lines (what the emails show)."""
         return await self.db.scalar(select(Order).where(Order.id == order_id).options(selectinload(Order.lines)))
-
-
-def _has_begun(starts_at: datetime | None) -> bool:
-    return starts_at is not None and starts_at <= datetime.now(UTC)
 
 
 def _lock_shopper() -> Select[tuple[UUID, UUID | None]]:
