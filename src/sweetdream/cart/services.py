@@ -27,6 +27,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from sweetdream.cart.models import CartItem
+from sweetdream.catalog import stock
 from sweetdream.catalog.models import Category, Product, Variant, has_started
 from sweetdream.catalog.money import format_vnd
 from sweetdream.db import DirectRead
@@ -280,7 +281,7 @@ def _size_to_add() -> Select[*tuple[Any, ...]]:
 
 
 def _lines_to_order() -> Select[*tuple[Any, ...]]:
-    return (
+    lines = (
         select(
             CartItem.quantity,
             CartItem.price_seen,
@@ -303,13 +304,10 @@ def _lines_to_order() -> Select[*tuple[Any, ...]]:
         .join(Product, Product.id == Variant.product_id)
         .outerjoin(Category, Category.id == Product.category_id)
         .where(CartItem.user_id == bindparam("uid"), CartItem.updated_at >= bindparam("cutoff"))
-        # The sizes stay locked until the order commits, taken in id order (no two checkouts wait on
-        # each other in a circle): the stock read here is the stock now, and the order's statement
-        # then updates rows it already holds (locking them inside that statement, as it waited, led it
-        # to wait on its own snapshot's old row versions: deadlocks on a contested size).
-        .order_by(Variant.id)
-        .with_for_update(of=Variant.__table__, key_share=True)
     )
+    # The sizes stay locked until the order commits: the stock read here is the stock the order's
+    # statement then takes (the catalog says how sizes are locked before a take).
+    return stock.locked_for_taking(lines)
 
 
 # Built once (building a statement costs more CPU than the database spends on it).

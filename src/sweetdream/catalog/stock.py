@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
+from typing import Any, TypeVar
 from uuid import UUID
 
 from redis.asyncio import Redis
@@ -28,6 +29,7 @@ from sqlalchemy import (
     CTE,
     ColumnElement,
     FromClause,
+    Select,
     Table,
     Update,
     and_,
@@ -45,6 +47,8 @@ from sqlalchemy.orm import InstrumentedAttribute
 from sweetdream.catalog.models import StockMovement, StockReason, Variant
 from sweetdream.catalog.writes import catalog_changed
 from sweetdream.db import violated_constraint
+
+ReadsSizes = TypeVar("ReadsSizes", bound=Select[Any])
 
 STOCK_CONSTRAINT = "ck_variants_stock_not_negative"
 SYSTEM = "system"
@@ -98,6 +102,15 @@ async def on_sale_levels(db: AsyncSession, variant_ids: Iterable[UUID]) -> dict[
         select(Variant.id, Variant.stock, not_started_condition()).where(Variant.id.in_(list(variant_ids)))
     )
     return {row[0]: (row[1], bool(row[2])) for row in rows}
+
+
+def locked_for_taking(stmt: ReadsSizes) -> ReadsSizes:
+    """`stmt`, reading sizes, locking them as a take needs: until the commit, in id order (no two
+    checkouts wait on each other in a circle), with no key update (order lines' foreign keys still
+    pass). A checkout reads its cart this way, so the statement that takes the stock updates rows it
+    already holds (locking them inside that statement, as it waited, led it to wait on its own
+    snapshot's old row versions: deadlocks on a contested size)."""
+    return stmt.order_by(Variant.id).with_for_update(of=Variant.__table__, key_share=True)
 
 
 def has_enough(
