@@ -104,7 +104,7 @@ def backoff(attempt: int, base: float) -> float:
 async def startup(ctx: dict[str, Any]) -> None:
     settings = Settings.from_env()
     configure_logging(settings.log_level, settings.log_json)
-    # One connection per running job at most (WorkerSettings.max_jobs = 20: pool + overflow), plus
+    # One connection per running job at most (WorkerSettings.max_jobs = 20: the pool's default size), plus
     # the metrics refresh now and then. WORKER_DB_POOL_SIZE sizes it (deploy/README.md: the budget).
     engine = engine_outside_request(settings.database_url, pool_size=settings.worker_db_pool_size)
     notifier = Notifier.from_settings(settings)

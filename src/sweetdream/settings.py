@@ -56,8 +56,8 @@ class Settings:
     secret_key: str = DEV_SECRET
     database_url: str = ""
     redis_url: str = ""
-    db_pool_size: int = 10
-    worker_db_pool_size: int = 10
+    db_pool_size: int = 20
+    worker_db_pool_size: int = 20
     # Where the worker serves its Prometheus metrics on 127.0.0.1 (the task's agent sidecar); 0: off.
     worker_metrics_port: int = 0
     log_level: str = "INFO"
@@ -120,8 +120,8 @@ class Settings:
             secret_key=secret_key,
             database_url=_normalise_db_url(_env("DATABASE_URL")),
             redis_url=_env("REDIS_URL"),
-            db_pool_size=_int("DB_POOL_SIZE", 10),
-            worker_db_pool_size=_int("WORKER_DB_POOL_SIZE", 10),
+            db_pool_size=_int("DB_POOL_SIZE", 20),
+            worker_db_pool_size=_int("WORKER_DB_POOL_SIZE", 20),
             worker_metrics_port=_int("WORKER_METRICS_PORT", 0),
             log_level=_env("LOG_LEVEL", "INFO").upper(),
             log_json=_bool("LOG_JSON", environment == "production"),

@@ -288,8 +288,8 @@ def test_the_pools_fit_the_database_at_full_scale_during_a_deployment(env: str) 
     service, data = module_args(env, "service"), module_args(env, "data")
     concurrency = 2  # granian processes per web task (web_concurrency's default)
     deploy_factor = 2  # a deployment runs up to 200 % of the tasks
-    web = service["web_max_capacity"] * deploy_factor * concurrency * 2 * service["db_pool_size"]
-    worker = service["worker_max_capacity"] * deploy_factor * 2 * service["worker_db_pool_size"]
+    web = service["web_max_capacity"] * deploy_factor * concurrency * service["db_pool_size"]
+    worker = service["worker_max_capacity"] * deploy_factor * service["worker_db_pool_size"]
     reserved = 10
     assert web + worker + reserved <= MAX_CONNECTIONS[data["db_instance_class"]]
     assert service["db_max_connections"] == "${module.data.db_max_connections}"

@@ -68,8 +68,8 @@ module "service" {
   web_max_capacity       = 3
   worker_min_capacity    = 1
   worker_max_capacity    = 3
-  db_pool_size           = 1
-  worker_db_pool_size    = 2
+  db_pool_size           = 2
+  worker_db_pool_size    = 4
   db_max_connections     = module.data.db_max_connections
   enable_execute_command = true
   alb_access_logs        = false

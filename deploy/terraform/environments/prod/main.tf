@@ -69,8 +69,8 @@ module "service" {
   web_max_capacity       = 10
   worker_min_capacity    = 2
   worker_max_capacity    = 10
-  db_pool_size           = 2
-  worker_db_pool_size    = 5
+  db_pool_size           = 4
+  worker_db_pool_size    = 10
   db_max_connections     = module.data.db_max_connections
   enable_execute_command = var.enable_execute_command
   alb_access_logs        = true

@@ -153,10 +153,10 @@ resource "aws_appautoscaling_policy" "worker_queue" {
 
 # The database connection budget (deploy/README.md, "Metrics, alarms and scaling"): at the most
 # tasks autoscaling allows, during a deployment (up to deployment_maximum_percent of them running),
-# every process's pool and overflow full, plus the release task and a few for people and RDS.
+# every process's pool full (no overflow), plus the release task and a few for people and RDS.
 locals {
-  web_connections_per_task    = var.web_concurrency * 2 * var.db_pool_size
-  worker_connections_per_task = 2 * var.worker_db_pool_size
+  web_connections_per_task    = var.web_concurrency * var.db_pool_size
+  worker_connections_per_task = var.worker_db_pool_size
   db_connection_budget = (
     ceil(var.web_max_capacity * var.deployment_maximum_percent / 100) * local.web_connections_per_task
     + var.worker_max_capacity * 2 * local.worker_connections_per_task

@@ -106,9 +106,9 @@ variable "log_retention_days" {
 }
 
 variable "db_pool_size" {
-  description = "Per process; web opens web_concurrency pools per task."
+  description = "DB_POOL_SIZE: connections per web process, kept open (no overflow); web opens web_concurrency pools per task."
   type        = number
-  default     = 10
+  default     = 20
 }
 
 variable "web_concurrency" {

@@ -13,9 +13,9 @@ variable "cloudwatch_agent_image" {
 }
 
 variable "worker_db_pool_size" {
-  description = "WORKER_DB_POOL_SIZE: the worker's SQLAlchemy pool (overflow the same again) per task."
+  description = "WORKER_DB_POOL_SIZE: the worker's SQLAlchemy pool (no overflow) per task."
   type        = number
-  default     = 10
+  default     = 20
 }
 
 variable "db_max_connections" {
