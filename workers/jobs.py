@@ -25,6 +25,7 @@ from sweetdream.db import engine_outside_request, sessions_for
 from sweetdream.fulfillment.notifications import Notifier
 from sweetdream.fulfillment.services import Fulfillment
 from sweetdream.payments import gateway_for
+from sweetdream.platform.heap import freeze_startup_objects
 from sweetdream.platform.logs import configure_logging
 from sweetdream.platform.queue import MAKE_THUMBNAIL
 from sweetdream.settings import Settings
@@ -108,6 +109,8 @@ async def startup(ctx: dict[str, Any]) -> None:
     # the metrics refresh now and then. WORKER_DB_POOL_SIZE sizes it (deploy/README.md: the budget).
     engine = engine_outside_request(settings.database_url, pool_size=settings.worker_db_pool_size)
     notifier = Notifier.from_settings(settings)
+    if not settings.is_dev:
+        freeze_startup_objects()
     fulfillment = Fulfillment(
         session=sessions_for(engine),
         redis=ctx["redis"],

@@ -48,6 +48,7 @@ from sweetdream.orders.web import CheckoutController, OrderController
 from sweetdream.payments import gateway_for
 from sweetdream.platform import i18n
 from sweetdream.platform.errors import exception_handlers
+from sweetdream.platform.heap import freeze_startup_objects
 from sweetdream.platform.http import http_middleware
 from sweetdream.platform.inputs import unusable_input_middleware
 from sweetdream.platform.logs import configure_logging
@@ -160,6 +161,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncGenerator[None, None]:
+        if not settings.is_dev:
+            freeze_startup_objects()
         if recorder is not None:
             recorder.start()
         try:

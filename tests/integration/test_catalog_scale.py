@@ -121,6 +121,32 @@ async def test_the_words_before_the_last_match_whole_words_and_the_last_one_a_pr
     assert names((await client.get("/products", params={"q": "bán kem dâu"})).text) == []
 
 
+async def catalog_changed(settings) -> None:
+    redis = Redis.from_url(settings.redis_url)
+    await invalidate_catalog(redis)
+    await redis.aclose()
+
+
+async def test_a_search_ranks_the_whole_word_matches_when_they_are_enough(client, db, settings, monkeypatch):
+    """The last word is a prefix ('zorb' finds 'Zorbette'), unless more products than a search ranks
+    have it whole: those are ranked, without gathering every word that starts so (issue #13)."""
+    whole = ["Zorb cake one", "Zorb cake three", "Zorb cake two"]
+    for name in ["Zorbette cake", *whole]:  # the prefix-only match first: the first the index finds
+        product, _ = await make_product(db)
+        product.name, product.search_text = name, services.search_text_for(name, "", "")
+    await db.commit()
+
+    async def found(cap: int) -> str:
+        monkeypatch.setattr(services, "BEST_MATCH_CAP", cap)
+        await catalog_changed(settings)  # the page is rendered again, not served from the cache
+        return (await client.get("/products", params={"q": "zorb"})).text
+
+    assert sorted(names(await found(3))) == [*whole, "Zorbette cake"]  # three whole: too few, so the prefix
+    page = await found(2)
+    assert "More than 2 results for “zorb”" in page
+    assert sorted(names(page)) == whole  # the whole-word matches ranked; the prefix-only one not gathered
+
+
 async def test_two_checkouts_selling_out_two_sizes_of_one_product_leave_it_out_of_stock(db, settings):
     """Real concurrent transactions: the second to commit waits for the product's row and then reads
     the sizes afresh, so it can't write back the first one's size as still in stock."""

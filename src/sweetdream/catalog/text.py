@@ -27,7 +27,9 @@ def search_words(query: str, limit: int = 8) -> list[str]:
     return _WORD.findall(fold(query))[:limit]
 
 
-def search_tsquery_text(query: str, synonyms: Mapping[str, Sequence[str]] | None = None) -> str:
+def search_tsquery_text(
+    query: str, synonyms: Mapping[str, Sequence[str]] | None = None, last_word_prefix: bool = True
+) -> str:
     """The shopper's query as a folded tsquery, synonyms expanded ('' when it has no words).
 
     'banh ke' -> '(banh) & (ke:*)': only the last word may be half typed, so it alone matches as a
@@ -35,12 +37,13 @@ def search_tsquery_text(query: str, synonyms: Mapping[str, Sequence[str]] | None
     starts so: seconds at a million products). With the synonym 'trà sữa' -> 'milk tea',
     'tra sua ngon' -> '(tra | (milk <-> tea)) & (sua | (milk <-> tea)) & (ngon:*)': per word, the OR
     of the expansions of every term covering it, which equals ((tra & sua) | milk tea) & ngon.
-    Only letters and digits reach the text (`search_words`, `synonym_key`)."""
+    Only letters and digits reach the text (`search_words`, `synonym_key`). With
+    `last_word_prefix=False` the last word too matches only whole ('banh ke' -> '(banh) & (ke)')."""
     words = search_words(query)
     synonyms = synonyms or {}
     parts = []
     for i, (word, spans) in enumerate(zip(words, spans_covering(words), strict=True)):
-        term = f"{word}:*" if i == len(words) - 1 else word
+        term = f"{word}:*" if last_word_prefix and i == len(words) - 1 else word
         expansions = dict.fromkeys(e for span in spans for e in synonyms.get(span, ()))
         parts.append("(" + term + "".join(f" | ({e.replace(' ', ' <-> ')})" for e in expansions) + ")")
     return " & ".join(parts)
