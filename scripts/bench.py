@@ -239,6 +239,12 @@ def rss_mib(pid: int) -> float:
     return int(rss.split()[0]) / 1024 if rss else 0.0
 
 
+def cpu_seconds(pid: int) -> float:
+    """The CPU time (user + system) process `pid` has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def child_pids(parent: int) -> list[int]:
     """The processes whose parent is `parent` (granian's web workers are its master's children)."""
     children = []

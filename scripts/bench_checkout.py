@@ -41,7 +41,7 @@ from http.cookiejar import CookieJar
 from http.cookies import SimpleCookie
 
 import httpx
-from bench import Bench, NoCookies, Report, Result, Verdict
+from bench import Bench, NoCookies, Report, Result, Verdict, child_pids, cpu_seconds
 
 CONCURRENCIES = (16, 64)
 SHOPPERS = int(os.environ.get("BENCH_SHOPPERS", "300"))
@@ -431,6 +431,8 @@ class Run:
     rate_limited: int
     other_errors: int
     shopper_waits: int
+    client_cores: float  # this load generator's CPU, in cores: it shares the machine with the shop
+    web_cores: float  # the web workers' CPU, in cores
     sold_out_at: float | None
     books: Books
     examples: list[str]
@@ -466,7 +468,27 @@ async def check_add_form(client: httpx.AsyncClient, shopper: Shopper, path: str,
         raise RuntimeError(f"{path}: no add-to-cart form offering {variant_id} ({page.status_code})")
 
 
-def summarise(kind: str, concurrency: int, tally: Tally, elapsed: float, books: Books, waits: int) -> Run:
+@dataclass
+class CpuUse:
+    """The CPU this process and the web workers use during a run, in cores."""
+
+    workers: list[int]
+    client: float
+    web: float
+
+    @classmethod
+    def start(cls, server_pid: int) -> CpuUse:
+        workers = child_pids(server_pid) if server_pid else []
+        return cls(workers, time.process_time(), sum(cpu_seconds(p) for p in workers))
+
+    def cores(self, elapsed: float) -> tuple[float, float]:
+        web = sum(cpu_seconds(p) for p in self.workers) - self.web
+        return (time.process_time() - self.client) / elapsed, web / elapsed
+
+
+def summarise(
+    kind: str, concurrency: int, tally: Tally, elapsed: float, books: Books, waits: int, cores: tuple[float, float]
+) -> Run:
     return Run(
         stock=kind,
         concurrency=concurrency,
@@ -482,6 +504,8 @@ def summarise(kind: str, concurrency: int, tally: Tally, elapsed: float, books: 
         rate_limited=tally.rate_limited,
         other_errors=tally.unexpected + tally.transport_errors,
         shopper_waits=waits,
+        client_cores=round(cores[0], 2),
+        web_cores=round(cores[1], 2),
         sold_out_at=round(tally.sold_out_at, 2) if tally.sold_out_at is not None else None,
         books=books,
         examples=tally.examples,
@@ -553,10 +577,12 @@ async def run_all(bench: Bench) -> list[Run]:
             await rested(pool, bench.seconds)
             waits = pool.waits
             print(f"  c={concurrency:<3} uncontested", flush=True)
+            cpu = CpuUse.start(bench.server_pid)
             tally, elapsed = await load(client, pool, concurrency, bench.seconds, None)
+            cores = cpu.cores(elapsed)
             books = audit(before, await shop.books(own))
             books.unseen_orders = tally.placed - await shop.orders_numbered(tally.order_numbers)
-            runs.append(summarise("uncontested", concurrency, tally, elapsed, books, pool.waits - waits))
+            runs.append(summarise("uncontested", concurrency, tally, elapsed, books, pool.waits - waits, cores))
 
             # Contested: one size for everyone, three quarters of what the uncontested run sold.
             stock = max(20, int(tally.placed * CONTESTED_SHARE))
@@ -566,10 +592,12 @@ async def run_all(bench: Bench) -> list[Run]:
             await rested(pool, bench.seconds)
             waits = pool.waits
             print(f"  c={concurrency:<3} contested ({stock} units of one size)", flush=True)
+            cpu = CpuUse.start(bench.server_pid)
             tally, elapsed = await load(client, pool, concurrency, bench.seconds, (contested_id, contested_path))
+            cores = cpu.cores(elapsed)
             books = audit(before, await shop.books([contested_id]))
             books.unseen_orders = tally.placed - await shop.orders_numbered(tally.order_numbers)
-            runs.append(summarise("contested", concurrency, tally, elapsed, books, pool.waits - waits))
+            runs.append(summarise("contested", concurrency, tally, elapsed, books, pool.waits - waits, cores))
         return runs
     finally:
         await client.aclose()
@@ -580,23 +608,26 @@ async def run_all(bench: Bench) -> list[Run]:
 
 
 def table(runs: list[Run]) -> str:
-    row = "{:<12} {:>3} {:>7} {:>6} {:>7} {:>8} {:>8} {:>8} {:>8} {:>8} {:>4} {:>4} {:>5} {:>9}"
+    row = "{:<12} {:>3} {:>7} {:>6} {:>7} {:>8} {:>8} {:>8} {:>8} {:>8} {:>4} {:>4} {:>5} {:>9} {:>6} {:>6}"
     header = row.format(
         "stock", "c", "chk/s", "orders", "refused", "oversell",
-        "add p50", "add p99", "ord p50", "ord p99", "5xx", "429", "other", "left",
+        "add p50", "add p99", "ord p50", "ord p99", "5xx", "429", "other", "left", "client", "web",
     )  # fmt: skip
     lines = [header, "-" * len(header)]
     for r in runs:
         cells = [r.stock, r.concurrency, f"{r.checkouts_per_second:.1f}", r.placed, r.refused, r.books.oversell]
         cells += [f"{ms:.1f}" for ms in (r.add_p50_ms, r.add_p99_ms, r.place_p50_ms, r.place_p99_ms)]
         cells += [r.server_errors, r.rate_limited, r.other_errors]
-        lines.append(row.format(*cells, r.books.final_stock if r.stock == "contested" else "-"))
+        left = r.books.final_stock if r.stock == "contested" else "-"
+        lines.append(row.format(*cells, left, f"{r.client_cores:.2f}", f"{r.web_cores:.2f}"))
     lines += [
         "(chk/s = orders placed per second of the run, each a full cycle: add to cart, checkout page, place;",
         " contested runs stop when the size sells out (left = its stock after); latencies in ms;",
         " refused = sold-out answers (409): the add refused, or the order refused and the line removed;",
         " oversell = units sold beyond stock + sizes whose orders != stock taken + negative stock + orders",
-        " seen by shoppers but missing from the database, checked in the database after each run)",
+        " seen by shoppers but missing from the database, checked in the database after each run;",
+        " client, web = CPU cores used by this load generator and by the web workers, of the machine's",
+        f" {os.cpu_count()}: the generator runs on the machine it measures)",
     ]
     waits = sum(r.shopper_waits for r in runs)
     if waits:

@@ -20,11 +20,6 @@ sys.path[:0] = [str(ROOT), str(ROOT / "scripts"), str(ROOT / "src")]
 import bench  # noqa: E402
 
 
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def workers_of(pid: int) -> list[int]:
     out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
     return [int(p) for p in out.split()]
@@ -45,10 +40,10 @@ def main(extra: list[str]) -> None:
         bench.run_wrk(base_url + "/products", 64, 2)  # warm both workers' caches
         time.sleep(1)
         pids = workers_of(server.pid)
-        before = {p: cpu_seconds(p) for p in pids}
+        before = {p: bench.cpu_seconds(p) for p in pids}
         connections = int(os.environ.get("WRK_CONNECTIONS", "64"))
         run = bench.run_wrk(base_url + "/products", connections, 10)
-        used = {p: cpu_seconds(p) - before[p] for p in pids}
+        used = {p: bench.cpu_seconds(p) - before[p] for p in pids}
         total = sum(used.values()) or 1.0
         shares = ", ".join(f"{used[p] / total:.0%}" for p in pids)
         print(
