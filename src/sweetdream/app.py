@@ -180,6 +180,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         engine.engine.install_gettext_callables(  # type: ignore[attr-defined]
             i18n.gettext, i18n.ngettext, newstyle=True, pgettext=i18n.pgettext, npgettext=i18n.npgettext
         )
+        engine.engine.globals.update(_=i18n.template_gettext, gettext=i18n.template_gettext)  # the same, faster
         engine.engine.filters.update(time_filters(settings.shop_timezone))  # shop_time, shop_date, time_ago
         engine.engine.globals["current_language"] = i18n.current_language.get  # <html lang>, the switch
         engine.engine.globals["language_names"] = i18n.LANGUAGE_NAMES

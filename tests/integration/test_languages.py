@@ -297,3 +297,24 @@ async def test_a_shopper_who_chose_english_gets_english_emails(client, settings,
     (mail,) = mails_to(settings, user.email)
     assert mail["Subject"].startswith("Your order SD-") and mail["Subject"].endswith(" is confirmed")
     assert "Hi Minh Anh," in body(mail)
+
+
+def test_a_template_translates_marks_safe_and_escapes_what_it_is_given(app):
+    """`_()` and `{% trans %}` (platform/i18n.template_gettext) as jinja2's newstyle gettext: the
+    translation in the request's language, a value escaped, `%` only where the text says so."""
+    from sweetdream.platform.i18n import gettext, use_language
+
+    env = app.template_engine.engine
+    source = (
+        '{{ _("Edit cart") }}|{{ _("Class starts %(when)s", when="<b>9:00</b>") }}|'
+        "{% trans name=who %}Hello {{ name }}, 100% fresh{% endtrans %}"
+    )
+    with use_language("vi"):
+        edit_cart, _, _ = env.from_string(source).render(who="x").split("|")
+        assert edit_cart == gettext("Edit cart") != "Edit cart"
+    with use_language("en"):
+        assert env.from_string(source).render(who="<i>Ann</i>").split("|") == [
+            "Edit cart",
+            "Class starts &lt;b&gt;9:00&lt;/b&gt;",
+            "Hello &lt;i&gt;Ann&lt;/i&gt;, 100% fresh",
+        ]
