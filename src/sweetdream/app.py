@@ -20,7 +20,6 @@ from litestar.static_files import create_static_files_router
 from litestar.stores.redis import RedisStore
 from litestar.template.config import TemplateConfig
 from litestar.types import Receive, Scope, Send
-from redis.asyncio import Redis
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -55,6 +54,7 @@ from sweetdream.platform.logs import configure_logging
 from sweetdream.platform.metrics import RequestMetrics, metrics_endpoint
 from sweetdream.platform.pages import cached_pages, compression_config, per_shopper
 from sweetdream.platform.parsing import forget_parsed_secrets
+from sweetdream.platform.redis_pool import connect_redis
 from sweetdream.platform.sessions import SessionConfig
 from sweetdream.platform.shop_time import time_filters
 from sweetdream.settings import Settings
@@ -155,7 +155,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     configure_logging(settings.log_level, settings.log_json)
     # A Redis that stops answering must fail a request in seconds (the shopper gets "we'll be
     # right back"), not hold it until the load balancer gives up.
-    redis = Redis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=2)
+    redis = connect_redis(settings.redis_url, socket_connect_timeout=2, socket_timeout=2)
     # This process's batch of shopper events, sent to Redis in the background (analytics/recording.py).
     recorder = EventRecorder(redis, settings.analytics_buffer_max) if settings.analytics_enabled else None
 
