@@ -42,6 +42,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 
 VERSION_KEY = "catalog:version"
 LISTING_KEY = "catalog:listing"
@@ -212,12 +213,22 @@ async def invalidate_catalog(redis: Redis) -> None:
     await redis.set(VERSION_KEY, new_token())
 
 
+def add_catalog_invalidation(pipe: Pipeline) -> None:
+    """`invalidate_catalog`, as a command of a pipeline the caller executes."""
+    pipe.set(VERSION_KEY, new_token())
+
+
 async def invalidate_products(redis: Redis, slugs: Iterable[str], listings_changed: bool) -> None:
     """Call after committing a stock change of these products (a checkout): their pages are stale,
     and the listing pages too if what a card shows changed (a size sold out)."""
     async with redis.pipeline(transaction=False) as pipe:
-        for slug in sorted(set(slugs)):
-            pipe.set(PRODUCT_KEY_PREFIX + slug, new_token(), ex=PRODUCT_KEY_SECONDS)
-        if listings_changed:
-            pipe.set(LISTING_KEY, new_token())
+        add_products_invalidation(pipe, slugs, listings_changed)
         await pipe.execute()
+
+
+def add_products_invalidation(pipe: Pipeline, slugs: Iterable[str], listings_changed: bool) -> None:
+    """`invalidate_products`, as commands of a pipeline the caller executes."""
+    for slug in sorted(set(slugs)):
+        pipe.set(PRODUCT_KEY_PREFIX + slug, new_token(), ex=PRODUCT_KEY_SECONDS)
+    if listings_changed:
+        pipe.set(LISTING_KEY, new_token())

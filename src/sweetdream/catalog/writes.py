@@ -10,27 +10,39 @@ while a missed one would show a stale price.
 
 A checkout's stock change names its products: only their pages go stale, and the listings only when
 a size sold out (what a card shows); every other write makes the whole catalog stale.
+
+A writer with a round trip of its own to make after the commit (a checkout relays its outbox rows)
+may carry the invalidation in it: it commits `with invalidation_held(db)`, then adds
+`add_held_invalidation` to its pipeline. At 64 concurrent shoppers a Redis round trip cost a checkout ~30 ms.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 from sqlalchemy.util import await_only
 
-from sweetdream.catalog.cache import invalidate_catalog, invalidate_products
+from sweetdream.catalog.cache import (
+    add_catalog_invalidation,
+    add_products_invalidation,
+    invalidate_catalog,
+    invalidate_products,
+)
 
 log = logging.getLogger("sweetdream.catalog")
 
 _PENDING = "catalog_changed"  # session.info key: what to tell after the next commit
 _HOOKED = "catalog_hook"
+_HELD = "catalog_held"  # session.info key: the next commit leaves the invalidation to its caller
 
 
 @dataclass
@@ -68,7 +80,34 @@ async def _invalidate(pending: _Pending) -> None:
         await invalidate_products(pending.redis, pending.products, listings_changed=pending.listings)
 
 
+@contextmanager
+def invalidation_held(db: AsyncSession) -> Iterator[None]:
+    """A commit in this block leaves its invalidation to the caller, who adds it to a pipeline of
+    their own right after (`add_held_invalidation`), so that the two take one round trip to Redis.
+    A commit that fails keeps the mark for the session's next commit, as a rollback does."""
+    info = db.sync_session.info
+    info[_HELD] = True
+    try:
+        yield
+    finally:
+        info.pop(_HELD, None)
+
+
+def add_held_invalidation(db: AsyncSession, pipe: Pipeline) -> None:
+    """After a commit in `invalidation_held`: add its invalidation to `pipe`, which the caller
+    executes before anyone is answered. Nothing is added if that commit changed no catalog."""
+    pending: _Pending | None = db.sync_session.info.pop(_PENDING, None)
+    if pending is None:
+        return
+    if pending.everything:
+        add_catalog_invalidation(pipe)
+    else:
+        add_products_invalidation(pipe, pending.products, listings_changed=pending.listings)
+
+
 def _invalidate_after_commit(session: Session) -> None:
+    if session.info.get(_HELD):
+        return  # the caller sends it with their own round trip (add_held_invalidation)
     pending: Any = session.info.pop(_PENDING, None)
     if pending is None:
         return

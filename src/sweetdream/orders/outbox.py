@@ -9,12 +9,13 @@ its job, only after the work is done; each attempt and the last error are kept o
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -28,9 +29,16 @@ SWEEP_GRACE = timedelta(seconds=30)
 SWEEP_BATCH = 500
 
 
-async def _offer(redis: Redis, event_ids: Sequence[UUID], notes: Sequence[tuple[str, bytes]] = ()) -> None:
+async def _offer(
+    redis: Redis,
+    event_ids: Sequence[UUID],
+    notes: Sequence[tuple[str, bytes]] = (),
+    also: Callable[[Pipeline], None] | None = None,
+) -> None:
     """Enqueue each row's job, and publish `notes` (pub/sub channel, message), in one round trip."""
     async with redis.pipeline(transaction=False) as pipe:
+        if also is not None:
+            also(pipe)
         for channel, message in notes:
             pipe.publish(channel, message)
         for event_id in event_ids:
@@ -38,16 +46,24 @@ async def _offer(redis: Redis, event_ids: Sequence[UUID], notes: Sequence[tuple[
         await pipe.execute()
 
 
-async def relay(redis: Redis | None, event_ids: Sequence[UUID], notes: Sequence[tuple[str, bytes]] = ()) -> int:
+async def relay(
+    redis: Redis | None,
+    event_ids: Sequence[UUID],
+    notes: Sequence[tuple[str, bytes]] = (),
+    also: Callable[[Pipeline], None] | None = None,
+) -> int:
     """Enqueue these committed rows now (Redis only: no database work on the checkout's path), with
-    the live pages' `notes` (orders/live.py) in the same round trip. Never raises: a failure here is
-    the sweep's to repair (and a lost note only delays a live page until its next load)."""
-    if redis is None or not (event_ids or notes):
+    the live pages' `notes` (orders/live.py) and the commands `also` adds (the catalog's invalidation)
+    in the same round trip. Never raises: a failure here is the sweep's to repair (and a lost note only
+    delays a live page until its next load)."""
+    if redis is None or not (event_ids or notes or also):
         return 0
     try:
-        await _offer(redis, event_ids, notes)
+        await _offer(redis, event_ids, notes, also)
     except Exception:  # Redis is unreachable: the order stands, the sweep delivers later
         log.warning("outbox relay failed for %d event(s); the sweep will retry", len(event_ids), exc_info=True)
+        if also is not None:
+            log.error("could not invalidate the catalog cache after a checkout's stock change")
         return 0
     return len(event_ids)
 

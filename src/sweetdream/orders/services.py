@@ -35,7 +35,7 @@ from sweetdream.accounts.models import User
 from sweetdream.analytics.recording import Tracker
 from sweetdream.audit.services import Actor, record
 from sweetdream.cart.services import CartLine, CartService, CartView, DbCartStore, started_message
-from sweetdream.catalog import stock
+from sweetdream.catalog import stock, writes
 from sweetdream.catalog.models import StockReason, has_started
 from sweetdream.catalog.money import format_vnd
 from sweetdream.catalog.stock import Mover
@@ -166,10 +166,12 @@ class OrderService:
         self.db.add(event)
         self._new_events.append(event.id)
 
-    async def _after_commit(self, moved: Order | None = None, placed: Order | None = None) -> None:
-        """Hand the new outbox rows to the queue; tell open order pages and the admin's live list and
-        dashboard. (Cached catalog pages were told by the commit itself: catalog/stock.py marks every
-        stock change, catalog/writes.py.)"""
+    async def _commit_and_tell(self, moved: Order | None = None, placed: Order | None = None) -> None:
+        """Commit; then hand the new outbox rows to the queue, tell open order pages and the admin's
+        live list and dashboard, and make the cached catalog pages of any stock this changed stale
+        (catalog/stock.py marks every stock change, catalog/writes.py): one round trip for all of it."""
+        with writes.invalidation_held(self.db):
+            await self.db.commit()
         events, self._new_events = self._new_events, []
         if self.redis is None:
             return
@@ -178,7 +180,7 @@ class OrderService:
             notes += [live.status_note(moved.id), live.admin_note("moved", moved.id)]
         if placed is not None:
             notes.append(live.admin_note("placed", placed.id))
-        await relay(self.redis, events, notes)  # one round trip for all of it
+        await relay(self.redis, events, notes, also=lambda pipe: writes.add_held_invalidation(self.db, pipe))
 
     # --- placing -------------------------------------------------------------------------------
 
@@ -239,8 +241,7 @@ class OrderService:
             message = await self._short_of_stock_message(view)
             await self.db.commit()
             raise CheckoutError(message) from None
-        await self.db.commit()
-        await self._after_commit(placed=order)
+        await self._commit_and_tell(placed=order)
         return order, True
 
     async def _lock_shopper(self, user_id: UUID, key: str) -> Order | None:
@@ -438,8 +439,7 @@ class OrderService:
                 after={"status": to.value},
                 note=note,
             )
-        await self.db.commit()
-        await self._after_commit(moved=order)
+        await self._commit_and_tell(moved=order)
         return order
 
     async def cancel_by_customer(self, order_id: UUID, actor: str) -> Order:
@@ -452,8 +452,7 @@ class OrderService:
                 raise IllegalTransition(_("Order %(number)s is already cancelled.") % {"number": order.number})
             raise IllegalTransition(_(_NOT_CANCELLABLE[order.status]) % {"number": order.number})
         await self._move(order, OrderStatus.CANCELLED, actor, gettext_noop("Cancelled by the customer"))
-        await self.db.commit()
-        await self._after_commit(moved=order)
+        await self._commit_and_tell(moved=order)
         return order
 
     async def cancel_unpaid(self, actor: str, hold: timedelta = UNPAID_HOLD) -> int:
@@ -479,8 +478,7 @@ class OrderService:
                 await self.db.commit()
                 continue
             await self._move(order, OrderStatus.CANCELLED, actor, note, "unpaid")
-            await self.db.commit()
-            await self._after_commit(moved=order)
+            await self._commit_and_tell(moved=order)
             cancelled += 1
         return cancelled
 
@@ -529,8 +527,7 @@ class OrderService:
             if order.status == OrderStatus.PENDING:
                 order.declined_at = datetime.now(UTC)
             self._record(order, gettext_noop("Payment declined"), f"{card}: {result.reason}", actor)
-        await self.db.commit()
-        await self._after_commit(moved=order)
+        await self._commit_and_tell(moved=order)
         return order
 
     async def pay_again(self, order_id: UUID, method: PaymentMethod, card: CardToken | None, actor: str) -> Order:
@@ -559,8 +556,7 @@ class OrderService:
                 order, gettext_noop("Payment details changed"), gettext_noop("Switched to cash on delivery"), actor
             )
         self._announce("order.payment_requested", _order_payload(order))
-        await self.db.commit()
-        await self._after_commit(moved=order)
+        await self._commit_and_tell(moved=order)
         return order
 
     async def record_refund(self, order_id: UUID, refund: RefundResult, actor: str) -> Order:
@@ -574,8 +570,7 @@ class OrderService:
         # The timeline keeps the shop's English notes (money too), whoever's language the job runs in.
         note = f"{format_vnd(refund.amount, 'en')} refunded to the card ending {order.card_last4}"
         self._record(order, gettext_noop("Refunded"), note, actor)
-        await self.db.commit()
-        await self._after_commit(moved=order)
+        await self._commit_and_tell(moved=order)
         return order
 
     async def cancellation_note(self, order_id: UUID) -> str:
