@@ -674,6 +674,33 @@ def table(runs: list[Run]) -> str:
     return "\n".join(lines)
 
 
+# Issue #13's goals at 64 shoppers: orders a second by stock, and the place-order p99 for both.
+GOAL_CONCURRENCY = 64
+GOAL_ORDERS_PER_SECOND = {"uncontested": 100.0, "contested": 60.0}
+GOAL_PLACE_P99_MS = 500.0
+
+
+def goal_verdicts(runs: list[Run]) -> list[Verdict]:
+    verdicts = []
+    for r in runs:
+        if r.concurrency != GOAL_CONCURRENCY:
+            continue
+        floor = GOAL_ORDERS_PER_SECOND[r.stock]
+        verdicts += [
+            Verdict(
+                f"{r.stock} c={r.concurrency}: >= {floor:.0f} orders/s",
+                r.checkouts_per_second >= floor,
+                f"{r.checkouts_per_second:.1f}",
+            ),
+            Verdict(
+                f"{r.stock} c={r.concurrency}: place-order p99 <= {GOAL_PLACE_P99_MS:.0f} ms",
+                r.place_p99_ms <= GOAL_PLACE_P99_MS,
+                f"{r.place_p99_ms:.0f} ms",
+            ),
+        ]
+    return verdicts
+
+
 def checkout_scenario(bench: Bench) -> Report:
     runs = uvloop.run(run_all(bench))  # the load generator shares the 2 cores: its loop costs less
     oversell = sum(r.books.oversell for r in runs)
@@ -690,6 +717,7 @@ def checkout_scenario(bench: Bench) -> Report:
         Verdict("oversell == 0 (checked in the database after every run)", oversell == 0, f"{oversell}; {detail}"),
         Verdict("no 5xx", server_errors == 0, f"{server_errors} 5xx"),
         Verdict("no 429 and no other errors", rate_limited + other == 0, f"{rate_limited} 429s, {other} other"),
+        *goal_verdicts(runs),
     ]
     results = [
         Result(

@@ -21,20 +21,16 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import logging
 import os
 import re
 import subprocess
 import time
 from dataclasses import asdict, dataclass
-from http.cookiejar import CookieJar
 from pathlib import Path
 
-import httpx
 from bench import (
     BENCH_DIR,
     Bench,
-    NoCookies,
     Report,
     Result,
     Verdict,
@@ -45,7 +41,18 @@ from bench import (
     stop_process,
     wrk_command,
 )
-from bench_checkout import TIMEOUT, Pool, Shop, Shopper, Tally, cycle, percentile, shopper_cookie, sign_in
+from bench_checkout import (
+    TRANSPORT_ERRORS,
+    Browser,
+    Pool,
+    Shop,
+    Shopper,
+    Tally,
+    cycle,
+    percentile,
+    shopper_cookie,
+    sign_in,
+)
 from bench_pipeline import Pipeline, start_workers
 
 SOAK_SECONDS = int(os.environ.get("BENCH_SOAK_SECONDS", "600"))
@@ -204,13 +211,8 @@ async def signed_in_shoppers(bench: Bench, shop: Shop) -> list[Shopper]:
     await shop.set_stock(ids[0], 1_000_000)  # also moves the catalog version: the new cake is on sale
     for n, shopper in enumerate(shoppers):
         shopper.variant_id, shopper.product_path = ids[n % len(ids)], path
-        shopper.browser = httpx.AsyncClient(
-            base_url=bench.base_url,
-            cookies=CookieJar(policy=NoCookies()),
-            limits=httpx.Limits(max_connections=1),
-            timeout=TIMEOUT,
-        )
-        await sign_in(shopper.browser, shopper)
+        shopper.browser = Browser(bench.base_url)
+        await sign_in(shopper)
     return shoppers
 
 
@@ -227,9 +229,8 @@ async def checkouts(shoppers: list[Shopper], seconds: float) -> Tally:
                 return  # every cart in an unknown state: the errors are reported
             shopper = await pool.take()
             try:
-                assert shopper.browser is not None
-                await cycle(shopper.browser, shopper, shopper.variant_id, shopper.product_path, tally)
-            except httpx.HTTPError as exc:
+                await cycle(shopper.online, shopper, shopper.variant_id, shopper.product_path, tally)
+            except TRANSPORT_ERRORS as exc:
                 tally.transport_errors += 1
                 tally.note(f"{type(exc).__name__}: {exc}")
                 shopper.broken = True
@@ -316,7 +317,7 @@ async def soak(bench: Bench, load: list[Stream]) -> Soak:
             stop_process(arq)
         for shopper in shoppers:
             if shopper.browser is not None:
-                await shopper.browser.aclose()
+                await shopper.browser.close()
         await shop.close()
 
 
@@ -351,7 +352,6 @@ def table(result: Soak) -> str:
 
 
 def soak_scenario(bench: Bench) -> Report:
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # not a line per request
     load = streams(bench)
     result = asyncio.run(soak(bench, load))
     t = result.tally
