@@ -39,7 +39,6 @@ from html import unescape
 from http.cookies import SimpleCookie
 
 import aiohttp
-import uvloop
 from bench import Bench, Report, Result, Verdict, child_pids, cpu_seconds
 
 CONCURRENCIES = (16, 64)
@@ -229,8 +228,9 @@ def _field(html: str, name: str) -> str | None:
     return unescape(match.group(1)) if match else None
 
 
-async def cycle(client: Browser, shopper: Shopper, variant_id: str, product_path: str, tally: Tally) -> bool:
+async def cycle(shopper: Shopper, variant_id: str, product_path: str, tally: Tally) -> bool:
     """Add one to the cart, open checkout, place the order. False once the size is sold out."""
+    client = shopper.online
     hx = {"hx-request": "true", "hx-current-url": product_path}
     started = time.perf_counter()
     added = await client.post(
@@ -295,7 +295,7 @@ async def load(
             shopper = await pool.take()
             variant_id, path = contested or (shopper.variant_id, shopper.product_path)
             try:
-                more = await cycle(shopper.online, shopper, variant_id, path, tally)
+                more = await cycle(shopper, variant_id, path, tally)
             except TRANSPORT_ERRORS as exc:
                 tally.transport_errors += 1
                 tally.note(f"{type(exc).__name__}: {exc}")
@@ -702,7 +702,7 @@ def goal_verdicts(runs: list[Run]) -> list[Verdict]:
 
 
 def checkout_scenario(bench: Bench) -> Report:
-    runs = uvloop.run(run_all(bench))  # the load generator shares the 2 cores: its loop costs less
+    runs = asyncio.run(run_all(bench))
     oversell = sum(r.books.oversell for r in runs)
     server_errors = sum(r.server_errors for r in runs)
     rate_limited = sum(r.rate_limited for r in runs)

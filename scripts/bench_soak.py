@@ -229,7 +229,7 @@ async def checkouts(shoppers: list[Shopper], seconds: float) -> Tally:
                 return  # every cart in an unknown state: the errors are reported
             shopper = await pool.take()
             try:
-                await cycle(shopper.online, shopper, shopper.variant_id, shopper.product_path, tally)
+                await cycle(shopper, shopper.variant_id, shopper.product_path, tally)
             except TRANSPORT_ERRORS as exc:
                 tally.transport_errors += 1
                 tally.note(f"{type(exc).__name__}: {exc}")

@@ -218,16 +218,10 @@ def add_catalog_invalidation(pipe: Pipeline) -> None:
     pipe.set(VERSION_KEY, new_token())
 
 
-async def invalidate_products(redis: Redis, slugs: Iterable[str], listings_changed: bool) -> None:
-    """Call after committing a stock change of these products (a checkout): their pages are stale,
-    and the listing pages too if what a card shows changed (a size sold out)."""
-    async with redis.pipeline(transaction=False) as pipe:
-        add_products_invalidation(pipe, slugs, listings_changed)
-        await pipe.execute()
-
-
 def add_products_invalidation(pipe: Pipeline, slugs: Iterable[str], listings_changed: bool) -> None:
-    """`invalidate_products`, as commands of a pipeline the caller executes."""
+    """After committing a stock change of these products (a checkout), as commands of a pipeline the
+    caller executes: their pages are stale, and the listing pages too if what a card shows changed
+    (a size sold out)."""
     for slug in sorted(set(slugs)):
         pipe.set(PRODUCT_KEY_PREFIX + slug, new_token(), ex=PRODUCT_KEY_SECONDS)
     if listings_changed:

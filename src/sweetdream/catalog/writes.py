@@ -31,12 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 from sqlalchemy.util import await_only
 
-from sweetdream.catalog.cache import (
-    add_catalog_invalidation,
-    add_products_invalidation,
-    invalidate_catalog,
-    invalidate_products,
-)
+from sweetdream.catalog.cache import add_catalog_invalidation, add_products_invalidation
 
 log = logging.getLogger("sweetdream.catalog")
 
@@ -73,11 +68,17 @@ def catalog_changed(
         sync.info[_HOOKED] = True
 
 
-async def _invalidate(pending: _Pending) -> None:
+def _add_invalidation(pending: _Pending, pipe: Pipeline) -> None:
     if pending.everything:
-        await invalidate_catalog(pending.redis)
+        add_catalog_invalidation(pipe)
     else:
-        await invalidate_products(pending.redis, pending.products, listings_changed=pending.listings)
+        add_products_invalidation(pipe, pending.products, listings_changed=pending.listings)
+
+
+async def _invalidate(pending: _Pending) -> None:
+    async with pending.redis.pipeline(transaction=False) as pipe:
+        _add_invalidation(pending, pipe)
+        await pipe.execute()
 
 
 @contextmanager
@@ -97,12 +98,8 @@ def add_held_invalidation(db: AsyncSession, pipe: Pipeline) -> None:
     """After a commit in `invalidation_held`: add its invalidation to `pipe`, which the caller
     executes before anyone is answered. Nothing is added if that commit changed no catalog."""
     pending: _Pending | None = db.sync_session.info.pop(_PENDING, None)
-    if pending is None:
-        return
-    if pending.everything:
-        add_catalog_invalidation(pipe)
-    else:
-        add_products_invalidation(pipe, pending.products, listings_changed=pending.listings)
+    if pending is not None:
+        _add_invalidation(pending, pipe)
 
 
 def _invalidate_after_commit(session: Session) -> None:

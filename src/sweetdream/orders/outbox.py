@@ -61,9 +61,11 @@ async def relay(
     try:
         await _offer(redis, event_ids, notes, also)
     except Exception:  # Redis is unreachable: the order stands, the sweep delivers later
-        log.warning("outbox relay failed for %d event(s); the sweep will retry", len(event_ids), exc_info=True)
-        if also is not None:
-            log.error("could not invalidate the catalog cache after a checkout's stock change")
+        log.warning(
+            "outbox relay failed for %d event(s); the sweep will retry (what was sent with them is lost)",
+            len(event_ids),
+            exc_info=True,
+        )
         return 0
     return len(event_ids)
 
