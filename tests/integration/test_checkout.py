@@ -4,7 +4,7 @@ import asyncio
 import json
 import re
 import secrets
-from collections.abc import Coroutine
+from collections.abc import AsyncIterator, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from html import unescape
@@ -99,6 +99,25 @@ async def until_waiting_for_a_lock(db, count: int) -> None:
         await asyncio.sleep(0.05)
 
 
+@asynccontextmanager
+async def shoppers_with_one_in_cart(settings, db, variant, count: int) -> AsyncIterator[list[AsyncTestClient]]:
+    """`count` signed-in shoppers with one of `variant` in their carts. One app per shopper: each
+    runs in its own thread and event loop (`at_once`), like separate web processes."""
+    clients = []
+    try:
+        for _ in range(count):
+            user = await make_user(db)
+            await put_in_cart(db, user, variant, 1)
+            client = AsyncTestClient(app=create_app(settings), base_url="http://127.0.0.1")
+            await client.__aenter__()
+            client.follow_redirects = False
+            clients.append(await signed_in(client, settings, user))
+        yield clients
+    finally:
+        for c in clients:
+            await c.__aexit__(None, None, None)
+
+
 @pytest.mark.parametrize("defence", ["conditional update", "check constraint alone"])
 async def test_twenty_concurrent_checkouts_for_the_last_five_units_make_exactly_five_orders(
     app, settings, db, monkeypatch, defence
@@ -107,25 +126,13 @@ async def test_twenty_concurrent_checkouts_for_the_last_five_units_make_exactly_
         monkeypatch.setattr(stock, "has_enough", no_stock_guard)
         monkeypatch.setattr(order_statement, "_STATEMENTS", {})  # built again, without the guard
     _, (variant,) = await make_product(db, stock=5)
-    clients = []
-    for _ in range(20):
-        user = await make_user(db)
-        await put_in_cart(db, user, variant, 1)
-        # One app per shopper: each runs in its own thread and event loop, like separate web processes.
-        client = AsyncTestClient(app=create_app(settings), base_url="http://127.0.0.1")
-        await client.__aenter__()
-        client.follow_redirects = False
-        clients.append(await signed_in(client, settings, user))
-    try:
+    async with shoppers_with_one_in_cart(settings, db, variant, 20) as clients:
         reviews = [await review(c) for c in clients]
         async with stock_update_in_progress(db, variant):
             shoppers = [checkout(c, seen) for c, seen in zip(clients, reviews, strict=True)]
             placing = asyncio.ensure_future(at_once(shoppers))
             await until_waiting_for_a_lock(db, len(clients))
         responses = await placing
-    finally:
-        for c in clients:
-            await c.__aexit__(None, None, None)
     statuses = sorted(r.status_code for r in responses)
     assert statuses.count(303) == 5, statuses
     assert statuses.count(409) == 15, statuses  # every loser: a clean answer, no 5xx
@@ -134,6 +141,26 @@ async def test_twenty_concurrent_checkouts_for_the_last_five_units_make_exactly_
     assert await stock_of(db, variant) == 0
     sold = await db.scalar(select(func.sum(OrderLine.quantity)).where(OrderLine.variant_id == variant.id))
     assert sold == 5
+
+
+async def test_checkouts_of_a_contested_size_wait_their_turn_in_its_queue_not_at_its_row(settings, db):
+    """Checkouts of one size wait in a queue that PostgreSQL serves in arrival order (an advisory
+    lock per size); only the one at its head waits at the size's row. Waiting at the row lock, a
+    checkout could be overtaken there by any number that came later: at 64 shoppers on the last
+    units of one size, 1 % of them waited 1.5 s where the median waited 0.3 s (issue #13)."""
+    _, (variant,) = await make_product(db, stock=10)
+    async with shoppers_with_one_in_cart(settings, db, variant, 3) as clients:
+        reviews = [await review(c) for c in clients]
+        async with stock_update_in_progress(db, variant):
+            shoppers = [checkout(c, seen) for c, seen in zip(clients, reviews, strict=True)]
+            placing = asyncio.ensure_future(at_once(shoppers))
+            await until_waiting_for_a_lock(db, len(clients))
+            waiting = sorted(await db.scalars(text("SELECT locktype FROM pg_locks WHERE NOT granted")))
+        responses = await placing
+    # The head of the queue waits for the stock update's transaction; the others for their turn.
+    assert waiting == ["advisory", "advisory", "transactionid"], waiting
+    assert [r.status_code for r in responses] == [303] * 3
+    assert await stock_of(db, variant) == 7
 
 
 async def test_the_same_form_submitted_concurrently_makes_one_order(client, settings, db):

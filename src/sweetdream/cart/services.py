@@ -280,6 +280,11 @@ def _size_to_add() -> Select[*tuple[Any, ...]]:
     )
 
 
+def sizes_in_cart(user_id: ColumnElement[UUID]) -> Select[UUID]:
+    """The sizes in a shopper's cart (what a checkout queues for, see orders/services.py)."""
+    return select(CartItem.variant_id).where(CartItem.user_id == user_id)
+
+
 def _lines_to_order() -> Select[*tuple[Any, ...]]:
     lines = (
         select(
