@@ -3,7 +3,8 @@
 No oversell: every line's stock is taken by the statement that writes the order (orders/placing.py:
 the catalog's reservation locks the sizes in variant-id order, so no deadlocks, and takes with a
 conditional UPDATE, `stock >= n`, all lines or none); the `stock >= 0` CHECK constraint backs it up,
-and either refusal is the same "sold out" answer.
+and either refusal is the same "sold out" answer. Checkouts of a contested size are served in the
+order they came: each first waits its turn in the size's queue (catalog/stock.queued_for_taking).
 Double submit: the form's idempotency key is unique per shopper; checkouts by one shopper are
 serialised by locking their user row, so a repeat finds the first order instead of making a second
 (and the order's INSERT does nothing on a key a twin submit took meanwhile).
