@@ -146,8 +146,8 @@ async def test_twenty_concurrent_checkouts_for_the_last_five_units_make_exactly_
 async def test_checkouts_of_a_contested_size_wait_their_turn_in_its_queue_not_at_its_row(settings, db):
     """Checkouts of one size wait in a queue that PostgreSQL serves in arrival order (an advisory
     lock per size); only the one at its head waits at the size's row. Waiting at the row lock, a
-    checkout could be overtaken there by any number that came later: at 64 shoppers on the last
-    units of one size, 1 % of them waited 1.5 s where the median waited 0.3 s (issue #13)."""
+    checkout could be overtaken there by ones that came later: at 64 shoppers on the last units of
+    one size, the place-order p99 was 1.5 s where the median was 0.3 s (issue #13)."""
     _, (variant,) = await make_product(db, stock=10)
     async with shoppers_with_one_in_cart(settings, db, variant, 3) as clients:
         reviews = [await review(c) for c in clients]
