@@ -118,6 +118,18 @@ async def shoppers_with_one_in_cart(settings, db, variant, count: int) -> AsyncI
             await c.__aexit__(None, None, None)
 
 
+async def checkouts_behind_a_stock_update(db, variant, clients) -> tuple[list[Any], list[str]]:
+    """Every shopper reviews, then checks out while a stock update holds the size's row; returns
+    their answers, and the kinds of lock they were waiting on once all of them were."""
+    reviews = [await review(c) for c in clients]
+    async with stock_update_in_progress(db, variant):
+        shoppers = [checkout(c, seen) for c, seen in zip(clients, reviews, strict=True)]
+        placing = asyncio.ensure_future(at_once(shoppers))
+        await until_waiting_for_a_lock(db, len(clients))
+        waiting = sorted(await db.scalars(text("SELECT locktype FROM pg_locks WHERE NOT granted")))
+    return await placing, waiting
+
+
 @pytest.mark.parametrize("defence", ["conditional update", "check constraint alone"])
 async def test_twenty_concurrent_checkouts_for_the_last_five_units_make_exactly_five_orders(
     app, settings, db, monkeypatch, defence
@@ -127,12 +139,7 @@ async def test_twenty_concurrent_checkouts_for_the_last_five_units_make_exactly_
         monkeypatch.setattr(order_statement, "_STATEMENTS", {})  # built again, without the guard
     _, (variant,) = await make_product(db, stock=5)
     async with shoppers_with_one_in_cart(settings, db, variant, 20) as clients:
-        reviews = [await review(c) for c in clients]
-        async with stock_update_in_progress(db, variant):
-            shoppers = [checkout(c, seen) for c, seen in zip(clients, reviews, strict=True)]
-            placing = asyncio.ensure_future(at_once(shoppers))
-            await until_waiting_for_a_lock(db, len(clients))
-        responses = await placing
+        responses, _ = await checkouts_behind_a_stock_update(db, variant, clients)
     statuses = sorted(r.status_code for r in responses)
     assert statuses.count(303) == 5, statuses
     assert statuses.count(409) == 15, statuses  # every loser: a clean answer, no 5xx
@@ -150,13 +157,7 @@ async def test_checkouts_of_a_contested_size_wait_their_turn_in_its_queue_not_at
     one size, the place-order p99 was 1.5 s where the median was 0.3 s (issue #13)."""
     _, (variant,) = await make_product(db, stock=10)
     async with shoppers_with_one_in_cart(settings, db, variant, 3) as clients:
-        reviews = [await review(c) for c in clients]
-        async with stock_update_in_progress(db, variant):
-            shoppers = [checkout(c, seen) for c, seen in zip(clients, reviews, strict=True)]
-            placing = asyncio.ensure_future(at_once(shoppers))
-            await until_waiting_for_a_lock(db, len(clients))
-            waiting = sorted(await db.scalars(text("SELECT locktype FROM pg_locks WHERE NOT granted")))
-        responses = await placing
+        responses, waiting = await checkouts_behind_a_stock_update(db, variant, clients)
     # The head of the queue waits for the stock update's transaction; the others for their turn.
     assert waiting == ["advisory", "advisory", "transactionid"], waiting
     assert [r.status_code for r in responses] == [303] * 3
