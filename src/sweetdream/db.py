@@ -27,6 +27,7 @@ from sqlalchemy.dialects.postgresql import asyncpg
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
+from sweetdream.platform.db_pool import FairQueuePool
 from sweetdream.settings import PROJECT_ROOT, Settings
 
 __all__ = [
@@ -55,6 +56,7 @@ def make_sqlalchemy_config(settings: Settings) -> SQLAlchemyAsyncConfig:
             # (issue #13: 487 new sessions in 5 s at c=64; with none, the cart page 870 -> 1,400 req/s).
             max_overflow=0,
             pool_pre_ping=False,
+            poolclass=FairQueuePool,  # connections handed out first come, first served (platform/db_pool.py)
             hide_parameters=True,  # a database error never logs the values (emails, addresses, tokens)
         ),
         session_config=AsyncSessionConfig(expire_on_commit=False),

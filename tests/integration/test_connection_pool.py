@@ -2,7 +2,8 @@
 instead of opening (and closing) PostgreSQL backends of its own (issue #13: at 64 concurrent
 requests an overflow pool opened ~100 backends a second and halved the cart page's throughput).
 And the web's Redis pool hands out its connections without a queue (platform/redis_pool.py: with
-redis-py's own pool a Redis round trip took 65 ms at 64 concurrent shoppers)."""
+redis-py's own pool a Redis round trip took 65 ms at 64 concurrent shoppers). And the web's database
+pool hands its connections out first come, first served (platform/db_pool.py)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ import asyncio
 from dataclasses import replace
 from typing import Any
 
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+import pytest
+from sqlalchemy import exc, text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from sweetdream.db import engine_outside_request, make_sqlalchemy_config
 from sweetdream.platform.redis_pool import connect_redis
@@ -88,3 +90,77 @@ async def test_redis_commands_do_not_wait_for_each_others_connection_checks(sett
     finally:
         await redis.aclose()
     assert most_at_once > 1
+
+
+def one_connection_web_pool(settings: Settings, timeout: int = 30) -> AsyncEngine:
+    config = make_sqlalchemy_config(replace(settings, db_pool_size=1))
+    config.engine_config.pool_timeout = timeout
+    return config.get_engine()
+
+
+async def waiting_for_a_connection(engine: AsyncEngine, name: str, served: list[str]) -> asyncio.Task[None]:
+    """A task that asks for a connection (and notes when it gets one); returns once it is waiting."""
+
+    async def ask() -> None:
+        async with engine.connect() as conn:
+            served.append(name)
+            await conn.execute(text("SELECT 1"))
+
+    task = asyncio.create_task(ask())
+    await asyncio.sleep(0.05)  # it asks at once: the pool's one connection is taken, so it waits
+    assert not task.done() and name not in served
+    return task
+
+
+async def take_right_after_giving_back(engine: AsyncEngine, holder: AsyncConnection, served: list[str]) -> None:
+    """Give the connection back and ask for one at once, before the waiter has run: a request that
+    arrives as another ends. SQLAlchemy's asyncio pool gave it to this newcomer."""
+    await holder.close()
+    async with engine.connect() as conn:
+        served.append("newcomer")
+        await conn.execute(text("SELECT 1"))
+
+
+async def test_the_web_pool_serves_a_waiting_request_before_one_that_arrives_later(settings: Settings) -> None:
+    engine = one_connection_web_pool(settings)
+    served: list[str] = []
+    try:
+        holder = await engine.connect()
+        waiter = await waiting_for_a_connection(engine, "waiter", served)
+        await take_right_after_giving_back(engine, holder, served)
+        await waiter
+    finally:
+        await engine.dispose()
+    assert served == ["waiter", "newcomer"]
+
+
+async def test_a_request_cancelled_while_waiting_leaves_the_connection_to_the_next(settings: Settings) -> None:
+    engine = one_connection_web_pool(settings)
+    served: list[str] = []
+    try:
+        holder = await engine.connect()
+        gone = await waiting_for_a_connection(engine, "gone", served)
+        waiter = await waiting_for_a_connection(engine, "waiter", served)
+        await holder.close()  # handed to "gone", which is cancelled before it runs
+        gone.cancel()
+        await asyncio.wait_for(waiter, 5)
+        with pytest.raises(asyncio.CancelledError):
+            await gone
+        async with engine.connect() as conn:  # the one connection is back in the pool
+            assert await conn.scalar(text("SELECT 1")) == 1
+    finally:
+        await engine.dispose()
+    assert served == ["waiter"]
+
+
+async def test_a_request_that_waits_past_the_pool_timeout_gets_the_pools_error(settings: Settings) -> None:
+    engine = one_connection_web_pool(settings, timeout=1)
+    try:
+        holder = await engine.connect()
+        with pytest.raises(exc.TimeoutError, match="QueuePool limit"):
+            await engine.connect()
+        await holder.close()
+        async with engine.connect() as conn:  # the timed-out wait took nothing with it
+            assert await conn.scalar(text("SELECT 1")) == 1
+    finally:
+        await engine.dispose()
