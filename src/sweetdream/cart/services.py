@@ -281,7 +281,7 @@ def _size_to_add() -> Select[*tuple[Any, ...]]:
 
 
 def sizes_in_cart(user_id: ColumnElement[UUID]) -> Select[UUID]:
-    """The sizes in a shopper's cart (what a checkout queues for, see orders/services.py)."""
+    """The sizes in a shopper's cart (what a checkout queues for: `stock.locked_for_taking`)."""
     return select(CartItem.variant_id).where(CartItem.user_id == user_id)
 
 
@@ -312,7 +312,7 @@ def _lines_to_order() -> Select[*tuple[Any, ...]]:
     )
     # The sizes stay locked until the order commits: the stock read here is the stock the order's
     # statement then takes (the catalog says how sizes are locked before a take).
-    return stock.locked_for_taking(lines)
+    return stock.locked_for_taking(lines, sizes_in_cart(bindparam("uid")))
 
 
 # Built once (building a statement costs more CPU than the database spends on it).

@@ -35,7 +35,7 @@ from sqlalchemy.orm import selectinload
 from sweetdream.accounts.models import User
 from sweetdream.analytics.recording import Tracker
 from sweetdream.audit.services import Actor, record
-from sweetdream.cart.services import CartLine, CartService, CartView, DbCartStore, sizes_in_cart, started_message
+from sweetdream.cart.services import CartLine, CartService, CartView, DbCartStore, started_message
 from sweetdream.catalog import stock, writes
 from sweetdream.catalog.models import StockReason, has_started
 from sweetdream.catalog.money import format_vnd
@@ -648,15 +648,12 @@ class OrderService:
         return await self.db.scalar(select(Order).where(Order.id == order_id).options(selectinload(Order.lines)))
 
 
-def _lock_shopper() -> Select[tuple[UUID, UUID | None, int]]:
+def _lock_shopper() -> Select[tuple[UUID, UUID | None]]:
     users: Table = User.__table__  # type: ignore[assignment]
     uid = bindparam("uid", type_=users.c.id.type)
     earlier = select(Order.id).where(Order.user_id == uid, Order.idempotency_key == bindparam("key")).scalar_subquery()
-    # Before the shopper's row is locked (PostgreSQL computes the columns first), the checkout joins
-    # the queue of each size in the cart: contested sizes are then taken in arrival order.
-    queued = stock.queued_for_taking(sizes_in_cart(uid))
     return (
-        select(users.c.id, earlier.label("earlier"), queued.label("queued"))
+        select(users.c.id, earlier.label("earlier"))
         .where(users.c.id == uid)
         .with_for_update(of=users, key_share=True)  # FOR NO KEY UPDATE: checkouts queue, carts' keys pass
     )
