@@ -9,7 +9,9 @@ under load some requests lost that race again and again: at 64 shoppers the wait
 was the larger part of the place-order p99 (issue #13).
 
 `FairQueue` hands a connection given back straight to the longest waiter, so nobody can take it in
-between: a free connection only waits in the queue when nobody waits for one.
+between: a free connection only waits in the queue when nobody waits for one. The checkout bench at
+64 shoppers, alternating runs on one morning: uncontested place-order p99 307-426 ms, against 387-605
+with SQLAlchemy's queue.
 """
 
 from __future__ import annotations
