@@ -8,6 +8,8 @@ pool hands its connections out first come, first served (platform/db_pool.py).""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import replace
 from typing import Any
 
@@ -92,21 +94,30 @@ async def test_redis_commands_do_not_wait_for_each_others_connection_checks(sett
     assert most_at_once > 1
 
 
-def one_connection_web_pool(settings: Settings, timeout: int = 30) -> AsyncEngine:
+@asynccontextmanager
+async def one_connection_taken(
+    settings: Settings, pool_timeout: int = 30
+) -> AsyncIterator[tuple[AsyncEngine, AsyncConnection]]:
+    """The web's pool with one connection, and that connection taken (the holder gives it back)."""
     config = make_sqlalchemy_config(replace(settings, db_pool_size=1))
-    config.engine_config.pool_timeout = timeout
-    return config.get_engine()
+    config.engine_config.pool_timeout = pool_timeout
+    engine = config.get_engine()
+    try:
+        yield engine, await engine.connect()
+    finally:
+        await engine.dispose()
+
+
+async def use_a_connection(engine: AsyncEngine, name: str, served: list[str]) -> None:
+    """Ask for a connection, note when it is given, and use it."""
+    async with engine.connect() as conn:
+        served.append(name)
+        assert await conn.scalar(text("SELECT 1")) == 1
 
 
 async def waiting_for_a_connection(engine: AsyncEngine, name: str, served: list[str]) -> asyncio.Task[None]:
-    """A task that asks for a connection (and notes when it gets one); returns once it is waiting."""
-
-    async def ask() -> None:
-        async with engine.connect() as conn:
-            served.append(name)
-            await conn.execute(text("SELECT 1"))
-
-    task = asyncio.create_task(ask())
+    """A task that asks for a connection (`use_a_connection`); returns once it is waiting."""
+    task = asyncio.create_task(use_a_connection(engine, name, served))
     await asyncio.sleep(0.05)  # it asks at once: the pool's one connection is taken, so it waits
     assert not task.done() and name not in served
     return task
@@ -116,29 +127,21 @@ async def take_right_after_giving_back(engine: AsyncEngine, holder: AsyncConnect
     """Give the connection back and ask for one at once, before the waiter has run: a request that
     arrives as another ends. SQLAlchemy's asyncio pool gave it to this newcomer."""
     await holder.close()
-    async with engine.connect() as conn:
-        served.append("newcomer")
-        await conn.execute(text("SELECT 1"))
+    await use_a_connection(engine, "newcomer", served)
 
 
 async def test_the_web_pool_serves_a_waiting_request_before_one_that_arrives_later(settings: Settings) -> None:
-    engine = one_connection_web_pool(settings)
     served: list[str] = []
-    try:
-        holder = await engine.connect()
+    async with one_connection_taken(settings) as (engine, holder):
         waiter = await waiting_for_a_connection(engine, "waiter", served)
         await take_right_after_giving_back(engine, holder, served)
         await waiter
-    finally:
-        await engine.dispose()
     assert served == ["waiter", "newcomer"]
 
 
 async def test_a_request_cancelled_while_waiting_leaves_the_connection_to_the_next(settings: Settings) -> None:
-    engine = one_connection_web_pool(settings)
     served: list[str] = []
-    try:
-        holder = await engine.connect()
+    async with one_connection_taken(settings) as (engine, holder):
         gone = await waiting_for_a_connection(engine, "gone", served)
         waiter = await waiting_for_a_connection(engine, "waiter", served)
         await holder.close()  # handed to "gone", which is cancelled before it runs
@@ -146,21 +149,15 @@ async def test_a_request_cancelled_while_waiting_leaves_the_connection_to_the_ne
         await asyncio.wait_for(waiter, 5)
         with pytest.raises(asyncio.CancelledError):
             await gone
-        async with engine.connect() as conn:  # the one connection is back in the pool
-            assert await conn.scalar(text("SELECT 1")) == 1
-    finally:
-        await engine.dispose()
-    assert served == ["waiter"]
+        await use_a_connection(engine, "after", served)  # the one connection is back in the pool
+    assert served == ["waiter", "after"]
 
 
 async def test_a_request_that_waits_past_the_pool_timeout_gets_the_pools_error(settings: Settings) -> None:
-    engine = one_connection_web_pool(settings, timeout=1)
-    try:
-        holder = await engine.connect()
+    served: list[str] = []
+    async with one_connection_taken(settings, pool_timeout=1) as (engine, holder):
         with pytest.raises(exc.TimeoutError, match="QueuePool limit"):
             await engine.connect()
         await holder.close()
-        async with engine.connect() as conn:  # the timed-out wait took nothing with it
-            assert await conn.scalar(text("SELECT 1")) == 1
-    finally:
-        await engine.dispose()
+        await use_a_connection(engine, "after", served)  # the timed-out wait took nothing with it
+    assert served == ["after"]
