@@ -52,11 +52,12 @@ from sweetdream.platform.http import http_middleware
 from sweetdream.platform.inputs import unusable_input_middleware
 from sweetdream.platform.logs import configure_logging
 from sweetdream.platform.metrics import RequestMetrics, metrics_endpoint
-from sweetdream.platform.pages import cached_pages, compression_config, per_shopper
+from sweetdream.platform.pages import cached_pages, compression_config, once_per_language, per_shopper
 from sweetdream.platform.parsing import forget_parsed_secrets
 from sweetdream.platform.redis_pool import connect_redis
 from sweetdream.platform.sessions import SessionConfig
 from sweetdream.platform.shop_time import time_filters
+from sweetdream.platform.web import template_macro
 from sweetdream.settings import Settings
 
 log = logging.getLogger("sweetdream")
@@ -187,8 +188,10 @@ def create_app(settings: Settings | None = None) -> Litestar:
         engine.engine.globals["payment_words"] = payment_words  # "paid" -> "Paid" / "Đã thanh toán"
         engine.engine.globals["site_name"] = settings.site_name
         engine.engine.globals["per_shopper"] = per_shopper  # the parts a cached page fills in per shopper
+        engine.engine.globals["once_per_language"] = once_per_language  # the parts the same for everyone
         engine.engine.globals["static_version"] = "4"  # bump when static/ changes: browsers fetch it anew
         engine.engine.auto_reload = settings.is_dev  # no stat() of every template on every render
+        engine.engine.globals["field"] = template_macro(engine.engine, "components/_forms.html", "field")
 
     sqlalchemy_config = make_sqlalchemy_config(settings)
     session_config = SessionConfig(

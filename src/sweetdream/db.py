@@ -26,6 +26,7 @@ from sqlalchemy import Select
 from sqlalchemy.dialects.postgresql import asyncpg
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.util.concurrency import greenlet_spawn
 
 from sweetdream.platform.db_pool import FairQueuePool
 from sweetdream.settings import PROJECT_ROOT, Settings
@@ -37,6 +38,7 @@ __all__ = [
     "engine_outside_request",
     "make_sqlalchemy_config",
     "metadata",
+    "pooled_driver",
     "sessions_for",
     "unit_of_work",
     "violated_constraint",
@@ -117,13 +119,26 @@ class DirectRead:
         named = {name: None for name, bind in compiled.binds.items() if bind.required}
         return cls(str(compiled), tuple(compiled.positiontup or ()), dict(compiled.construct_params(named)))
 
-    async def fetchrow_on(self, driver: Any, **values: Any) -> Any:
-        """The first row (an asyncpg Record) or None, on an asyncpg connection."""
-        given = {**self.fixed, **values}
-        return await driver.fetchrow(self.sql, *(given[name] for name in self.order))
-
     async def fetchrow(self, engine: AsyncEngine, **values: Any) -> Any:
-        """The same on a connection of the engine's pool."""
-        async with engine.connect() as conn:
-            driver = (await conn.get_raw_connection()).driver_connection
-            return await self.fetchrow_on(driver, **values)
+        """The first row (an asyncpg Record) or None, on a connection of the engine's pool."""
+        given = {**self.fixed, **values}
+        async with pooled_driver(engine) as driver:
+            return await driver.fetchrow(self.sql, *(given[name] for name in self.order))
+
+
+@asynccontextmanager
+async def pooled_driver(engine: AsyncEngine) -> AsyncIterator[Any]:
+    """An asyncpg connection of the engine's pool, for reads that bypass SQLAlchemy (`DirectRead`).
+
+    Taken from the pool itself: `engine.connect()` wraps it in a Connection and switches greenlets
+    for each step, which cost 43 µs of CPU a request against 21 here (issue #13). A connection whose
+    read failed goes out of the pool (it may be broken: a restarted server, a cancelled query) and
+    the pool opens a fresh one, as SQLAlchemy does when its own statement finds a disconnect."""
+    pooled = await engine.raw_connection()
+    try:
+        yield pooled.driver_connection
+    except BaseException:
+        await greenlet_spawn(pooled.invalidate)
+        raise
+    finally:
+        await greenlet_spawn(pooled.close)  # returning it may close it, which awaits: in a greenlet

@@ -13,11 +13,12 @@ from contextlib import asynccontextmanager
 from dataclasses import replace
 from typing import Any
 
+import asyncpg
 import pytest
-from sqlalchemy import exc, text
+from sqlalchemy import exc, func, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
-from sweetdream.db import engine_outside_request, make_sqlalchemy_config
+from sweetdream.db import DirectRead, engine_outside_request, make_sqlalchemy_config
 from sweetdream.platform.redis_pool import connect_redis
 from sweetdream.settings import Settings
 
@@ -161,3 +162,41 @@ async def test_a_request_that_waits_past_the_pool_timeout_gets_the_pools_error(s
         await holder.close()
         await use_a_connection(engine, "after", served)  # the timed-out wait took nothing with it
     assert served == ["after"]
+
+
+# --- the pages answered before Litestar read through asyncpg on a pooled connection (db.DirectRead)
+
+
+async def backend_of_a_direct_read(engine: AsyncEngine) -> int:
+    """The PostgreSQL backend (its process id) a `DirectRead` ran on."""
+    row = await DirectRead.of(select(func.pg_backend_pid())).fetchrow(engine)
+    return int(row[0])
+
+
+async def test_a_direct_read_gives_its_connection_back_to_the_pool(settings: Settings) -> None:
+    engine = make_sqlalchemy_config(replace(settings, db_pool_size=1)).get_engine()
+    try:
+        backends = [await backend_of_a_direct_read(engine) for _ in range(3)]
+        assert len(set(backends)) == 1  # the one pooled connection, each time
+        assert engine.sync_engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+    finally:
+        await engine.dispose()
+
+
+async def test_a_direct_read_on_a_broken_connection_fails_once_and_the_next_gets_a_new_one(
+    settings: Settings, db: AsyncSession
+) -> None:
+    """After a database restart (here: its backend ended), a pooled connection is dead: the read
+    that finds it fails, and it is not handed to the next request."""
+    engine = make_sqlalchemy_config(replace(settings, db_pool_size=1)).get_engine()
+    try:
+        backend = await backend_of_a_direct_read(engine)
+        await db.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": backend})
+        await db.commit()
+        # asyncpg says so in one of several ways, depending on when it hears the server hang up
+        with pytest.raises((asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError)):
+            await backend_of_a_direct_read(engine)
+        assert await backend_of_a_direct_read(engine) != backend
+        assert engine.sync_engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+    finally:
+        await engine.dispose()

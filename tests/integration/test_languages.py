@@ -307,14 +307,16 @@ def test_a_template_translates_marks_safe_and_escapes_what_it_is_given(app):
     env = app.template_engine.engine
     source = (
         '{{ _("Edit cart") }}|{{ _("Class starts %(when)s", when="<b>9:00</b>") }}|'
-        "{% trans name=who %}Hello {{ name }}, 100% fresh{% endtrans %}"
+        "{% trans name=who %}Hello {{ name }}, 100% fresh{% endtrans %}|"
+        '{{ _("100%% butter") }}'  # no variables, yet formatted: "%%" is one "%", as in jinja2
     )
     with use_language("vi"):
-        edit_cart, _, _ = env.from_string(source).render(who="x").split("|")
+        edit_cart, *_ = env.from_string(source).render(who="x").split("|")
         assert edit_cart == gettext("Edit cart") != "Edit cart"
     with use_language("en"):
         assert env.from_string(source).render(who="<i>Ann</i>").split("|") == [
             "Edit cart",
             "Class starts &lt;b&gt;9:00&lt;/b&gt;",
             "Hello &lt;i&gt;Ann&lt;/i&gt;, 100% fresh",
+            "100% butter",
         ]

@@ -304,3 +304,26 @@ async def test_a_new_name_or_cart_count_shows_on_the_next_page(client, settings,
     await post_form(client, f"/cart/items/{size.id}", {"quantity": "4"})
     page = (await early(client, "/cart/")).text
     assert ">Minh Anh Tran</a>" in page and '<span class="count">4</span>' in page
+
+
+async def test_the_checkouts_fixed_part_follows_the_language_and_gives_way_to_what_was_typed(client, settings, db):
+    """The note and the payment choice, as a GET shows them, are rendered once per language
+    (platform.pages.once_per_language): each language gets its own, and a form sent back with an
+    error shows what the shopper chose and typed instead."""
+    _product, (size,) = await make_product(db, stock=5)
+    user = await make_user(db)
+    await put_in_cart(db, user, size, 1)
+    await signed_in(client, settings, user)
+    for language, cash in (("en", "Cash on delivery"), ("vi", "Trả tiền khi nhận hàng"), ("en", "Cash on delivery")):
+        await post_form(client, "/language", {"language": language, "next": "/checkout"})
+        page = await client.get("/checkout/")
+        assert f'value="COD" checked> {cash}</label>' in page.text
+
+    sent = await checkout(
+        client, payment_method="CARD", card_number="4242 4242 4242 4241", card_expiry="12/39", card_cvc="123",
+        note="Ring <twice>",
+    )  # fmt: skip
+    assert sent.status_code == 400
+    assert 'value="CARD" id="pay-by-card" checked' in sent.text
+    assert 'aria-describedby="card_number-error"' in sent.text
+    assert ">Ring &lt;twice&gt;</textarea>" in sent.text

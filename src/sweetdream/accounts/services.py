@@ -12,6 +12,7 @@ from advanced_alchemy.repository import SQLAlchemyAsyncRepository
 from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
 from sqlalchemy import Select, bindparam, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import undefer
 
 from sweetdream.accounts import staff
@@ -212,7 +213,7 @@ def _shopper_sql() -> DirectRead:
     return DirectRead.of(select(*shopper_columns()).where(User.id == bindparam("uid")))
 
 
-async def shopper_row(driver: Any, user_id: UUID, cutoff: datetime) -> Any:
-    """name, role, session_epoch, is_active, language and cart_count of a user, through an asyncpg
-    connection (one round trip, a statement asyncpg prepares once per connection), or None."""
-    return await _shopper_sql().fetchrow_on(driver, uid=user_id, cutoff=cutoff)
+async def shopper_row(engine: AsyncEngine, user_id: UUID, cutoff: datetime) -> Any:
+    """name, role, session_epoch, is_active, language and cart_count of a user, through asyncpg
+    (one round trip, no BEGIN ... ROLLBACK, a statement asyncpg prepares once per connection), or None."""
+    return await _shopper_sql().fetchrow(engine, uid=user_id, cutoff=cutoff)

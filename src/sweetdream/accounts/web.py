@@ -122,11 +122,7 @@ async def shopper_state(app: Litestar, session: dict[str, Any]) -> dict[str, Any
     uid = session_user_id(session)
     if uid is None:
         return None
-    engine = app.state.sqlalchemy_config.get_engine()
-    async with engine.connect() as conn:
-        # asyncpg directly: one round trip (SQLAlchemy would wrap the read in BEGIN ... ROLLBACK).
-        driver = (await conn.get_raw_connection()).driver_connection
-        row = await shopper_row(driver, uid, cart_cutoff())
+    row = await shopper_row(app.state.sqlalchemy_config.get_engine(), uid, cart_cutoff())
     return shopper_from_row(uid, row, session)
 
 

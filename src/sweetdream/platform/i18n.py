@@ -76,8 +76,12 @@ def template_gettext(context: Context, message: str, **variables: Any) -> str:
     the translation through the context): a page calls it dozens of times, and those calls were a
     quarter of rendering the checkout page (issue #13)."""
     text = gettext(message)
+    if not context.eval_ctx.autoescape:
+        return text % variables
+    if not variables and "%" not in text:  # most calls: nothing to format (and `%` would copy it)
+        return Markup(text)  # noqa: S704
     # The catalogs are our own text, as jinja2 marks them; the variables are escaped by `%`.
-    return (Markup(text) if context.eval_ctx.autoescape else text) % variables  # noqa: S704
+    return Markup(text) % variables  # noqa: S704
 
 
 def gettext_noop(message: str) -> str:

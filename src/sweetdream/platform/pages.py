@@ -103,6 +103,26 @@ def per_shopper(context: Context, name: str) -> Markup:
     return Markup(context.environment.get_template(name).render(context.get_all()))  # noqa: S704
 
 
+# A part the same for everyone, by its template (weakly: a changed file in development is a new
+# template, and a test run makes many apps) and language: see `once_per_language`.
+_RENDERED_ONCE: weakref.WeakKeyDictionary[Any, dict[str, Markup]] = weakref.WeakKeyDictionary()
+
+
+@pass_context
+def once_per_language(context: Context, name: str) -> Markup:
+    """In a template: the partial `name` rendered with no variables (only the environment's globals,
+    and the request's language), once per language: for the fixed parts of a page every shopper
+    sees the same (the checkout's note and payment choice). It cannot show anyone's data: it is
+    never given any."""
+    template = context.environment.get_template(name)
+    by_language = _RENDERED_ONCE.setdefault(template, {})
+    language = i18n.current_language.get()
+    part = by_language.get(language)
+    if part is None:
+        part = by_language[language] = Markup(template.render())  # noqa: S704 (a template's output, escaped by it)
+    return part
+
+
 def render_parts(request: Request, names: tuple[str, ...]) -> dict[str, str]:
     """This request's per-shopper parts, with the token placeholder (`with_token` fills it)."""
     engine = request.app.template_engine
