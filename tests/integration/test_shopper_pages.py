@@ -327,3 +327,24 @@ async def test_the_checkouts_fixed_part_follows_the_language_and_gives_way_to_wh
     assert 'value="CARD" id="pay-by-card" checked' in sent.text
     assert 'aria-describedby="card_number-error"' in sent.text
     assert ">Ring &lt;twice&gt;</textarea>" in sent.text
+
+
+@pytest.mark.parametrize("language", ["vi", "en"])
+def test_a_part_rendered_once_shows_each_shoppers_own_values_escaped(app, language):
+    """`once_per_language` (the checkout's delivery form) gives what including the partial gives,
+    for one shopper and then for the next: their own values, escaped, none of the previous one's."""
+    from sweetdream.platform.i18n import use_language
+
+    env = app.template_engine.engine
+    included = env.from_string('{% include "orders/_delivery.html" %}')
+    once = env.from_string('{{ once_per_language("orders/_delivery.html", name=name, phone=phone, address=address) }}')
+    shoppers = [
+        {"name": 'Ann "<i>" & Co', "phone": "0901 234 567", "address": "12 Lê Lợi\n<script>x</script>"},
+        {"name": "Minh Anh", "phone": "0912345678", "address": "99 Nguyễn Huệ"},
+    ]
+    with use_language(language):
+        pages = [once.render(**shopper) for shopper in shoppers]
+        assert pages == [included.render(**shopper) for shopper in shoppers]
+    first, second = pages
+    assert 'value="Ann &#34;&lt;i&gt;&#34; &amp; Co"' in first and "&lt;script&gt;x&lt;/script&gt;</textarea>" in first
+    assert 'value="Minh Anh"' in second and "Ann" not in second and "script" not in second

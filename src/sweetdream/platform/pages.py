@@ -53,7 +53,7 @@ from litestar.types import ASGIApp, Receive, Scope, Send
 from litestar.utils import normalize_path
 from litestar.utils.empty import value_or_default
 from litestar.utils.scope.state import ScopeState
-from markupsafe import Markup
+from markupsafe import Markup, escape
 from redis.exceptions import RedisError
 
 from sweetdream.platform import i18n
@@ -104,23 +104,30 @@ def per_shopper(context: Context, name: str) -> Markup:
 
 
 # A part the same for everyone, by its template (weakly: a changed file in development is a new
-# template, and a test run makes many apps) and language: see `once_per_language`.
-_RENDERED_ONCE: weakref.WeakKeyDictionary[Any, dict[str, Markup]] = weakref.WeakKeyDictionary()
+# template, and a test run makes many apps), language and the names of the values it shows: its
+# text split at those values' markers (`once_per_language`).
+_RENDERED_ONCE: weakref.WeakKeyDictionary[Any, dict[tuple[str, ...], tuple[str, ...]]] = weakref.WeakKeyDictionary()
+_SHOWN_MARK = "shown-" + secrets.token_hex(16)
+_SHOWN = re.compile(f"<!--{_SHOWN_MARK}:([a-z_]+)-->")
 
 
 @pass_context
-def once_per_language(context: Context, name: str) -> Markup:
-    """In a template: the partial `name` rendered with no variables (only the environment's globals,
-    and the request's language), once per language: for the fixed parts of a page every shopper
-    sees the same (the checkout's note and payment choice). It cannot show anyone's data: it is
-    never given any."""
-    template = context.environment.get_template(name)
-    by_language = _RENDERED_ONCE.setdefault(template, {})
-    language = i18n.current_language.get()
-    part = by_language.get(language)
-    if part is None:
-        part = by_language[language] = Markup(template.render())  # noqa: S704 (a template's output, escaped by it)
-    return part
+def once_per_language(context: Context, partial: str, /, **shown: Any) -> Markup:
+    """In a template: the template `partial` rendered once per language and served to everyone, for
+    the fixed parts of a page (the checkout's delivery form). It is rendered with no variables but
+    `shown`, each a marker that this request's value (escaped) replaces: so it cannot show anyone's
+    data but what is given, and what is given must only be shown (a test or a filter in the partial
+    would see the marker, not the value)."""
+    template = context.environment.get_template(partial)
+    by_key = _RENDERED_ONCE.setdefault(template, {})
+    key = (i18n.current_language.get(), *shown)
+    pieces = by_key.get(key)
+    if pieces is None:
+        markers = {value: Markup(f"<!--{_SHOWN_MARK}:{value}-->") for value in shown}  # noqa: S704 (our marker)
+        pieces = by_key[key] = tuple(_SHOWN.split(template.render(markers)))
+    filled = list(pieces)
+    filled[1::2] = [escape(shown[value]) for value in pieces[1::2]]
+    return Markup("".join(filled))  # noqa: S704 (the template's text, and the values escaped)
 
 
 def render_parts(request: Request, names: tuple[str, ...]) -> dict[str, str]:
