@@ -1,5 +1,6 @@
 """Accounts, sessions and roles through real HTTP, real PostgreSQL and real Redis."""
 
+import re
 from html import unescape
 
 from argon2 import PasswordHasher
@@ -294,3 +295,24 @@ async def test_no_process_keeps_the_forms_or_cookies_it_parsed(client):
         data_extractors.parse_cookie_string,
     )
     assert [hasattr(parse, "cache_info") for parse in parsers] == [False, False, False, False]
+
+
+async def test_the_form_fields_are_the_same_whether_templates_reload_or_not(settings):
+    """`field` is every template's global (platform.web.template_macro): looked up on each call
+    where templates reload (development, tests), taken once in production."""
+    from dataclasses import replace
+
+    from litestar.testing import AsyncTestClient
+
+    from sweetdream.app import create_app
+
+    pages = []
+    for environment in ("test", "production"):
+        app = create_app(replace(settings, environment=environment))
+        assert app.template_engine.engine.auto_reload == (environment == "test")
+        async with AsyncTestClient(app=app, base_url="http://127.0.0.1") as client:
+            page = await client.get("/account/register")
+        assert page.status_code == 200
+        pages.append(re.sub(r"[0-9a-f]{128}", "token", page.text))  # each client's CSRF token
+    assert pages[0] == pages[1]
+    assert '<input id="email" name="email" type="email" value="" required' in pages[1]
