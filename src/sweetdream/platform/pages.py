@@ -108,7 +108,7 @@ def per_shopper(context: Context, name: str) -> Markup:
 # text split at those values' markers (`once_per_language`).
 _RENDERED_ONCE: weakref.WeakKeyDictionary[Any, dict[tuple[str, ...], tuple[str, ...]]] = weakref.WeakKeyDictionary()
 _SHOWN_MARK = "shown-" + secrets.token_hex(16)
-_SHOWN = re.compile(f"<!--{_SHOWN_MARK}:([a-z_]+)-->")
+_SHOWN = re.compile(f"<!--{_SHOWN_MARK}:(\\w+)-->")  # a value's name: any keyword argument's
 
 
 @pass_context
