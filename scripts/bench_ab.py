@@ -41,8 +41,7 @@ def checkout_ref(ref: str) -> None:
     subprocess.run(["git", "checkout", "--detach", "--quiet", ref], cwd=WORKTREE, check=True)
 
 
-def page_paths(b: bench.Bench, cookie: str) -> dict[str, str]:
-    product = bench.first_product_path(b.base_url)
+def page_paths(b: bench.Bench, cookie: str, product: str) -> dict[str, str]:
     return {
         "health": "/health",
         "products": "/products",
@@ -86,8 +85,9 @@ def main(ref: str, pages: list[str]) -> None:
         try:
             old_url = f"http://127.0.0.1:{port}"
             bench.wait_for_health(old_url, old, log_path)
-            cookie = shopper_cookie(b, bench.first_product_path(b.base_url))
-            paths = page_paths(b, cookie)
+            product = bench.first_product_path(b.base_url)
+            cookie = shopper_cookie(b, product)
+            paths = page_paths(b, cookie, product)
             servers = {"old": old_url, "new": b.base_url}
             print(f"old: {ref} ({old_url}), new: the working tree ({b.base_url}); c=64, {rounds} x {seconds} s each")
             for page in pages:
