@@ -112,7 +112,7 @@ async def startup(ctx: dict[str, Any]) -> None:
     if not settings.is_dev:
         freeze_startup_objects()
     fulfillment = Fulfillment(
-        session=sessions_for(engine),
+        session=sessions_for(engine, ctx["redis"]),
         redis=ctx["redis"],
         notifier=notifier,
         gateway=gateway_for(settings.payment_gateway),

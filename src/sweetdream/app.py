@@ -23,6 +23,7 @@ from litestar.types import Receive, Scope, Send
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from sweetdream.accounts import shopper_cache
 from sweetdream.accounts.web import AccountController, current_user_middleware, shopper_state, switch_language
 from sweetdream.admin.audit import AuditController
 from sweetdream.admin.catalog import AdminCatalogController
@@ -123,6 +124,7 @@ class SweetDream(Litestar):
             shopper_state,
             note_page_events,
             shopper_pages=(cart_web.shopper_page, orders_web.shopper_page),
+            per_user_keys=shopper_cache.PER_USER_KEYS,
         )
         # Shopper events are noted inside (the cached pages too) and batched once the answer is sent.
         settings = self.state.settings
@@ -193,7 +195,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         engine.engine.auto_reload = settings.is_dev  # no stat() of every template on every render
         engine.engine.globals["field"] = template_macro(engine.engine, "components/_forms.html", "field")
 
-    sqlalchemy_config = make_sqlalchemy_config(settings)
+    sqlalchemy_config = make_sqlalchemy_config(settings, redis)  # its sessions tell Redis after a commit
     session_config = SessionConfig(
         key="sd_session",
         max_age=30 * 24 * 3600,  # 30 days of inactivity at most: renewed on every request

@@ -42,10 +42,19 @@ def run_with_session(app: Litestar, work: Callable[[Any], Awaitable[T]]) -> T:
     """Run `work(session)` in one committed transaction, outside any request: the command owns the
     unit of work (sweetdream.db.unit_of_work)."""
     from sweetdream.db import unit_of_work
+    from sweetdream.platform.redis_pool import connect_redis
 
     async def runner() -> T:
-        async with unit_of_work(app.state.settings.database_url) as session:
-            return await work(session)
+        settings = app.state.settings
+        # Its own Redis (the app's belongs to no loop yet, and each command runs in a new one): a
+        # change to a user or a cart drops what the pages keep of them (accounts/shopper_cache.py).
+        redis = connect_redis(settings.redis_url) if settings.redis_url else None
+        try:
+            async with unit_of_work(settings.database_url, redis) as session:
+                return await work(session)
+        finally:
+            if redis is not None:
+                await redis.aclose()
 
     return asyncio.run(runner())
 

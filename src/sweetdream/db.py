@@ -47,7 +47,18 @@ __all__ = [
 metadata = orm_registry.metadata
 
 
-def make_sqlalchemy_config(settings: Settings) -> SQLAlchemyAsyncConfig:
+# Where a session finds the Redis to tell after it commits (accounts/shopper_cache.py): the app, the
+# worker and the CLI make every session with it, so the many writers of a user or a cart line need
+# not pass it along (and cannot forget it).
+REDIS_INFO = "redis"
+
+
+def session_info(redis: Any) -> dict[str, Any]:
+    """A session's `info` for sessions made with `redis` (None: a script with nothing to tell)."""
+    return {} if redis is None else {REDIS_INFO: redis}
+
+
+def make_sqlalchemy_config(settings: Settings, redis: Any = None) -> SQLAlchemyAsyncConfig:
     return SQLAlchemyAsyncConfig(
         connection_string=settings.database_url,
         engine_config=EngineConfig(
@@ -61,7 +72,7 @@ def make_sqlalchemy_config(settings: Settings) -> SQLAlchemyAsyncConfig:
             poolclass=FairQueuePool,  # connections handed out first come, first served (platform/db_pool.py)
             hide_parameters=True,  # a database error never logs the values (emails, addresses, tokens)
         ),
-        session_config=AsyncSessionConfig(expire_on_commit=False),
+        session_config=AsyncSessionConfig(expire_on_commit=False, info=session_info(redis)),
         before_send_handler="autocommit",
         create_all=False,
         alembic_config=AlembicAsyncConfig(
@@ -88,16 +99,16 @@ def engine_outside_request(database_url: str, pool_size: int = 1) -> AsyncEngine
     return create_async_engine(database_url, pool_size=pool_size, max_overflow=0, hide_parameters=True)
 
 
-def sessions_for(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return async_sessionmaker(engine, expire_on_commit=False)
+def sessions_for(engine: AsyncEngine, redis: Any = None) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, expire_on_commit=False, info=session_info(redis))
 
 
 @asynccontextmanager
-async def unit_of_work(database_url: str) -> AsyncIterator[AsyncSession]:
+async def unit_of_work(database_url: str, redis: Any = None) -> AsyncIterator[AsyncSession]:
     """One session in one transaction, committed when the block ends (rolled back if it raises)."""
     engine = engine_outside_request(database_url)
     try:
-        async with sessions_for(engine)() as session, session.begin():
+        async with sessions_for(engine, redis)() as session, session.begin():
             yield session
     finally:
         await engine.dispose()

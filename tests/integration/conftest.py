@@ -5,10 +5,12 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
+from redis.asyncio import Redis
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 
 from sweetdream.app import create_app
+from sweetdream.db import session_info
 from sweetdream.platform.i18n import use_language
 from sweetdream.settings import Settings
 from tests.support import TestStack, flush_redis_except_sessions, start_test_stack
@@ -61,11 +63,15 @@ async def client(app: Litestar) -> AsyncIterator[AsyncTestClient[Litestar]]:
 
 @pytest.fixture
 async def db(settings: Settings) -> AsyncIterator[AsyncSession]:
-    """A session for arranging and checking data directly (committed writes)."""
+    """A session for arranging and checking data directly (committed writes). Made as the app makes
+    its sessions, with Redis: a change through the shop's services drops what pages keep of a
+    shopper (accounts/shopper_cache.py), as in the app."""
     engine = create_async_engine(settings.database_url)
-    async with async_sessionmaker(engine, expire_on_commit=False)() as session:
+    redis = Redis.from_url(settings.redis_url)
+    async with async_sessionmaker(engine, expire_on_commit=False, info=session_info(redis))() as session:
         yield session
     await engine.dispose()
+    await redis.aclose()
 
 
 @pytest.fixture(autouse=True)

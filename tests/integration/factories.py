@@ -12,6 +12,7 @@ from redis.asyncio import Redis
 from sqlalchemy import select
 
 from sweetdream.accounts.models import Role, User
+from sweetdream.accounts.shopper_cache import shopper_changed
 from sweetdream.cart.models import CartItem
 from sweetdream.catalog.models import Category, Product, Variant
 from sweetdream.catalog.services import search_text_for
@@ -62,6 +63,7 @@ async def make_user(db: Any, role: Role = Role.CUSTOMER) -> User:
 
 
 async def put_in_cart(db: Any, user: User, variant: Variant, quantity: int, price_seen: int = 100_000) -> None:
+    shopper_changed(db, user.id)  # as the cart's own writes do: the header's badge is read anew
     db.add(CartItem(user_id=user.id, variant_id=variant.id, quantity=quantity, price_seen=price_seen))
     await db.commit()
 

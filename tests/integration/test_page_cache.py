@@ -14,7 +14,9 @@ from litestar.testing import AsyncTestClient
 from redis.asyncio import Redis
 from sqlalchemy import event, update
 
-from sweetdream.accounts.models import Role, User
+from sweetdream.accounts.models import Role
+from sweetdream.accounts.passwords import hash_password
+from sweetdream.accounts.services import UserService
 from sweetdream.app import create_app
 from sweetdream.catalog.cache import CatalogCache, invalidate_catalog
 from sweetdream.catalog.models import Variant
@@ -197,10 +199,15 @@ async def test_a_flash_message_on_a_cached_page_is_shown_once(client):
 
 
 async def test_a_role_change_shows_on_the_next_cached_page(client, settings, db):
-    user = await make_user(db, role=Role.ADMIN)
+    await make_user(db, role=Role.ADMIN)  # not the last admin when demoted
+    user = await make_user(db)
     await signed_in(client, settings, user)
-    assert 'href="/admin"' in (await client.get("/products")).text
-    await db.execute(update(User).where(User.id == user.id).values(role=Role.CUSTOMER))
+    assert 'href="/admin"' not in (await client.get("/products")).text  # and what the header needs is kept
+    await UserService(session=db).set_role(user.email, "ADMIN", "promoted in a test")
+    await db.commit()
+    page = await client.get("/products")
+    assert page.headers["x-cache"] == "hit" and 'href="/admin"' in page.text
+    await UserService(session=db).set_role(user.email, "CUSTOMER", "demoted in a test")
     await db.commit()
     page = await client.get("/products")
     assert page.headers["x-cache"] == "hit" and 'href="/admin"' not in page.text
@@ -208,9 +215,11 @@ async def test_a_role_change_shows_on_the_next_cached_page(client, settings, db)
 
 async def test_a_password_change_elsewhere_ends_the_session_on_a_cached_page(client, settings, db):
     user = await make_user(db)
+    user.password_hash = await hash_password("the old password 1")
+    await db.commit()
     await signed_in(client, settings, user)
     assert "Sign out" in (await client.get("/products")).text
-    await db.execute(update(User).where(User.id == user.id).values(session_epoch=User.session_epoch + 1))
+    await UserService(session=db).change_password(user.id, "the old password 1", "a brand new password 2")
     await db.commit()
     page = (await client.get("/products")).text
     assert "Sign in" in page and "Your password was changed, so you were signed out here." in page
@@ -227,8 +236,8 @@ async def test_a_session_is_written_only_when_the_request_changed_it(client, set
     await signed_in(client, settings, user)
     redis = Redis.from_url(settings.redis_url)
     try:
-        for url in ("/account", "/cart", "/account/orders", f"/products/{product.slug}"):
-            await client.get(url)  # first visits: caches fill, the catalog version keys exist
+        for url in ("/account", "/cart", "/account/orders", f"/products/{product.slug}", "/products"):
+            await client.get(url)  # first visits: caches fill (the shopper's header too), the version keys exist
         before = await session_writes(redis)
         for url in ("/account", "/cart", "/account/orders", f"/products/{product.slug}?x=1"):
             response = await client.get(url)

@@ -19,6 +19,7 @@ from sweetdream.accounts import staff
 from sweetdream.accounts.forms import ProfileForm, RegistrationForm, normalise_email, password_problem
 from sweetdream.accounts.models import Role, User
 from sweetdream.accounts.passwords import hash_password, needs_rehash, verify_password
+from sweetdream.accounts.shopper_cache import shopper_changed
 from sweetdream.audit.services import Actor, record
 from sweetdream.db import DirectRead
 from sweetdream.platform.i18n import gettext as _
@@ -106,12 +107,14 @@ class UserService(SQLAlchemyAsyncRepositoryService[User]):
         return user
 
     async def update_profile(self, user_id: UUID, form: ProfileForm) -> None:
+        shopper_changed(self.repository.session, user_id)  # the header shows the name
         await self.repository.session.execute(
             update(User).where(User.id == user_id).values(name=form.name, phone=form.phone, address=form.address)
         )
 
     async def set_language(self, user_id: UUID, language: str) -> None:
         """The language the user chose with the switch: their pages on any browser, and their emails."""
+        shopper_changed(self.repository.session, user_id)  # a page is served in it
         await self.repository.session.execute(update(User).where(User.id == user_id).values(language=language))
 
     async def change_password(self, user_id: UUID, current: str, new: str) -> User:
@@ -126,6 +129,7 @@ class UserService(SQLAlchemyAsyncRepositoryService[User]):
             raise AccountError("new_password", problem)
         user.password_hash = await hash_password(new)
         user.session_epoch += 1
+        shopper_changed(self.repository.session, user.id)  # the epoch: other sessions end
         await self.repository.session.flush()
         return user
 
@@ -149,6 +153,7 @@ class UserService(SQLAlchemyAsyncRepositoryService[User]):
                 await staff.change_role(session, actor, existing.id, Role.ADMIN, "create-admin")
             existing.password_hash = await hash_password(password)
             existing.session_epoch += 1  # a new password: sessions signed in with the old one end
+            shopper_changed(session, existing.id)
             await session.flush()
             await record(
                 session, actor, "user.password_reset", "user", existing.id, target_label=email, note="create-admin"
@@ -210,10 +215,14 @@ def shopper_columns() -> tuple[Any, ...]:
 
 @cache
 def _shopper_sql() -> DirectRead:
-    return DirectRead.of(select(*shopper_columns()).where(User.id == bindparam("uid")))
+    from sweetdream.cart.services import cart_counted_until_column  # cart imports accounts
+
+    counted_until = cart_counted_until_column(User.id, bindparam("cutoff")).label("cart_counted_until")
+    return DirectRead.of(select(*shopper_columns(), counted_until).where(User.id == bindparam("uid")))
 
 
 async def shopper_row(engine: AsyncEngine, user_id: UUID, cutoff: datetime) -> Any:
-    """name, role, session_epoch, is_active, language and cart_count of a user, through asyncpg
-    (one round trip, no BEGIN ... ROLLBACK, a statement asyncpg prepares once per connection), or None."""
+    """name, role, session_epoch, is_active, language and cart_count of a user, and when the oldest
+    line that count includes stops counting (cart_counted_until), through asyncpg (one round trip,
+    no BEGIN ... ROLLBACK, a statement asyncpg prepares once per connection), or None."""
     return await _shopper_sql().fetchrow(engine, uid=user_id, cutoff=cutoff)

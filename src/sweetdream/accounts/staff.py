@@ -14,6 +14,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sweetdream.accounts.models import Role, User
+from sweetdream.accounts.shopper_cache import shopper_changed
 from sweetdream.audit.services import Actor, record
 from sweetdream.platform.i18n import gettext as _
 
@@ -85,6 +86,7 @@ async def change_role(db: AsyncSession, actor: Actor, user_id: UUID, role: Role,
         await _refuse_if_last_admin(db, user)
     before = user.role
     user.role = role
+    shopper_changed(db, user.id)  # the header's "Admin" link on cached pages (accounts/shopper_cache.py)
     await db.flush()
     action = "user.promote" if role == Role.ADMIN else "user.demote"
     await record(
@@ -107,6 +109,7 @@ async def set_active(db: AsyncSession, actor: Actor, user_id: UUID, active: bool
         await _refuse_if_last_admin(db, user)
         user.session_epoch += 1
     user.is_active = active
+    shopper_changed(db, user.id)
     await db.flush()
     await record(
         db, actor, "user.reactivate" if active else "user.deactivate", "user", user.id, target_label=user.email,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
@@ -16,7 +17,7 @@ from litestar.response import Redirect, Template
 from litestar.types import ASGIApp, Receive, Scope, Send
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from sweetdream.accounts import devices, sessions
+from sweetdream.accounts import devices, sessions, shopper_cache
 from sweetdream.accounts.forms import ProfileForm, RegistrationForm, password_problem
 from sweetdream.accounts.guards import (
     SESSION_EPOCH,
@@ -29,6 +30,7 @@ from sweetdream.accounts.guards import (
 from sweetdream.accounts.models import Role, User
 from sweetdream.accounts.services import AccountError, UserService, shopper_row
 from sweetdream.cart.services import cart_cutoff, session_cart_count
+from sweetdream.catalog.cache import site_version
 from sweetdream.platform import i18n, ratelimit
 from sweetdream.platform.i18n import gettext as _
 from sweetdream.platform.i18n import gettext_noop
@@ -113,16 +115,26 @@ def shopper_from_row(user_id: UUID, row: Any, session: dict[str, Any]) -> dict[s
     }
 
 
-async def shopper_state(app: Litestar, session: dict[str, Any]) -> dict[str, Any] | None:
-    """For a page served before Litestar's middleware (`platform.pages.cached_pages`): what the
-    header needs of the session's owner, read as `load_current_user` reads it (role and session
-    epoch on every request, one query with the cart count). None when Litestar must answer."""
+async def shopper_state(
+    app: Litestar, session: dict[str, Any], kept: Sequence[bytes | None], version: bytes
+) -> dict[str, Any] | None:
+    """For a page served before Litestar (`platform.pages.cached_pages`): what the header needs of
+    the session's owner, as `load_current_user` reads it (role and session epoch on every request,
+    with the cart count). `kept` is what the page's Redis call found at `shopper_cache.PER_USER_KEYS`
+    (the record, its generation) at `version`: the record when it is current, else one query, kept
+    for the next pages. None when Litestar must answer."""
     if not session.get("user_id"):
         return {"user": None, "cart_count": session_cart_count(session)}
     uid = session_user_id(session)
     if uid is None:
         return None
-    row = await shopper_row(app.state.sqlalchemy_config.get_engine(), uid, cart_cutoff())
+    found, generation = kept
+    site = site_version(version)
+    row = shopper_cache.record_from(found, site)
+    if row is None:
+        row = await shopper_row(app.state.sqlalchemy_config.get_engine(), uid, cart_cutoff())
+        if row is not None:
+            await shopper_cache.remember(app.state.redis, uid, generation, row, site, row["cart_counted_until"])
     return shopper_from_row(uid, row, session)
 
 

@@ -14,18 +14,21 @@ from sqlalchemy import (
     ColumnElement,
     Delete,
     Integer,
+    Interval,
     ScalarSelect,
     Select,
     Table,
     bindparam,
     delete,
     func,
+    literal,
     select,
     tuple_,
 )
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from sweetdream.accounts.shopper_cache import shopper_changed
 from sweetdream.cart.models import CartItem
 from sweetdream.catalog import stock
 from sweetdream.catalog.models import Category, Product, Variant, has_started
@@ -138,6 +141,7 @@ class DbCartStore:
         return {r.variant_id: (r.quantity, r.price_seen) for r in rows}
 
     async def put(self, variant_id: UUID, quantity: int, price_seen: int) -> None:
+        shopper_changed(self.db, self.user_id)  # the header's badge (accounts/shopper_cache.py)
         stmt = insert(CartItem).values(
             user_id=self.user_id, variant_id=variant_id, quantity=quantity, price_seen=price_seen
         )
@@ -149,17 +153,20 @@ class DbCartStore:
         )
 
     async def remove(self, variant_id: UUID) -> None:
+        shopper_changed(self.db, self.user_id)
         await self.db.execute(
             delete(CartItem).where(CartItem.user_id == self.user_id, CartItem.variant_id == variant_id)
         )
 
     async def put_counted(self, variant_id: UUID, quantity: int, price_seen: int) -> int:
         """`put`, returning the units now in the cart (the header's badge), in the same statement."""
+        shopper_changed(self.db, self.user_id)
         now = datetime.now(UTC)
         values = {"uid": self.user_id, "vid": variant_id, "quantity": quantity, "price_seen": price_seen}
         return int(await self.db.scalar(_PUT_COUNTED, {**values, "id": uuid4(), "now": now, "cutoff": cart_cutoff()}))
 
     async def clear(self) -> None:
+        shopper_changed(self.db, self.user_id)
         await self.db.execute(delete(CartItem).where(CartItem.user_id == self.user_id))
 
 
@@ -169,6 +176,16 @@ def cart_count_column(user_id: Any, cutoff: Any = None) -> ScalarSelect[int]:
     return (
         select(func.coalesce(func.sum(CartItem.quantity), 0))
         .where(CartItem.user_id == user_id, CartItem.updated_at >= (cart_cutoff() if cutoff is None else cutoff))
+        .scalar_subquery()
+    )
+
+
+def cart_counted_until_column(user_id: Any, cutoff: Any) -> ScalarSelect[datetime]:
+    """When the badge (`cart_count_column`) stops counting the oldest line it counts now, with no
+    write: `CART_DAYS` after that line's last change. None for an empty cart."""
+    return (
+        select(func.min(CartItem.updated_at) + literal(timedelta(days=CART_DAYS), Interval()))
+        .where(CartItem.user_id == user_id, CartItem.updated_at >= cutoff)
         .scalar_subquery()
     )
 

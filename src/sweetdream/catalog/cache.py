@@ -36,7 +36,7 @@ import asyncio
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from contextvars import ContextVar
 from datetime import datetime
 from typing import Any, TypeVar
@@ -74,9 +74,12 @@ return run_id .. ':' .. token .. ':' .. scoped
 """
 
 
-# The same, and also KEYS[3]'s value, its lifetime renewed to ARGV[4] seconds if it has one (the
-# session store's own get-and-renew): a signed-in shopper's page needs its version and the session
-# in one round trip. Returns {version, value}.
+# The same, and also KEYS[3]'s value (a session), its lifetime renewed to ARGV[4] seconds if it has
+# one (the session store's own get-and-renew); then, if that value is JSON with a "user_id", the
+# value at each of ARGV[5...] followed by that id (what a page keeps of its shopper: see
+# accounts/shopper_cache.py). A signed-in shopper's page needs all of it in one round trip.
+# Those keys are not in KEYS: fine on one Redis server, not on a cluster. Returns
+# {version, value, found...} (a missing value is false).
 _VERSION_WRITES = READ_VERSION_SCRIPT.split("local run_id")[0]
 READ_VERSION_AND_VALUE_SCRIPT = (
     _VERSION_WRITES
@@ -85,9 +88,27 @@ if value and redis.call('TTL', KEYS[3]) > 0 then
   redis.call('EXPIRE', KEYS[3], ARGV[4])
 end
 local run_id = string.match(redis.call('INFO', 'server'), 'run_id:(%x+)')
-return {run_id .. ':' .. token .. ':' .. scoped, value}
+local answer = {run_id .. ':' .. token .. ':' .. scoped, value}
+local user_id = false
+if value and #ARGV > 4 then
+  local ok, decoded = pcall(cjson.decode, value)
+  if ok and type(decoded) == 'table' and type(decoded['user_id']) == 'string' then
+    user_id = decoded['user_id']
+  end
+end
+for i = 5, #ARGV do
+  answer[#answer + 1] = user_id and redis.call('GET', ARGV[i] .. user_id)
+end
+return answer
 """
 )
+
+
+def site_version(version: bytes) -> bytes:
+    """The part of a page's version that is the same for every page: the Redis run and the catalog
+    token (`catalog_changed` with no products moves it). What is kept beside the pages (a
+    shopper's header, accounts/shopper_cache.py) and depends on either carries it."""
+    return version.rsplit(b":", 1)[0]
 
 
 # While an entry is computed: the moments (epoch seconds) from which what it shows is out of date.
@@ -139,12 +160,15 @@ class CatalogCache:
         return version
 
     async def version_and_value(
-        self, product_slug: str | None, key: str, renew_seconds: int
-    ) -> tuple[bytes, bytes | None]:
-        """`version(product_slug)` and the value at `key` (its expiry renewed), in one round trip."""
+        self, product_slug: str | None, key: str, renew_seconds: int, per_user: Sequence[str] = ()
+    ) -> tuple[bytes, bytes | None, list[bytes | None]]:
+        """`version(product_slug)` and the value at `key` (its expiry renewed), in one round trip;
+        and, when that value is a session with a "user_id", the value at each of `per_user`'s
+        prefixes followed by that id (None where missing, or with no user)."""
         keys, args = version_keys(product_slug)
-        version, value = await self._read_version_and_value(keys=[*keys, key], args=[*args, str(renew_seconds)])
-        return version, value
+        answer = await self._read_version_and_value(keys=[*keys, key], args=[*args, str(renew_seconds), *per_user])
+        found = [value or None for value in answer[2:]]
+        return answer[0], answer[1], found + [None] * (len(per_user) - len(found))
 
     async def get_or_compute(self, key: str, compute: Callable[[], Awaitable[T]], version: bytes | None = None) -> T:
         """The cached value for key if rendered at this version, else compute it (once: requests

@@ -27,12 +27,14 @@ from typing import Any
 from uuid import UUID, uuid4
 
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 from sqlalchemy import Select, Table, bindparam, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from sweetdream.accounts.models import User
+from sweetdream.accounts.shopper_cache import add_shopper_invalidation
 from sweetdream.analytics.recording import Tracker
 from sweetdream.audit.services import Actor, record
 from sweetdream.cart.services import CartLine, CartService, CartView, DbCartStore, started_message
@@ -170,7 +172,8 @@ class OrderService:
     async def _commit_and_tell(self, moved: Order | None = None, placed: Order | None = None) -> None:
         """Commit; then hand the new outbox rows to the queue, tell open order pages and the admin's
         live list and dashboard, and make the cached catalog pages of any stock this changed stale
-        (catalog/stock.py marks every stock change, catalog/writes.py): one round trip for all of it."""
+        (catalog/stock.py marks every stock change, catalog/writes.py), and for a new order drop what
+        the pages keep of its shopper's cart: one round trip for all of it."""
         with writes.invalidation_held(self.db):
             await self.db.commit()
         events, self._new_events = self._new_events, []
@@ -181,7 +184,13 @@ class OrderService:
             notes += [live.status_note(moved.id), live.admin_note("moved", moved.id)]
         if placed is not None:
             notes.append(live.admin_note("placed", placed.id))
-        await relay(self.redis, events, notes, also=lambda pipe: writes.add_held_invalidation(self.db, pipe))
+
+        def also(pipe: Pipeline) -> None:
+            writes.add_held_invalidation(self.db, pipe)
+            if placed is not None:  # the order emptied the cart: the header's badge (accounts/shopper_cache.py)
+                add_shopper_invalidation(pipe, [placed.user_id])
+
+        await relay(self.redis, events, notes, also=also)
 
     # --- placing -------------------------------------------------------------------------------
 

@@ -9,10 +9,12 @@ templates) and token: a plain visitor's parts are filled in once, at render time
 is a string replace.
 
 Signed-in shoppers (and visitors with a cart) are served before Litestar's middleware too
-(`cached_pages`): one Redis round trip reads the page's version and their session (renewing it,
-as the session store does), one query reads the user (role and session epoch, every request) with
-their cart count. Anything else (a flash message to show, a session to end, a page not cached at
-this version) goes to Litestar, which renders what is missing: the page is the same either way.
+(`cached_pages`): one Redis round trip reads the page's version, their session (renewing it, as
+the session store does) and what the header needs of the user (role and session epoch, every
+request, with their cart count), kept in Redis and dropped after every change
+(accounts/shopper_cache.py); one query reads it when it is not there. Anything else (a flash
+message to show, a session to end, a page not cached at this version) goes to Litestar, which
+renders what is missing: the page is the same either way.
 
 A signed-in shopper's own pages (the cart, the checkout page, their order's page) are answered
 there too (`ShopperPage`): one Redis round trip reads (and renews) the session, one asyncpg
@@ -257,17 +259,20 @@ class PageCache(Protocol):
     async def version(self, product_slug: str | None = None) -> bytes: ...
 
     async def version_and_value(
-        self, product_slug: str | None, key: str, renew_seconds: int
-    ) -> tuple[bytes, bytes | None]: ...
+        self, product_slug: str | None, key: str, renew_seconds: int, per_user: Sequence[str] = ()
+    ) -> tuple[bytes, bytes | None, list[bytes | None]]: ...
 
     def peek(self, key: str, version: bytes) -> Any: ...
 
 
 # (connection, path) -> the page's address, or None for a page that is not cached this way.
 PageAddressOf = Callable[[ASGIConnection, str], PageAddress | None]
-# (app, session) -> the request state the per-shopper parts read (`user`, `cart_count`), or None
-# when Litestar must answer (an account removed, a session ended by a password change).
-StateOf = Callable[[Litestar, dict[str, Any]], Awaitable[dict[str, Any] | None]]
+# (app, session, found, version) -> the request state the per-shopper parts read (`user`,
+# `cart_count`), or None when Litestar must answer (an account removed, a session ended by a
+# password change). `found`: the values the page's Redis call read at each of `cached_pages`'s
+# `per_user_keys` followed by the session's user id (what is kept of the shopper); `version`: the
+# page's version read in that call.
+StateOf = Callable[[Litestar, dict[str, Any], list[bytes | None], bytes], Awaitable[dict[str, Any] | None]]
 # (scope, page) -> None: called for each page served here (the catalog notes the page's events).
 OnServed = Callable[[Scope, SharedPage], None]
 
@@ -395,13 +400,15 @@ def cached_pages(
     state_of: StateOf,
     on_served: OnServed,
     shopper_pages: Sequence[ShopperPageOf] = (),
+    per_user_keys: Sequence[str] = (),
 ) -> ASGIApp:
     """Serve a cached catalog page without entering Litestar's middleware and routing.
 
     Only a GET without HTMX headers for a page `address_of` knows. A visitor with no session
     cookie is a plain visitor by construction: their page needs one Redis call (the version).
-    With a session cookie, the same call also reads (and renews) the session; a signed-in shopper
-    then costs one query (`state_of`: the user's name, role, session epoch and cart count). The
+    With a session cookie, the same call also reads (and renews) the session and what is kept of
+    its shopper at `per_user_keys` (accounts/shopper_cache.py: the user's name, role, session epoch
+    and cart count), which `state_of` reads from the database when it is missing or stale. The
     page goes out with their parts and CSRF token in it and, as Litestar's middleware would, a new
     CSRF token in a cookie when they have none and their session cookie renewed. Anything else (a
     miss, a flash message, an ended session, an error) goes to Litestar, which renders and caches
@@ -440,14 +447,16 @@ def cached_pages(
 
     async def shopper_page(scope: Scope, address: PageAddress, session_id: str) -> tuple[SharedPage, str] | None:
         """The page and its body filled in for the session's owner, or None when Litestar must answer."""
-        version, raw = await cache.version_and_value(address.product_slug, store_prefix + session_id, sessions.max_age)
+        version, raw, found = await cache.version_and_value(
+            address.product_slug, store_prefix + session_id, sessions.max_age, per_user_keys
+        )
         page: SharedPage | None = cache.peek(address.key, version)
         if page is None or raw is None:
             return None
         session = msgspec.json.decode(raw)
         if not isinstance(session, dict) or session.get("flash"):
             return None  # a message to show once: Litestar pops it from the session
-        state = await state_of(litestar, session)
+        state = await state_of(litestar, session, found, version)
         if state is None:
             return None
         saved = state.pop("saved_language", None)
