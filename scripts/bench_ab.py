@@ -34,11 +34,14 @@ PAGES = ("health", "products", "search", "product", "cart", "checkout", "order")
 
 
 def checkout_ref(ref: str) -> None:
-    """`ref`'s files in WORKTREE (a git worktree, made once and moved to `ref` each run)."""
+    """`ref`'s files in WORKTREE (a git worktree, made once and moved to `ref` each run). `ref` is
+    resolved here, in this checkout: in the worktree `HEAD` would name the worktree's own commit."""
+    commit = subprocess.run(["git", "rev-parse", "--verify", f"{ref}^{{commit}}"], cwd=ROOT, check=True,
+                            capture_output=True, text=True).stdout.strip()  # fmt: skip
     if not WORKTREE.exists():
         bench.BENCH_DIR.mkdir(parents=True, exist_ok=True)
-        subprocess.run(["git", "worktree", "add", "--detach", str(WORKTREE), ref], cwd=ROOT, check=True)
-    subprocess.run(["git", "checkout", "--detach", "--quiet", ref], cwd=WORKTREE, check=True)
+        subprocess.run(["git", "worktree", "add", "--detach", str(WORKTREE), commit], cwd=ROOT, check=True)
+    subprocess.run(["git", "checkout", "--detach", "--quiet", commit], cwd=WORKTREE, check=True)
 
 
 def page_paths(b: bench.Bench, cookie: str, product: str) -> dict[str, str]:
