@@ -184,6 +184,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             i18n.gettext, i18n.ngettext, newstyle=True, pgettext=i18n.pgettext, npgettext=i18n.npgettext
         )
         engine.engine.globals.update(_=i18n.template_gettext, gettext=i18n.template_gettext)  # the same, faster
+        engine.engine.filters["translate"] = i18n.translate  # what `_("text")` compiles to, faster still
+        engine.engine.add_extension(i18n.GettextAsFilter)
         engine.engine.filters.update(time_filters(settings.shop_timezone))  # shop_time, shop_date, time_ago
         engine.engine.globals["current_language"] = i18n.current_language.get  # <html lang>, the switch
         engine.engine.globals["language_names"] = i18n.LANGUAGE_NAMES

@@ -299,6 +299,39 @@ async def test_a_shopper_who_chose_english_gets_english_emails(client, settings,
     assert "Hi Minh Anh," in body(mail)
 
 
+def test_gettext_compiled_as_a_filter_renders_as_jinja2s_own_gettext(app):
+    """`_("text", ...)` compiles to the filter `translate` (platform/i18n.GettextAsFilter): each form a
+    template uses renders as jinja2's newstyle gettext renders it, in both languages, and only
+    `_(a_variable)` is left a call through the context."""
+    from jinja2 import Environment
+
+    from sweetdream.platform import i18n
+
+    reference = Environment(autoescape=True, extensions=["jinja2.ext.i18n"])
+    reference.install_gettext_callables(i18n.gettext, i18n.ngettext, newstyle=True)  # type: ignore[attr-defined]
+    sources = [
+        '{{ _("Edit cart") }}',
+        "{{ _('Free') }}",
+        '{{ _("Class starts %(when)s", when=when) }}',
+        '{{ _("No further steps: this order is %(status)s.", status=_(label) | lower) }}',
+        '{{ _("Place order · %(amount)s", amount=(total + (1 * 2)) | string) }}',
+        '{% set t = _("Edit cart") %}{{ t }}|{{ _("Edit cart") ~ "!" }}|{{ [_("Edit cart"), _("Free")] | join(", ") }}',
+        '{{ _("Your card ending %(last4)s was declined. We are holding your order for %(minutes)d minutes: '
+        'pay with another card or switch to cash on delivery below.", last4=when, minutes=(3 + (4 * 2))) }}',
+        '{{ _("100%% butter") }}|{{ _(label) }}',
+    ]
+    values = {"when": "<b>9:00</b>", "label": "Cancelled", "total": 5}
+    env = app.template_engine.engine
+    with i18n.use_language("en"):  # compiled in one language, as a template is, then shown in each
+        compiled_once = [(source, env.from_string(source), reference.from_string(source)) for source in sources]
+    for language in ("vi", "en"):
+        with i18n.use_language(language):
+            for source, ours, theirs in compiled_once:
+                assert ours.render(values) == theirs.render(values), (language, source)
+    compiled = env.compile("".join(sources), raw=True)
+    assert compiled.count("context.call(") == 2  # the two `_(label)`: every `_("text")` is the filter
+
+
 def test_a_template_translates_marks_safe_and_escapes_what_it_is_given(app):
     """`_()` and `{% trans %}` (platform/i18n.template_gettext) as jinja2's newstyle gettext: the
     translation in the request's language, a value escaped, `%` only where the text says so."""

@@ -10,10 +10,9 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from babel import Locale
 from babel.numbers import format_currency
 
-from sweetdream.platform.i18n import babel_locale
+from sweetdream.platform.i18n import babel_locale, babel_locale_object
 
 
 def format_vnd(amount: int, language: str | None = None) -> str:
@@ -24,9 +23,4 @@ def format_vnd(amount: int, language: str | None = None) -> str:
 # Babel takes ~0.1 ms a call; a shop shows the same few prices again and again.
 @lru_cache(maxsize=8192)
 def _formatted(amount: int, locale: str) -> str:
-    return format_currency(amount, "VND", locale=_locale(locale))
-
-
-@lru_cache(maxsize=8)
-def _locale(name: str) -> Locale:
-    return Locale.parse(name)
+    return format_currency(amount, "VND", locale=babel_locale_object(locale))

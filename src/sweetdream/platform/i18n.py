@@ -23,8 +23,10 @@ from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
-from babel import negotiate_locale
+from babel import Locale, negotiate_locale
 from jinja2 import pass_context
+from jinja2.ext import Extension
+from jinja2.lexer import Token, TokenStream
 from jinja2.runtime import Context
 from litestar.types import ASGIApp, Receive, Scope, Send
 from markupsafe import Markup
@@ -70,18 +72,80 @@ _ = gettext
 
 @pass_context
 def template_gettext(context: Context, message: str, **variables: Any) -> str:
-    """`{{ _("...") }}` and `{% trans %}` in templates, as jinja2's "newstyle" gettext does them: the
+    """`{{ _(...) }}` and `{% trans %}` in templates, as jinja2's "newstyle" gettext does them: the
     translation marked safe when autoescaping, then always formatted with the variables (escaped).
     Without jinja2's two indirections per call (`_` looks `gettext` up in the context, which calls
     the translation through the context): a page calls it dozens of times, and those calls were a
-    quarter of rendering the checkout page (issue #13)."""
-    text = gettext(message)
+    quarter of rendering the checkout page (issue #13). `_("text")` itself compiles to the filter
+    `translate` (`GettextAsFilter`); this is for `_(a_variable)`."""
+    return translate(context, message, **variables)
+
+
+# (language, message) -> the translation marked safe: the same few hundred strings on every page.
+_MARKED: dict[tuple[str, str], Markup] = {}
+_MARKED_MAX = 10_000
+
+
+@pass_context  # not pass_eval_context: jinja2 would run the filter on a literal once, when compiling
+def translate(context: Context, message: str, **variables: Any) -> str:
+    """The filter `_("text", ...)` compiles to (`GettextAsFilter`): `template_gettext`'s result."""
     if not context.eval_ctx.autoescape:
-        return text % variables
-    if not variables and "%" not in text:  # most calls: nothing to format (and `%` would copy it)
-        return Markup(text)  # noqa: S704
-    # The catalogs are our own text, as jinja2 marks them; the variables are escaped by `%`.
-    return Markup(text) % variables  # noqa: S704
+        return gettext(message) % variables
+    key = (current_language.get(), message)
+    marked = _MARKED.get(key)
+    if marked is None:
+        # The catalogs are our own text, as jinja2 marks them. A message in a variable (a status
+        # label) is one of ours too, so the memo stays as small as the catalog.
+        if len(_MARKED) >= _MARKED_MAX:  # a template passing text that is not ours: never grow without end
+            _MARKED.clear()
+        marked = _MARKED[key] = Markup(gettext(message))  # noqa: S704
+    if not variables and "%" not in marked:  # most calls: nothing to format (and `%` would copy it)
+        return marked
+    return marked % variables  # the variables are escaped by `%`
+
+
+_CALL = ["lparen", "string", "rparen"]
+_CALL_WITH_VALUES = ["lparen", "string", "comma"]
+
+
+class GettextAsFilter(Extension):
+    """Compiles `_("text")` and `_("text", name=value, ...)` as `("text" | translate(name=value))`.
+
+    jinja2 sends every function call in a template through `Context.call`, which inspects the
+    function each time; a filter is called directly. The order page calls `_` twenty times, and
+    those calls were a fifth of its render (issue #13). The source keeps `_("...")`, so pybabel
+    still extracts the messages; `_` with anything but a string first (`_(label)`) stays a call."""
+
+    def filter_stream(self, stream: TokenStream) -> Iterator[Token]:
+        tokens = list(stream)
+        depth = 0  # how many parens are open
+        closes: list[int] = []  # the depths at which `translate(` was opened: its `)` needs a second one
+        i = 0
+        while i < len(tokens):
+            token = tokens[i]
+            after = [t.type for t in tokens[i + 1 : i + 4]]
+            if token.type == "name" and token.value == "_" and after in (_CALL, _CALL_WITH_VALUES):
+                line = token.lineno
+                yield from (Token(line, "lparen", "("), tokens[i + 2], Token(line, "pipe", "|"))
+                yield Token(line, "name", "translate")
+                if after == _CALL:  # _("text") -> ("text" | translate)
+                    yield Token(line, "rparen", ")")
+                else:  # _("text", a=b) -> ("text" | translate(a=b))
+                    yield Token(line, "lparen", "(")
+                    depth += 2
+                    closes.append(depth)
+                i += 4
+                continue
+            yield token
+            if token.type == "lparen":
+                depth += 1
+            elif token.type == "rparen":
+                if closes and closes[-1] == depth:  # it closed `translate(`: close the paren around it too
+                    closes.pop()
+                    yield Token(token.lineno, "rparen", ")")
+                    depth -= 1
+                depth -= 1
+            i += 1
 
 
 def gettext_noop(message: str) -> str:
@@ -91,6 +155,12 @@ def gettext_noop(message: str) -> str:
 
 def babel_locale(language: str | None = None) -> str:
     return BABEL_LOCALES.get(language or current_language.get(), BABEL_LOCALES[DEFAULT_LANGUAGE])
+
+
+@lru_cache(maxsize=8)
+def babel_locale_object(name: str) -> Locale:
+    """Babel's `Locale` for a `babel_locale` name, parsed once (Babel parses a name on every call)."""
+    return Locale.parse(name)
 
 
 @contextmanager

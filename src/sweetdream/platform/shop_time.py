@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
-from functools import cache
+from functools import cache, lru_cache
 from zoneinfo import ZoneInfo
 
 from babel.dates import format_datetime, format_timedelta
 
-from sweetdream.platform.i18n import babel_locale, current_language
+from sweetdream.platform.i18n import babel_locale, babel_locale_object, current_language
 
 # Babel (CLDR) patterns per language: a 24-hour clock in both, the day first.
 DATE_AND_TIME = {"vi": "dd/MM/yyyy HH:mm", "en": "d MMM yyyy, HH:mm"}
@@ -40,12 +40,18 @@ def _pattern(patterns: dict[str, str], language: str | None) -> str:
 
 
 def shop_time(moment: datetime, zone: str, language: str | None = None) -> str:
-    pattern = _pattern(DATE_AND_TIME, language)
-    return format_datetime(in_shop_time(moment, zone), pattern, locale=babel_locale(language))
+    return _formatted(moment, zone, _pattern(DATE_AND_TIME, language), babel_locale(language))
 
 
 def shop_date(moment: datetime, zone: str, language: str | None = None) -> str:
-    return format_datetime(in_shop_time(moment, zone), _pattern(DATE, language), locale=babel_locale(language))
+    return _formatted(moment, zone, _pattern(DATE, language), babel_locale(language))
+
+
+# Babel parses its locale and pattern on every call (~30 µs); an order page shows the same few moments
+# on every load.
+@lru_cache(maxsize=4096)
+def _formatted(moment: datetime, zone: str, pattern: str, locale: str) -> str:
+    return format_datetime(in_shop_time(moment, zone), pattern, locale=babel_locale_object(locale))
 
 
 def time_ago(moment: datetime, now: datetime | None = None, language: str | None = None) -> str:
@@ -53,7 +59,7 @@ def time_ago(moment: datetime, now: datetime | None = None, language: str | None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     delta = moment - (now or datetime.now(UTC))
-    return format_timedelta(delta, add_direction=True, locale=babel_locale(language))
+    return format_timedelta(delta, add_direction=True, locale=babel_locale_object(babel_locale(language)))
 
 
 def time_filters(zone: str) -> dict[str, Callable[[datetime], str]]:
