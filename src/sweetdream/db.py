@@ -144,8 +144,9 @@ def _fetchrow_pooled(engine: Engine, sql: str, args: list[Any]) -> Any:
     a restarted server, a cancelled query) and the pool opens a fresh one, as SQLAlchemy does when
     its own statement finds a disconnect."""
     pooled = engine.raw_connection()
+    driver: Any = pooled.driver_connection
     try:
-        return await_only(pooled.driver_connection.fetchrow(sql, *args))
+        return await_only(driver.fetchrow(sql, *args))
     except BaseException:
         pooled.invalidate()
         raise
