@@ -16,6 +16,8 @@ import re
 from dataclasses import dataclass, field
 from uuid import UUID
 
+import msgspec
+
 from sweetdream.cart.services import CartView
 from sweetdream.platform.i18n import gettext as _
 from sweetdream.platform.i18n import gettext_noop
@@ -58,7 +60,7 @@ class Review:
             {"variant": str(line.variant_id), "quantity": line.quantity, "price": line.unit_price, "name": line.name}
             for line in self.lines
         ]
-        return json.dumps({"lines": lines, "shipping_fee": self.shipping_fee, "total": self.total})
+        return msgspec.json.encode({"lines": lines, "shipping_fee": self.shipping_fee, "total": self.total}).decode()
 
     def _by_variant(self) -> list[SeenLine]:
         return sorted(self.lines, key=lambda line: str(line.variant_id))

@@ -197,6 +197,13 @@ def csrf_input(token: str) -> str:
     return f'<input type="hidden" name="_csrf_token" value="{html.escape(token)}" />'
 
 
+def _token() -> str:
+    return _TOKEN
+
+
+_TOKEN_INPUT = csrf_input(_TOKEN)  # a shopper's own page's hidden field, their token put in when sent
+
+
 def with_token(page: str, token: str) -> str:
     """A page from `render_shared` with this visitor's CSRF token in it."""
     return page.replace(_TOKEN, html.escape(token))
@@ -350,11 +357,7 @@ class ShopperRequest:
         assert engine is not None
         env = engine.engine
         blocks = env.get_template(name).render(
-            request=request,
-            csrf_token=lambda: _TOKEN,
-            csrf_input=csrf_input(_TOKEN),
-            layout=_blocks_only(env),
-            **context,
+            request=request, csrf_token=_token, csrf_input=_TOKEN_INPUT, layout=_blocks_only(env), **context
         )
         title, content = blocks.split(_BLOCKS_SPLIT, 1)
         chrome = self._chrome(request, env)
