@@ -12,13 +12,15 @@ from datetime import UTC, datetime, timedelta
 
 from redis.asyncio import Redis
 from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 
 from sweetdream.accounts import shopper_cache, staff
 from sweetdream.accounts.models import User
 from sweetdream.accounts.services import CLI, shopper_row
 from sweetdream.cart.models import CartItem
-from sweetdream.cart.services import CART_DAYS, cart_cutoff
+from sweetdream.cart.services import CART_DAYS, DbCartStore, cart_cutoff
 from sweetdream.catalog.cache import CatalogCache, invalidate_catalog, site_version
+from sweetdream.db import session_info
 from tests.integration.factories import make_product, make_user, put_in_cart, signed_in
 from tests.integration.helpers import post_form, register
 from tests.integration.test_checkout import checkout
@@ -174,3 +176,32 @@ async def test_a_record_lives_no_longer_than_its_oldest_cart_line_is_counted(cli
     record, ttl = await kept(settings, user.id)
     assert record is not None and record["cart_count"] == 2
     assert 0 < ttl <= 90  # then the badge is read again, and no longer counts the line
+
+
+class _Observed(Redis):
+    """A real Redis client that notes how many database connections were out when it was used."""
+
+    engine = None
+    connections_out: list[int]
+
+    def pipeline(self, *args, **kwargs):
+        self.connections_out.append(self.engine.sync_engine.pool.checkedout())
+        return super().pipeline(*args, **kwargs)
+
+
+async def test_a_record_is_dropped_after_the_commit_gave_its_connection_back(settings, db):
+    """The round trip to Redis after a commit does not hold a database connection meanwhile."""
+    _product, (size,) = await make_product(db, stock=5)
+    user = await make_user(db)
+    engine = create_async_engine(settings.database_url, pool_size=1, max_overflow=0)
+    redis = _Observed.from_url(settings.redis_url)
+    redis.engine, redis.connections_out = engine, []
+    try:
+        async with async_sessionmaker(engine, info=session_info(redis))() as session:
+            await DbCartStore(session, user.id).put(size.id, 2, 100_000)
+            await session.commit()
+        assert redis.connections_out == [0]
+        assert await redis.get(shopper_cache.GENERATION_PREFIX + str(user.id)) == b"1"
+    finally:
+        await redis.aclose()
+        await engine.dispose()

@@ -38,7 +38,7 @@ from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, SessionTransaction
 from sqlalchemy.util import await_only
 
 from sweetdream.db import REDIS_INFO
@@ -66,6 +66,7 @@ return 0
 """
 
 _PENDING = "shoppers_changed"  # session.info key: whose records to drop after the next commit
+_COMMITTED = "shoppers_committed"  # session.info key: whose records to drop once the connection is back
 _HOOKED = "shoppers_hook"
 
 
@@ -129,7 +130,8 @@ def shopper_changed(db: AsyncSession, user_id: UUID) -> None:
     pending: _Pending = sync.info.setdefault(_PENDING, _Pending(redis))
     pending.user_ids.add(user_id)
     if not sync.info.get(_HOOKED):
-        event.listen(sync, "after_commit", _invalidate_after_commit)
+        event.listen(sync, "after_commit", _committed)
+        event.listen(sync, "after_transaction_end", _invalidate_after_commit)
         sync.info[_HOOKED] = True
 
 
@@ -139,13 +141,25 @@ async def _invalidate(pending: _Pending) -> None:
         await pipe.execute()
 
 
-def _invalidate_after_commit(session: Session) -> None:
-    pending: _Pending | None = session.info.pop(_PENDING, None)
+def _committed(session: Session) -> None:
+    """The COMMIT went through; the session still holds its database connection here, so the round
+    trip to Redis waits for `after_transaction_end`: no request waits for a connection that only
+    waits for Redis (a web process has a handful of them)."""
+    pending = session.info.pop(_PENDING, None)
+    if pending is not None:
+        session.info[_COMMITTED] = pending
+
+
+def _invalidate_after_commit(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is not None:
+        return  # a savepoint: the records go when the whole transaction has committed
+    pending: _Pending | None = session.info.pop(_COMMITTED, None)
     if pending is None:
-        return
+        return  # nothing changed, or it rolled back (the mark stays for the next commit)
     try:
-        # after_commit runs inside AsyncSession.commit's greenlet: await the drop there, so the
-        # caller's commit returns only once the record is gone (their next page shows the change).
+        # This runs inside AsyncSession.commit's greenlet, after the connection went back to the
+        # pool: await the drop there, so the caller's commit returns only once the record is gone
+        # (their next page shows the change).
         await_only(_invalidate(pending))
     except Exception:  # the change is committed; the record's lifetime bounds what stays stale
         count = len(pending.user_ids)
