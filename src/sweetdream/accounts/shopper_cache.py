@@ -8,9 +8,9 @@ the page a third of its time (issue #13), so the page's one Redis call also read
 
 - Whatever changes what the record holds (the user's name, role, epoch, active flag or language,
   or their cart's lines) calls `shopper_changed` in the open transaction; right after the COMMIT,
-  inside the caller's `await db.commit()`, the record is deleted and the user's generation
-  (`shopper-gen:<user id>`) moves on. A checkout, which empties the cart in its one statement,
-  adds `add_shopper_invalidation` to the pipeline it sends after its commit.
+  inside the caller's `await db.commit()` (platform/after_commit.py), the record is deleted and the
+  user's generation (`shopper-gen:<user id>`) moves on. A checkout, which empties the cart in its
+  one statement, sends that with the rest of what it tells Redis after its commit.
 - A record is written only if the generation is still the one read before the database was: a
   change that commits while the row is read is never hidden by the old row written after it.
 - A record carries the site version it was read at (catalog/cache.py's `site_version`: the Redis
@@ -26,8 +26,6 @@ the page a third of its time (issue #13), so the page's one Redis call also read
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -36,14 +34,10 @@ from uuid import UUID
 import msgspec
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
-from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Session, SessionTransaction
-from sqlalchemy.util import await_only
 
 from sweetdream.db import REDIS_INFO
-
-log = logging.getLogger("sweetdream.accounts")
+from sweetdream.platform import after_commit
 
 RECORD_PREFIX = "shopper:"
 GENERATION_PREFIX = "shopper-gen:"
@@ -64,10 +58,6 @@ if (redis.call('GET', KEYS[2]) or '0') == ARGV[1] then
 end
 return 0
 """
-
-_PENDING = "shoppers_changed"  # session.info key: whose records to drop after the next commit
-_COMMITTED = "shoppers_committed"  # session.info key: whose records to drop once the connection is back
-_HOOKED = "shoppers_hook"
 
 
 def record_from(found: bytes | None, site: bytes) -> dict[str, Any] | None:
@@ -102,20 +92,20 @@ async def remember(
     return bool(written)
 
 
-def add_shopper_invalidation(pipe: Pipeline, user_ids: Iterable[UUID]) -> None:
-    """After the commit of a change to these users or their carts: their records go, and a record
-    read from the database before the commit is not written (the generation moved)."""
-    for user_id in user_ids:
-        generation = GENERATION_PREFIX + str(user_id)
-        pipe.incr(generation)
-        pipe.expire(generation, GENERATION_SECONDS)
-        pipe.delete(RECORD_PREFIX + str(user_id))
-
-
 @dataclass
-class _Pending:
-    redis: Redis
+class _Dropped:
+    """The users whose records a transaction drops after its commit (platform/after_commit.py)."""
+
     user_ids: set[UUID] = field(default_factory=set)
+
+    def add_to(self, pipe: Pipeline) -> None:
+        """Their records go, and a record read from the database before the commit is not written
+        (the generation moved)."""
+        for user_id in self.user_ids:
+            generation = GENERATION_PREFIX + str(user_id)
+            pipe.incr(generation)
+            pipe.expire(generation, GENERATION_SECONDS)
+            pipe.delete(RECORD_PREFIX + str(user_id))
 
 
 def shopper_changed(db: AsyncSession, user_id: UUID) -> None:
@@ -123,44 +113,6 @@ def shopper_changed(db: AsyncSession, user_id: UUID) -> None:
     their cart): drop their record right after it commits, through the Redis the session was made
     with (sweetdream.db.session_info). A session made with none (a test's, a script's) has no
     pages to tell."""
-    sync = db.sync_session
-    redis: Redis | None = sync.info.get(REDIS_INFO)
-    if redis is None:
-        return
-    pending: _Pending = sync.info.setdefault(_PENDING, _Pending(redis))
-    pending.user_ids.add(user_id)
-    if not sync.info.get(_HOOKED):
-        event.listen(sync, "after_commit", _committed)
-        event.listen(sync, "after_transaction_end", _invalidate_after_commit)
-        sync.info[_HOOKED] = True
-
-
-async def _invalidate(pending: _Pending) -> None:
-    async with pending.redis.pipeline(transaction=False) as pipe:
-        add_shopper_invalidation(pipe, pending.user_ids)
-        await pipe.execute()
-
-
-def _committed(session: Session) -> None:
-    """The COMMIT went through; the session still holds its database connection here, so the round
-    trip to Redis waits for `after_transaction_end`: no request waits for a connection that only
-    waits for Redis (a web process has a handful of them)."""
-    pending = session.info.pop(_PENDING, None)
-    if pending is not None:
-        session.info[_COMMITTED] = pending
-
-
-def _invalidate_after_commit(session: Session, transaction: SessionTransaction) -> None:
-    if transaction.parent is not None:
-        return  # a savepoint: the records go when the whole transaction has committed
-    pending: _Pending | None = session.info.pop(_COMMITTED, None)
-    if pending is None:
-        return  # nothing changed, or it rolled back (the mark stays for the next commit)
-    try:
-        # This runs inside AsyncSession.commit's greenlet, after the connection went back to the
-        # pool: await the drop there, so the caller's commit returns only once the record is gone
-        # (their next page shows the change).
-        await_only(_invalidate(pending))
-    except Exception:  # the change is committed; the record's lifetime bounds what stays stale
-        count = len(pending.user_ids)
-        log.error("could not drop the shopper records of %d user(s) after a change", count, exc_info=True)
+    redis: Redis | None = db.sync_session.info.get(REDIS_INFO)
+    if redis is not None:
+        after_commit.owed(db, redis, "shoppers", _Dropped).user_ids.add(user_id)

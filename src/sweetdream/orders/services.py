@@ -27,14 +27,13 @@ from typing import Any
 from uuid import UUID, uuid4
 
 from redis.asyncio import Redis
-from redis.asyncio.client import Pipeline
 from sqlalchemy import Select, Table, bindparam, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from sweetdream.accounts.models import User
-from sweetdream.accounts.shopper_cache import add_shopper_invalidation
+from sweetdream.accounts.shopper_cache import shopper_changed
 from sweetdream.analytics.recording import Tracker
 from sweetdream.audit.services import Actor, record
 from sweetdream.cart.services import CartLine, CartService, CartView, DbCartStore, started_message
@@ -172,8 +171,8 @@ class OrderService:
     async def _commit_and_tell(self, moved: Order | None = None, placed: Order | None = None) -> None:
         """Commit; then hand the new outbox rows to the queue, tell open order pages and the admin's
         live list and dashboard, and make the cached catalog pages of any stock this changed stale
-        (catalog/stock.py marks every stock change, catalog/writes.py), and for a new order drop what
-        the pages keep of its shopper's cart: one round trip for all of it."""
+        (catalog/stock.py marks every stock change, catalog/writes.py), and drop what the pages keep
+        of a shopper whose cart an order emptied: one round trip for all of it."""
         with writes.invalidation_held(self.db):
             await self.db.commit()
         events, self._new_events = self._new_events, []
@@ -184,13 +183,7 @@ class OrderService:
             notes += [live.status_note(moved.id), live.admin_note("moved", moved.id)]
         if placed is not None:
             notes.append(live.admin_note("placed", placed.id))
-
-        def also(pipe: Pipeline) -> None:
-            writes.add_held_invalidation(self.db, pipe)
-            if placed is not None:  # the order emptied the cart: the header's badge (accounts/shopper_cache.py)
-                add_shopper_invalidation(pipe, [placed.user_id])
-
-        await relay(self.redis, events, notes, also=also)
+        await relay(self.redis, events, notes, also=lambda pipe: writes.add_held_invalidation(self.db, pipe))
 
     # --- placing -------------------------------------------------------------------------------
 
@@ -317,7 +310,9 @@ class OrderService:
             raise CheckoutError(self._short_message(short, left, on_sale))
         if placement.taken != len(view.lines):  # a size changed under the statement: never commit half an order
             raise _HalfTaken()
-        if not clear_cart:
+        if clear_cart:
+            shopper_changed(self.db, user.id)  # the statement emptied their cart: the header's badge
+        else:
             await cart.store.clear()
         stock.reserved(self.db, self.redis, [line.product_slug for line in view.lines], placement.sold_out)
         self._new_events = [event_id, *placement.alerts]
