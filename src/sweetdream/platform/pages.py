@@ -136,7 +136,7 @@ def render_parts(request: Request, names: tuple[str, ...]) -> dict[str, str]:
     """This request's per-shopper parts, with the token placeholder (`with_token` fills it)."""
     engine = request.app.template_engine
     assert engine is not None
-    context = {"request": request, "csrf_token": lambda: _TOKEN, "csrf_input": csrf_input(_TOKEN)}
+    context = {"request": request, "csrf_token": _token, "csrf_input": _TOKEN_INPUT}
     return {name: engine.get_template(name).render(context) for name in set(names)}
 
 
@@ -201,7 +201,7 @@ def _token() -> str:
     return _TOKEN
 
 
-_TOKEN_INPUT = csrf_input(_TOKEN)  # a shopper's own page's hidden field, their token put in when sent
+_TOKEN_INPUT = csrf_input(_TOKEN)  # a page's hidden field with the placeholder: `with_token` fills it in
 
 
 def with_token(page: str, token: str) -> str:
@@ -216,8 +216,8 @@ def render_shared(request: Request, name: str, **context: Any) -> SharedPage:
     context.setdefault("layout", layout_for(request))
     body = engine.get_template(name).render(
         request=request,
-        csrf_token=lambda: _TOKEN,
-        csrf_input=csrf_input(_TOKEN),
+        csrf_token=_token,
+        csrf_input=_TOKEN_INPUT,
         shared_page=True,
         **context,
     )
@@ -378,7 +378,7 @@ class ShopperRequest:
             scope: Any = {**request.scope, "path": _NEXT_MARK, "query_string": b"", "state": {}}
             marked: Request[Any, Any, Any] = Request(scope)
             body = _chrome_template(env).render(
-                request=marked, csrf_token=lambda: _TOKEN, csrf_input=csrf_input(_TOKEN), shared_page=True
+                request=marked, csrf_token=_token, csrf_input=_TOKEN_INPUT, shared_page=True
             )
             chrome = self.chromes[key] = SharedPage(tuple(_SLOTS.split(body)), visitor="")
         return chrome
