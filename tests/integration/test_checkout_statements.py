@@ -246,7 +246,6 @@ async def test_without_its_guards_the_statement_is_refused_by_the_check_constrai
     await put_in_cart(db, user, variant, 2)
     variants, variant_id, user_id = variant.__table__, variant.id, user.id
     view = await CartService(db, DbCartStore(db, user_id)).lines_to_order()
-    await db.rollback()  # the cart's read locked the size: let the stock change
     await db.execute(variants.update().where(variants.c.id == variant_id).values(stock=1))
     await db.commit()
     values = cod_order_values(secrets.token_urlsafe(24), 200_000)
@@ -294,3 +293,39 @@ async def test_placing_an_order_relays_its_job_its_notes_and_the_stale_product_p
     told = [trip for trip in sent if stale_page in trip or job in trip or note in trip]
     assert len(told) == 1, [trip[:300] for trip in told]
     assert stale_page in told[0] and job in told[0] and note in told[0]
+
+
+async def test_a_price_changed_after_the_carts_read_places_nothing_and_asks_for_a_new_review(settings, db, monkeypatch):
+    """The cart is read without locking its sizes (a checkout holds a contested size only for the
+    order's statement and its commit): the statement checks, under the sizes' locks, that each still
+    costs what the read said. A price changed in between places nothing; the shopper reviews again."""
+    import pytest
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from sweetdream.orders.services import ReviewChanged
+
+    product, (variant,) = await make_product(db, stock=5, price=150_000)
+    user = await make_user(db)
+    await put_in_cart(db, user, variant, 2)
+    read = CartService.lines_to_order
+
+    async def read_then_an_admin_reprices(self):
+        view = await read(self)
+        engine = create_async_engine(settings.database_url)
+        try:
+            async with engine.begin() as admin:
+                await admin.execute(text("UPDATE products SET price = 180000 WHERE id = :id"), {"id": product.id})
+        finally:
+            await engine.dispose()
+        return view
+
+    monkeypatch.setattr(CartService, "lines_to_order", read_then_an_admin_reprices)
+    shipping = Shipping("Lan", "0901234567", "1 Lê Lợi, Quận 1", "", PaymentMethod.COD)
+    with pytest.raises(ReviewChanged):
+        await OrderService(db).place(
+            user, CartService(db, DbCartStore(db, user.id)), shipping, secrets.token_urlsafe(24), 30_000, 500_000
+        )
+    assert await stock_of(db, variant) == 5
+    assert await db.scalar(select(func.count()).select_from(Order).where(Order.user_id == user.id)) == 0
+    assert await db.scalar(select(CartItem.quantity).where(CartItem.user_id == user.id)) == 2

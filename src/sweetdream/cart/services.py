@@ -30,7 +30,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from sweetdream.accounts.shopper_cache import shopper_changed
 from sweetdream.cart.models import CartItem
-from sweetdream.catalog import stock
 from sweetdream.catalog.models import Category, Product, Variant, has_started
 from sweetdream.catalog.money import format_vnd
 from sweetdream.db import DirectRead
@@ -297,13 +296,11 @@ def _size_to_add() -> Select[*tuple[Any, ...]]:
     )
 
 
-def sizes_in_cart(user_id: ColumnElement[UUID]) -> Select[UUID]:
-    """The sizes in a shopper's cart (what a checkout queues for: `stock.locked_for_taking`)."""
-    return select(CartItem.variant_id).where(CartItem.user_id == user_id)
-
-
 def _lines_to_order() -> Select[*tuple[Any, ...]]:
-    lines = (
+    """The cart's lines as columns. Nothing is locked here: the order's statement waits its turn at
+    each size and checks the stock and prices read here under the sizes' locks (catalog/stock.py's
+    `Reservation`), so a checkout holds a contested size for that statement and its commit alone."""
+    return (
         select(
             CartItem.quantity,
             CartItem.price_seen,
@@ -327,9 +324,6 @@ def _lines_to_order() -> Select[*tuple[Any, ...]]:
         .outerjoin(Category, Category.id == Product.category_id)
         .where(CartItem.user_id == bindparam("uid"), CartItem.updated_at >= bindparam("cutoff"))
     )
-    # The sizes stay locked until the order commits: the stock read here is the stock the order's
-    # statement then takes (the catalog says how sizes are locked before a take).
-    return stock.locked_for_taking(lines, sizes_in_cart(bindparam("uid")))
 
 
 # Built once (building a statement costs more CPU than the database spends on it).
@@ -468,8 +462,7 @@ class CartService:
     async def lines_to_order(self) -> CartView:
         """The cart as `view` gives it (the same lines, prices, order and problems: the review's
         digest must match the checkout page's), read as columns in one query: what placing an
-        order reads, without loading whole products (their descriptions and search columns). Its
-        sizes are locked (FOR NO KEY UPDATE, in id order) until the transaction ends."""
+        order reads, without loading whole products (their descriptions and search columns)."""
         if not isinstance(self.store, DbCartStore):
             return await self.view()
         rows = await self.db.execute(_LINES_TO_ORDER, {"uid": self.store.user_id, "cutoff": cart_cutoff()})

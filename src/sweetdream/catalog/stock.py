@@ -11,8 +11,9 @@ No oversell: a take is a conditional UPDATE (`stock >= n`, and for a class seat 
 not started: `starts_at > now()`); the `stock >= 0` CHECK constraint is
 the second line of defence, and either refusal gives the same answer (None).
 
-A checkout takes every line of an order inside one statement (`Reservation`: the sizes locked in id
-order, taken only if every one has enough, each take's ledger row), which orders/services.py builds
+A checkout takes every line of an order inside one statement (`Reservation`: its turn in each size's
+queue, the sizes locked in id order, taken only if every one has enough at the price read, each
+take's ledger row), which orders/services.py builds
 into the statement that writes the order: the catalog's tables are written by the catalog's SQL.
 """
 
@@ -21,7 +22,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any, TypeVar
 from uuid import UUID
 
 from redis.asyncio import Redis
@@ -47,11 +47,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
-from sweetdream.catalog.models import StockMovement, StockReason, Variant
+from sweetdream.catalog.models import Product, StockMovement, StockReason, Variant
 from sweetdream.catalog.writes import catalog_changed
 from sweetdream.db import violated_constraint
-
-ReadsSizes = TypeVar("ReadsSizes", bound=Select[Any])
 
 STOCK_CONSTRAINT = "ck_variants_stock_not_negative"
 SYSTEM = "system"
@@ -109,18 +107,6 @@ async def on_sale_levels(db: AsyncSession, variant_ids: Iterable[UUID]) -> dict[
     return {row[0]: (row[1], bool(row[2])) for row in rows}
 
 
-def locked_for_taking(stmt: ReadsSizes, size_ids: Select[UUID]) -> ReadsSizes:
-    """`stmt`, reading sizes, locking them as a take needs: first its turn in each size's queue
-    (`queued_for_taking`; `size_ids` are the sizes `stmt` reads), then the rows until the commit, in id
-    order (no two checkouts wait on each other in a circle), with no key update (order lines' foreign
-    keys still pass). A checkout reads its cart this way, so the statement that takes the stock updates
-    rows it already holds (locking them inside that statement, as it waited, led it to wait on its own
-    snapshot's old row versions: deadlocks on a contested size)."""
-    # PostgreSQL computes the columns of a row before it locks it: the queue is waited for first.
-    queued = stmt.add_columns(queued_for_taking(size_ids).label("queued"))
-    return queued.order_by(Variant.id).with_for_update(of=Variant.__table__, key_share=True)  # type: ignore[return-value]
-
-
 def queued_for_taking(size_ids: Select[UUID]) -> ScalarSelect[int]:
     """An expression that waits for this transaction's turn at each size `size_ids` reads (how many
     it queued for). Checkouts of a contested size queue here, before they lock its row: PostgreSQL
@@ -128,10 +114,10 @@ def queued_for_taking(size_ids: Select[UUID]) -> ScalarSelect[int]:
     (issue #13, 64 shoppers on the last units of one size: place p99 1.2-1.5 s -> 0.58-0.75 s, the
     median 0.31 s -> 0.36-0.46 s, at the same throughput). Each size is one transaction-scoped lock
     (released at the commit or rollback), taken in key order, so no two checkouts wait on each other
-    in a circle; two sizes whose keys collide only share a queue. The row locks (`locked_for_taking`)
-    still guard the stock. The queue is taken in the statement that locks the rows, not the one
-    before: a checkout holds its turn for one round trip less (contested c=64, three runs against six
-    on the same morning: place p99 441-541 ms against 457-590)."""
+    in a circle; two sizes whose keys collide only share a queue. The row locks (`Reservation.locked`)
+    still guard the stock. A checkout holds its turn from here to its commit, so the fewer round trips
+    that follow, the more checkouts a size serves a second: the queue is taken in the statement that
+    takes the stock (`Reservation`), which the commit follows."""
     ids = size_ids.subquery()
     keys = select(func.hashtext(cast(ids.c[0], Text)).label("key")).distinct().order_by("key").subquery()
     return select(func.count(func.pg_advisory_xact_lock(TAKE_QUEUE_CLASS, keys.c.key))).scalar_subquery()
@@ -155,47 +141,66 @@ def take_statement(variant_id: UUID, quantity: int) -> Update:
 
 
 _VARIANTS: Table = Variant.__table__  # type: ignore[assignment]
+_PRODUCTS: Table = Product.__table__  # type: ignore[assignment]
 _MOVEMENTS: Table = StockMovement.__table__  # type: ignore[assignment]
 
 
 @dataclass(frozen=True)
 class Reservation:
     """Every line of an order taken in one statement, all or none, for the caller to build into its
-    own (a data-modifying WITH): `wanted` has one row per size (`variant_id`, `quantity`).
+    own (a data-modifying WITH): `wanted` has one row per size (`variant_id`, `quantity`, and the
+    `unit_price` the caller read and will write).
 
-    `locked` locks the sizes in id order and reads each one's stock. Lock them in an earlier statement
-    of the transaction too (the checkout's cart read does, in id order): a lock this statement has to
-    wait for leaves its UPDATE on its snapshot's older row versions, and under a rush on one size that
-    deadlocked; held already, the locks here cost nothing and the stock read is the stock now. `enough`
-    says whether every size has what is wanted and its session has not started. `taken` updates
-    only behind the caller's gate (its order was written, which the caller makes depend on
-    `enough`), still guarded row by row like `take`, and the `stock >= 0` CHECK is behind that;
-    `ledger` writes each take's movement with its level. As all of it is one statement, a refusal
-    writes nothing: no savepoint, nothing to roll back."""
+    `locked` first waits for the statement's turn in each size's queue (`queued_for_taking`), then
+    locks the sizes in id order and reads each one's stock and price. Only the head of a size's queue
+    ever waits at its row, so the row lock's waiters cannot pile up behind one another (64 of them
+    waiting at the row deadlocked this statement before there was a queue). A lock that waited reads
+    the row its holder committed, and the UPDATE in `taken` follows the row to that version too
+    (PostgreSQL re-checks an updated row's conditions on its newest version under READ COMMITTED).
+    `enough` says whether every size has what is wanted, its session has not started and its price is
+    still the one read. `taken` updates only behind the caller's gate (its order was written, which
+    the caller makes depend on `enough`), still guarded row by row like `take`, and the `stock >= 0`
+    CHECK is behind that; `ledger` writes each take's movement with its level. As all of it is one
+    statement, a refusal writes nothing: no savepoint, nothing to roll back."""
 
     wanted: FromClause
     lines: ColumnElement[int]  # how many rows `wanted` has (an expression: the statement is built once)
 
     @cached_property
     def locked(self) -> CTE:
-        """id, stock (now), open (not a class session that has started): one row per size that exists."""
+        """id, stock (now), open (not a class session that has started), price (now): one row per
+        size that exists, after this transaction's turn in each one's queue."""
+        sizes = select(self.wanted.c.variant_id)
         return (
-            select(_VARIANTS.c.id, _VARIANTS.c.stock, not_started_condition().label("open"))
-            .where(_VARIANTS.c.id.in_(select(self.wanted.c.variant_id)))
+            select(
+                _VARIANTS.c.id,
+                _VARIANTS.c.stock,
+                not_started_condition().label("open"),
+                func.coalesce(_VARIANTS.c.price_override, _PRODUCTS.c.price).label("price"),
+                # PostgreSQL computes a row's columns before it locks the row: the queue comes first.
+                queued_for_taking(sizes).label("queued"),
+            )
+            .join_from(_VARIANTS, _PRODUCTS, _PRODUCTS.c.id == _VARIANTS.c.product_id)
+            .where(_VARIANTS.c.id.in_(sizes))
             .order_by(_VARIANTS.c.id)
-            .with_for_update(key_share=True)  # FOR NO KEY UPDATE: what the UPDATE takes; carts' foreign keys pass
+            # FOR NO KEY UPDATE of the sizes alone: what the UPDATE takes; carts' foreign keys pass.
+            .with_for_update(of=_VARIANTS, key_share=True)
             .cte("stock_locked")
         )
 
     @cached_property
     def enough(self) -> CTE:
-        """One row, `ok`: every wanted size exists, has that much left and is on sale."""
+        """One row, `ok`: every wanted size exists, has that much left, is on sale and costs what was read."""
         locked = self.locked
         short_or_ok = locked.join(self.wanted, self.wanted.c.variant_id == locked.c.id)
         return (
             select((func.count() == self.lines).label("ok"))
             .select_from(short_or_ok)
-            .where(has_enough(locked.c.stock, self.wanted.c.quantity), locked.c.open)
+            .where(
+                has_enough(locked.c.stock, self.wanted.c.quantity),
+                locked.c.open,
+                locked.c.price == self.wanted.c.unit_price,
+            )
             .cte("stock_enough")
         )
 

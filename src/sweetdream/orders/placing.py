@@ -8,7 +8,8 @@ one `WITH`. It replaced a dozen ORM statements and a savepoint: the checkout's c
 the database's (issue #13).
 
 Every part after the reservation's `enough` hangs on the order row being written (`placed`): the
-order is inserted only if every line has its stock (the sizes are locked first, in id order), and
+order is inserted only if every line has its stock at the price the caller read (the statement waits
+its turn in each size's queue, then locks the sizes in id order), and
 `ON CONFLICT DO NOTHING` on the shopper's idempotency key makes a submit that lost the race to a
 twin write nothing at all. So a refusal writes nothing and needs no savepoint or rollback; the
 statement says why (each size's stock as locked) and the caller words the answer.
@@ -86,10 +87,15 @@ class Placement:
     sold_out: bool  # a size's last unit went with this order
     alerts: list[UUID]  # the stock.low outbox rows written
     on_sale: dict[UUID, tuple[int, bool]]  # each size as the statement locked it: stock, not started
+    prices: dict[UUID, int]  # each size's price as the statement locked it
 
     def short_line(self, lines: Sequence[CartLine]) -> CartLine | None:
         """The first line (in size order, as stock is taken) that could not have its stock."""
         return first_short(lines, self.on_sale)
+
+    def repriced(self, lines: Sequence[CartLine]) -> bool:
+        """Whether a line's price changed between the caller's read and the statement's lock."""
+        return any(self.prices.get(line.variant_id) != line.unit_price for line in lines)
 
 
 def first_short(lines: Sequence[CartLine], levels: dict[UUID, tuple[int, bool]]) -> CartLine | None:
@@ -263,6 +269,7 @@ def _build(tracked: bool, clear_cart: bool) -> Select[Any]:
             locked.c.id,
             locked.c.stock,
             locked.c.open,
+            locked.c.price,
             placed.c.id.label("order_id"),
             placed.c.number,
             placed.c.created_at,
@@ -337,6 +344,7 @@ async def place(db: AsyncSession, query: Select[Any], values: dict[str, Any]) ->
         sold_out=first is not None and first.lowest == 0,
         alerts=list(first.alerts or []) if first else [],
         on_sale={row.id: (row.stock, row.open) for row in rows},
+        prices={row.id: row.price for row in rows},
     )
 
 

@@ -8,7 +8,8 @@ order they came: each first waits its turn in the size's queue (catalog/stock.qu
 Double submit: the form's idempotency key is unique per shopper; checkouts by one shopper are
 serialised by locking their user row, so a repeat finds the first order instead of making a second
 (and the order's INSERT does nothing on a key a twin submit took meanwhile).
-No silent price change: the order is placed only if it is what the shopper reviewed (orders/review.py).
+No silent price change: the order is placed only if it is what the shopper reviewed (orders/review.py)
+and each size still costs, under its lock, what the cart's read said.
 
 Money never moves silently: a card is marked "charging" under the order's row lock (and committed)
 before the gateway is called, and the gateway's answer is recorded under the lock again. A cancel
@@ -234,8 +235,9 @@ class OrderService:
             raise
         except (IntegrityError, _HalfTaken) as exc:
             # Only the `stock >= 0` CHECK is left to refuse here (the statement's own guards come
-            # first), or the sizes were not locked beforehand (a session's cart) and one changed
-            # under the statement: roll the transaction back (the CHECK has aborted it anyway).
+            # first), or a size's stock rose while the statement waited for it (its UPDATE judged the
+            # row as the statement's snapshot had it, and passed it by): roll the transaction back
+            # (the CHECK has aborted it anyway).
             if isinstance(exc, IntegrityError) and violated_constraint(exc) != stock.STOCK_CONSTRAINT:
                 raise
             await self.db.rollback()
@@ -304,10 +306,12 @@ class OrderService:
         placement = await placing.place(self.db, statement, placing.parameters(new, view.lines, event_id, tracker))
         if placement.order_id is None:
             short = placement.short_line(view.lines)
-            if short is None:  # every line had its stock: a twin submit of this form holds the key
-                raise _KeyTaken()
-            left, on_sale = placement.on_sale.get(short.variant_id, (0, True))
-            raise CheckoutError(self._short_message(short, left, on_sale))
+            if short is not None:
+                left, on_sale = placement.on_sale.get(short.variant_id, (0, True))
+                raise CheckoutError(self._short_message(short, left, on_sale))
+            if placement.repriced(view.lines):  # changed since the cart's read: the shopper reviews it again
+                raise ReviewChanged()
+            raise _KeyTaken()  # every line had its stock and price: a twin submit of this form holds the key
         if placement.taken != len(view.lines):  # a size changed under the statement: never commit half an order
             raise _HalfTaken()
         if clear_cart:
