@@ -164,6 +164,26 @@ async def test_checkouts_of_a_contested_size_wait_their_turn_in_its_queue_not_at
     assert await stock_of(db, variant) == 7
 
 
+async def test_two_tabs_placing_one_cart_at_once_make_one_order(client, settings, db):
+    """Two checkout forms of one cart (two tabs: two keys), submitted together, both read the full
+    cart before either places it. The order's statement locks and checks the cart's lines, so the
+    second finds them gone and places nothing: the shopper is shown the review again."""
+    _, (variant,) = await make_product(db, stock=10)
+    user = await make_user(db)
+    await put_in_cart(db, user, variant, 2)
+    await signed_in(client, settings, user)
+    first, second = await review(client), await review(client)
+    async with stock_update_in_progress(db, variant):  # both read the cart, then queue at the size
+        placing = asyncio.ensure_future(at_once([checkout(client, first), checkout(client, second)]))
+        await until_waiting_for_a_lock(db, 2)
+    responses = await placing
+    assert sorted(r.status_code for r in responses) == [303, 409]
+    refused = next(r for r in responses if r.status_code == 409)
+    assert "Your order changed since you reviewed it: please check and place it again." in unescape(refused.text)
+    assert len(await orders_of(db, user)) == 1
+    assert await stock_of(db, variant) == 8
+
+
 async def test_the_same_form_submitted_concurrently_makes_one_order(client, settings, db):
     _, (variant,) = await make_product(db, stock=10)
     user = await make_user(db)

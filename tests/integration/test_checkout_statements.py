@@ -7,6 +7,7 @@ statement (orders/placing.py) still writes every row the rules ask for, or none.
 import secrets
 import uuid
 
+import pytest
 from sqlalchemy import func, select
 
 from sweetdream.analytics.models import AnalyticsEvent
@@ -232,7 +233,6 @@ async def test_without_its_guards_the_statement_is_refused_by_the_check_constrai
     settings, db, monkeypatch
 ):
     """The last line of defence: with the `stock >= n` guards gone, `stock >= 0` refuses the statement."""
-    import pytest
     from sqlalchemy import true
     from sqlalchemy.exc import IntegrityError
 
@@ -295,32 +295,46 @@ async def test_placing_an_order_relays_its_job_its_notes_and_the_stale_product_p
     assert stale_page in told[0] and job in told[0] and note in told[0]
 
 
-async def test_a_price_changed_after_the_carts_read_places_nothing_and_asks_for_a_new_review(settings, db, monkeypatch):
-    """The cart is read without locking its sizes (a checkout holds a contested size only for the
-    order's statement and its commit): the statement checks, under the sizes' locks, that each still
-    costs what the read said. A price changed in between places nothing; the shopper reviews again."""
-    import pytest
+async def a_change_after_the_carts_read(settings, monkeypatch, change: str, values: dict) -> None:
+    """Another connection commits `change` just after the checkout has read the cart."""
     from sqlalchemy import text
     from sqlalchemy.ext.asyncio import create_async_engine
 
+    read = CartService.lines_to_order
+
+    async def read_then_change(self):
+        view = await read(self)
+        engine = create_async_engine(settings.database_url)
+        try:
+            async with engine.begin() as other:
+                await other.execute(text(change), values)
+        finally:
+            await engine.dispose()
+        return view
+
+    monkeypatch.setattr(CartService, "lines_to_order", read_then_change)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        "UPDATE products SET price = 180000 WHERE id = :product",  # an admin reprices it
+        "UPDATE cart_items SET quantity = 3 WHERE user_id = :user",  # the shopper, in another tab
+    ],
+)
+async def test_a_change_after_the_carts_read_places_nothing_and_asks_for_a_new_review(
+    settings, db, monkeypatch, change
+):
+    """The cart is read without locking anything (a checkout holds a contested size only while the
+    order's statement runs): the statement checks, under its locks, that each size still costs what
+    the read said and that the cart still holds each line at its quantity. Else it places nothing,
+    and the shopper reviews the order again."""
     from sweetdream.orders.services import ReviewChanged
 
     product, (variant,) = await make_product(db, stock=5, price=150_000)
     user = await make_user(db)
     await put_in_cart(db, user, variant, 2)
-    read = CartService.lines_to_order
-
-    async def read_then_an_admin_reprices(self):
-        view = await read(self)
-        engine = create_async_engine(settings.database_url)
-        try:
-            async with engine.begin() as admin:
-                await admin.execute(text("UPDATE products SET price = 180000 WHERE id = :id"), {"id": product.id})
-        finally:
-            await engine.dispose()
-        return view
-
-    monkeypatch.setattr(CartService, "lines_to_order", read_then_an_admin_reprices)
+    await a_change_after_the_carts_read(settings, monkeypatch, change, {"product": product.id, "user": user.id})
     shipping = Shipping("Lan", "0901234567", "1 Lê Lợi, Quận 1", "", PaymentMethod.COD)
     with pytest.raises(ReviewChanged):
         await OrderService(db).place(
@@ -328,4 +342,41 @@ async def test_a_price_changed_after_the_carts_read_places_nothing_and_asks_for_
         )
     assert await stock_of(db, variant) == 5
     assert await db.scalar(select(func.count()).select_from(Order).where(Order.user_id == user.id)) == 0
-    assert await db.scalar(select(CartItem.quantity).where(CartItem.user_id == user.id)) == 2
+    assert await db.scalar(select(CartItem.quantity).where(CartItem.user_id == user.id)) in (2, 3)  # not emptied
+
+
+async def test_the_order_statement_commits_as_it_ends_and_holds_no_size_after_it(settings, db, monkeypatch):
+    """A contested size's checkouts queue behind the one whose statement holds it, so a checkout lets
+    go of its sizes as its statement ends, not a COMMIT's round trip later: the order is committed,
+    and no size's queue held, by the time the service reads the statement's answer."""
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from sweetdream.catalog.stock import TAKE_QUEUE_CLASS
+
+    _, (variant,) = await make_product(db, stock=5)
+    user = await make_user(db)
+    await put_in_cart(db, user, variant, 1)
+    seen: dict[str, int | None] = {}
+    run = placing.place
+
+    async def place_then_look_from_elsewhere(session, query, values):
+        placement = await run(session, query, values)
+        engine = create_async_engine(settings.database_url)
+        try:
+            async with engine.connect() as other:
+                committed = select(func.count()).select_from(Order).where(Order.id == placement.order_id)
+                seen["orders"] = await other.scalar(committed)
+                queues = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid = :queue"
+                seen["queues held"] = await other.scalar(text(queues), {"queue": TAKE_QUEUE_CLASS})
+        finally:
+            await engine.dispose()
+        return placement
+
+    monkeypatch.setattr(placing, "place", place_then_look_from_elsewhere)
+    shipping = Shipping("Lan", "0901234567", "1 Lê Lợi, Quận 1", "", PaymentMethod.COD)
+    _, created = await OrderService(db).place(
+        user, CartService(db, DbCartStore(db, user.id)), shipping, secrets.token_urlsafe(24), 30_000, 500_000
+    )
+    assert created and seen == {"orders": 1, "queues held": 0}
+    assert await stock_of(db, variant) == 4

@@ -11,13 +11,16 @@ from typing import Any, Protocol
 from uuid import UUID, uuid4
 
 from sqlalchemy import (
+    CTE,
     ColumnElement,
     Delete,
+    FromClause,
     Integer,
     Interval,
     ScalarSelect,
     Select,
     Table,
+    and_,
     bindparam,
     delete,
     func,
@@ -194,6 +197,27 @@ def cleared_when(user_id: ColumnElement[UUID], condition: ColumnElement[bool]) -
     (built once, so the shopper's id is an expression: a bind parameter)."""
     items: Table = CartItem.__table__  # type: ignore[assignment]
     return delete(items).where(items.c.user_id == user_id, condition)
+
+
+def still_holds(
+    user_id: ColumnElement[UUID], wanted: FromClause, lines: ColumnElement[int], once: ColumnElement[bool]
+) -> CTE:
+    """One row, `held`: the shopper's cart still holds each of `wanted`'s lines (`variant_id`,
+    `quantity`; `lines` of them) at that quantity, for a statement that also writes their order. Once
+    `once` holds, the cart's lines are locked (in size order) until the commit: a second checkout of
+    the same cart waits here, then finds the lines the first one emptied gone (PostgreSQL reads a row
+    whose lock it waited for as it was committed), and a quantity changed since the read shows."""
+    items: Table = CartItem.__table__  # type: ignore[assignment]
+    locked = (
+        select(items.c.variant_id, items.c.quantity)
+        .where(items.c.user_id == user_id, once)
+        .order_by(items.c.variant_id)
+        .with_for_update()
+        .cte("cart_locked")
+    )
+    same = and_(locked.c.variant_id == wanted.c.variant_id, locked.c.quantity == wanted.c.quantity)
+    matching = select(func.count()).select_from(locked.join(wanted, same)).scalar_subquery()
+    return select((matching == lines).label("held")).cte("cart_held")
 
 
 def cart_cutoff() -> datetime:

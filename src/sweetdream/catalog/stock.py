@@ -158,10 +158,10 @@ class Reservation:
     the row its holder committed, and the UPDATE in `taken` follows the row to that version too
     (PostgreSQL re-checks an updated row's conditions on its newest version under READ COMMITTED).
     `enough` says whether every size has what is wanted, its session has not started and its price is
-    still the one read. `taken` updates only behind the caller's gate (its order was written, which
-    the caller makes depend on `enough`), still guarded row by row like `take`, and the `stock >= 0`
-    CHECK is behind that; `ledger` writes each take's movement with its level. As all of it is one
-    statement, a refusal writes nothing: no savepoint, nothing to roll back."""
+    still the one read. `taken` updates every size behind the caller's gate (its order was written,
+    which the caller makes depend on `enough`), with the `stock >= 0` CHECK behind that; `ledger`
+    writes each take's movement with its level. As all of it is one statement, a refusal writes
+    nothing: no savepoint, nothing to roll back, and the statement may commit as it ends."""
 
     wanted: FromClause
     lines: ColumnElement[int]  # how many rows `wanted` has (an expression: the statement is built once)
@@ -205,15 +205,16 @@ class Reservation:
         )
 
     def taken(self, gate: ColumnElement[bool]) -> CTE:
-        """Take the units once `gate` holds: id, stock (the level after), low_stock_threshold, sku, quantity."""
+        """Take the units once `gate` holds: id, stock (the level after), low_stock_threshold, sku, quantity.
+
+        Every wanted size, or none: the caller's gate holds only if `enough` found each one's stock,
+        start and price right under its lock, and nothing changes a row this statement holds. So the
+        UPDATE repeats no condition on the row: PostgreSQL tests an UPDATE's conditions on the row as
+        the statement's snapshot had it (before the statement waited its turn), and a size restocked
+        meanwhile would have been passed by, half an order taken. The `stock >= 0` CHECK stays behind."""
         return (
             update(_VARIANTS)
-            .where(
-                _VARIANTS.c.id == self.wanted.c.variant_id,
-                has_enough(_VARIANTS.c.stock, self.wanted.c.quantity),
-                not_started_condition(),
-                gate,
-            )
+            .where(_VARIANTS.c.id == self.wanted.c.variant_id, gate)
             # The ORM's `onupdate` is not run for an UPDATE inside a WITH: the time is set here.
             .values(stock=_VARIANTS.c.stock - self.wanted.c.quantity, updated_at=func.now())
             .returning(

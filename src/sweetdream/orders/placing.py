@@ -9,10 +9,12 @@ the database's (issue #13).
 
 Every part after the reservation's `enough` hangs on the order row being written (`placed`): the
 order is inserted only if every line has its stock at the price the caller read (the statement waits
-its turn in each size's queue, then locks the sizes in id order), and
+its turn in each size's queue, then locks the sizes in id order) and the shopper's cart still holds
+each line at its quantity (the cart's `still_holds`: its lines locked after the sizes), and
 `ON CONFLICT DO NOTHING` on the shopper's idempotency key makes a submit that lost the race to a
 twin write nothing at all. So a refusal writes nothing and needs no savepoint or rollback; the
-statement says why (each size's stock as locked) and the caller words the answer.
+statement says why (each size's stock and price as locked, whether the cart held) and the caller
+words the answer. Needing nothing after it, it runs as its own transaction (orders/services.py).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from sqlalchemy import (
     BindParameter,
     ColumnElement,
     DateTime,
+    FromClause,
     Integer,
     Select,
     String,
@@ -52,7 +55,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sweetdream.analytics.recording import OrderedItem, Tracker, order_completed_insert, order_completed_params
-from sweetdream.cart.services import CartLine, cleared_when
+from sweetdream.cart.services import CartLine, cleared_when, still_holds
 from sweetdream.catalog import stock
 from sweetdream.orders.models import Order, OrderEvent, OrderLine, OrderStatus, OutboxEvent
 from sweetdream.platform.i18n import gettext_noop
@@ -88,6 +91,7 @@ class Placement:
     alerts: list[UUID]  # the stock.low outbox rows written
     on_sale: dict[UUID, tuple[int, bool]]  # each size as the statement locked it: stock, not started
     prices: dict[UUID, int]  # each size's price as the statement locked it
+    cart_held: bool  # the shopper's cart still held the lines as read (True for a cart kept elsewhere)
 
     def short_line(self, lines: Sequence[CartLine]) -> CartLine | None:
         """The first line (in size order, as stock is taken) that could not have its stock."""
@@ -170,7 +174,15 @@ def _build(tracked: bool, clear_cart: bool) -> Select[Any]:
     user_id = _bound(_ORDERS, "user_id")
     reservation = stock.Reservation(wanted, bindparam("line_count", type_=Integer()))
     locked, enough = reservation.locked, reservation.enough
-    numbered = select(ORDER_NUMBERS.next_value().label("n")).select_from(enough).where(enough.c.ok).cte("order_number")
+    checks: FromClause = enough
+    gate: list[ColumnElement[bool]] = [enough.c.ok]
+    cart_held: ColumnElement[bool] = true()
+    if clear_cart:  # the cart's lines are locked once the sizes are (every checkout locks in that order)
+        sizes_held = select(func.count()).select_from(locked).scalar_subquery() > 0
+        held = still_holds(user_id, wanted, reservation.lines, sizes_held)
+        checks, cart_held = enough.join(held, true()), select(held.c.held).scalar_subquery()
+        gate.append(held.c.held)
+    numbered = select(ORDER_NUMBERS.next_value().label("n")).select_from(checks).where(*gate).cte("order_number")
     values: dict[str, ColumnElement[Any]] = {
         "id": _bound(_ORDERS, "id"),
         "number": _order_number(numbered.c.n),
@@ -270,6 +282,7 @@ def _build(tracked: bool, clear_cart: bool) -> Select[Any]:
             locked.c.stock,
             locked.c.open,
             locked.c.price,
+            cart_held.label("cart_held"),
             placed.c.id.label("order_id"),
             placed.c.number,
             placed.c.created_at,
@@ -345,6 +358,7 @@ async def place(db: AsyncSession, query: Select[Any], values: dict[str, Any]) ->
         alerts=list(first.alerts or []) if first else [],
         on_sale={row.id: (row.stock, row.open) for row in rows},
         prices={row.id: row.price for row in rows},
+        cart_held=bool(first.cart_held) if first else False,
     )
 
 

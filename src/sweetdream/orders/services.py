@@ -5,9 +5,10 @@ the catalog's reservation locks the sizes in variant-id order, so no deadlocks, 
 conditional UPDATE, `stock >= n`, all lines or none); the `stock >= 0` CHECK constraint backs it up,
 and either refusal is the same "sold out" answer. Checkouts of a contested size are served in the
 order they came: each first waits its turn in the size's queue (catalog/stock.queued_for_taking).
-Double submit: the form's idempotency key is unique per shopper; checkouts by one shopper are
-serialised by locking their user row, so a repeat finds the first order instead of making a second
-(and the order's INSERT does nothing on a key a twin submit took meanwhile).
+Double submit: the form's idempotency key is unique per shopper, so a repeat finds the first order
+instead of making a second (and the order's INSERT does nothing on a key a twin submit took
+meanwhile); two checkouts of one cart (two tabs) meet at its lines, which the order's statement locks
+and checks: the second finds them gone and places nothing.
 No silent price change: the order is placed only if it is what the shopper reviewed (orders/review.py)
 and each size still costs, under its lock, what the cart's read said.
 
@@ -28,7 +29,7 @@ from typing import Any
 from uuid import UUID, uuid4
 
 from redis.asyncio import Redis
-from sqlalchemy import Select, Table, bindparam, func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
@@ -147,10 +148,6 @@ def totals_for(cart: CartView, flat_fee: int, free_from: int) -> Totals:
 ORDER_KEY_CONSTRAINT = placing.ORDER_KEY_CONSTRAINT
 
 
-class _HalfTaken(Exception):
-    """The order statement wrote the order but could not take every line's stock: roll it back."""
-
-
 class _KeyTaken(Exception):
     """The order statement wrote nothing because this form's key is taken: a twin submit placed it."""
 
@@ -209,13 +206,15 @@ class OrderService:
         `tracker`, the shopper's analytics tracker (None: not tracked), gets the order_completed
         event written with the order: one event exactly when there is one order.
 
-        Statements: the lock with the key's look-up, the cart, (classes: the seats held), and one
-        statement that writes everything (orders/placing.py); then the commit."""
+        Statements: the key's look-up, the cart, (classes: the seats held), and one statement that
+        writes everything (orders/placing.py), each committed as it ends (`_each_statement_committed`):
+        the order's statement checks under its locks everything the reads before it found."""
         if not IDEMPOTENCY_KEY.match(idempotency_key):
             raise CheckoutError(_("This checkout form has expired. Please review your order and submit again."))
-        existing = await self._lock_shopper(user.id, idempotency_key)
+        await self._each_statement_committed()
+        existing = await self._by_key(idempotency_key, user.id)
         if existing is not None:
-            await self.db.commit()  # nothing written; releases the lock (a rollback would expire the user)
+            await self.db.commit()
             return existing, False
         view = await cart.lines_to_order()
         try:
@@ -223,8 +222,8 @@ class OrderService:
                 user, view, shipping, idempotency_key, fee, free_from, reviewed, tracker, cart
             )
         except (CheckoutError, _KeyTaken) as refusal:
-            # The lock's own read of the key is as old as that statement: a submit of this same form
-            # that committed while we waited for the lock (and emptied the cart) is seen only now.
+            # A submit of this same form that committed after the look-up above (and emptied the cart)
+            # is seen only now: its shopper gets that order, as a submit after it would.
             earlier = await self._by_key(idempotency_key, user.id)
             await self.db.commit()  # nothing was written
             if earlier is not None:
@@ -233,12 +232,10 @@ class OrderService:
                 expired = _("This checkout form has expired. Please review your order and submit again.")
                 raise CheckoutError(expired) from None
             raise
-        except (IntegrityError, _HalfTaken) as exc:
+        except IntegrityError as exc:
             # Only the `stock >= 0` CHECK is left to refuse here (the statement's own guards come
-            # first), or a size's stock rose while the statement waited for it (its UPDATE judged the
-            # row as the statement's snapshot had it, and passed it by): roll the transaction back
-            # (the CHECK has aborted it anyway).
-            if isinstance(exc, IntegrityError) and violated_constraint(exc) != stock.STOCK_CONSTRAINT:
+            # first); the refused statement wrote nothing.
+            if violated_constraint(exc) != stock.STOCK_CONSTRAINT:
                 raise
             await self.db.rollback()
             if user in self.db:  # the request's own user: the rollback expired it, and the page shows it
@@ -249,14 +246,15 @@ class OrderService:
         await self._commit_and_tell(placed=order)
         return order, True
 
-    async def _lock_shopper(self, user_id: UUID, key: str) -> Order | None:
-        """Serialise this shopper's checkouts (their user row's lock) and find the order this form
-        already placed, in one statement. A lock that had to wait reads the key as it was before:
-        the order statement's `ON CONFLICT` on the key, and the look-up after a refusal, cover that."""
-        row = (await self.db.execute(_LOCK_SHOPPER, {"uid": user_id, "key": key})).first()
-        if row is None or row.earlier is None:
-            return None
-        return await self.db.get(Order, row.earlier)
+    async def _each_statement_committed(self) -> None:
+        """From here to the session's commit, each statement commits as it ends (no BEGIN or COMMIT
+        is sent). The order's statement then holds its sizes' locks, and their queues, while it runs
+        and not for a COMMIT's round trip more: on a worker with 32 requests on its event loop that
+        trip waited its turn, and a contested size's checkouts queued behind it (issue #13). What the
+        session read before (the request's user) is committed first: nothing was written."""
+        if self.db.in_transaction():
+            await self.db.commit()
+        await self.db.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
 
     async def _write_order(
         self,
@@ -275,8 +273,7 @@ class OrderService:
         blocked = next((line for line in view.lines if line.problems), None)
         if blocked is not None:
             if blocked.active and not has_started(blocked.starts_at) and blocked.stock < blocked.quantity:
-                # The cart's read waited for the size's lock while others bought it: the race was
-                # run there, and the answer is the one a lost race gets.
+                # Others bought it since the shopper's checkout page: the answer a lost race gets.
                 raise CheckoutError(self._short_message(blocked, blocked.stock, True))
             raise CheckoutError(f"{blocked.product_name} ({blocked.size_label}): {blocked.problems[0]}")
         totals = totals_for(view, fee, free_from)
@@ -309,11 +306,10 @@ class OrderService:
             if short is not None:
                 left, on_sale = placement.on_sale.get(short.variant_id, (0, True))
                 raise CheckoutError(self._short_message(short, left, on_sale))
-            if placement.repriced(view.lines):  # changed since the cart's read: the shopper reviews it again
+            if placement.repriced(view.lines) or not placement.cart_held:
+                # A price or the cart (another tab's checkout or edit) changed since the cart's read.
                 raise ReviewChanged()
             raise _KeyTaken()  # every line had its stock and price: a twin submit of this form holds the key
-        if placement.taken != len(view.lines):  # a size changed under the statement: never commit half an order
-            raise _HalfTaken()
         if clear_cart:
             shopper_changed(self.db, user.id)  # the statement emptied their cart: the header's badge
         else:
@@ -654,20 +650,6 @@ class OrderService:
     async def by_id(self, order_id: UUID) -> Order | None:
         """The order with its lines (what the emails show)."""
         return await self.db.scalar(select(Order).where(Order.id == order_id).options(selectinload(Order.lines)))
-
-
-def _lock_shopper() -> Select[tuple[UUID, UUID | None]]:
-    users: Table = User.__table__  # type: ignore[assignment]
-    uid = bindparam("uid", type_=users.c.id.type)
-    earlier = select(Order.id).where(Order.user_id == uid, Order.idempotency_key == bindparam("key")).scalar_subquery()
-    return (
-        select(users.c.id, earlier.label("earlier"))
-        .where(users.c.id == uid)
-        .with_for_update(of=users, key_share=True)  # FOR NO KEY UPDATE: checkouts queue, carts' keys pass
-    )
-
-
-_LOCK_SHOPPER = _lock_shopper()  # built once: building a statement costs more CPU than running it
 
 
 def _viewable(number: str, viewer: User) -> Select[Order]:
