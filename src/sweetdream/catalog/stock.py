@@ -117,7 +117,7 @@ def queued_for_taking(size_ids: Select[UUID]) -> ScalarSelect[int]:
     in a circle; two sizes whose keys collide only share a queue. The row locks (`Reservation.locked`)
     still guard the stock. A checkout holds its turn from here to its commit, so the fewer round trips
     that follow, the more checkouts a size serves a second: the queue is taken in the statement that
-    takes the stock (`Reservation`), which the commit follows."""
+    takes the stock (`Reservation`), and the checkout's statement commits as it ends."""
     ids = size_ids.subquery()
     keys = select(func.hashtext(cast(ids.c[0], Text)).label("key")).distinct().order_by("key").subquery()
     return select(func.count(func.pg_advisory_xact_lock(TAKE_QUEUE_CLASS, keys.c.key))).scalar_subquery()
