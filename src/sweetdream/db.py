@@ -91,6 +91,25 @@ def violated_constraint(exc: IntegrityError) -> str:
     return ""
 
 
+# A route handler's `opt` key: its request's session commits each statement as it ends, from the
+# first (`commit_each_statement`), so the handler's service need not end a read transaction first.
+EACH_STATEMENT_COMMITTED = "each_statement_committed"
+
+
+async def commit_each_statement(session: AsyncSession) -> None:
+    """From here to the session's commit, each of its statements commits as it ends: no BEGIN or
+    COMMIT is sent. For a unit of work whose one write is a single statement that checks, under its
+    own locks, everything read before it (orders/services.py's checkout): it holds those locks only
+    while it runs. Whatever the session did before is committed first (nothing is sent if it already
+    runs so: its route asked for it, `EACH_STATEMENT_COMMITTED`)."""
+    if session.in_transaction():
+        connection = (await session.connection()).sync_connection
+        if connection is not None and connection.get_execution_options().get("isolation_level") == "AUTOCOMMIT":
+            return
+        await session.commit()
+    await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+
+
 def engine_outside_request(database_url: str, pool_size: int = 1) -> AsyncEngine:
     """An engine for a process or piece of work that serves no request (the worker, the CLI). Its own
     engine, not the app's: the app's may belong to another event loop (a running server, a test)."""

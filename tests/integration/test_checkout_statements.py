@@ -380,3 +380,31 @@ async def test_the_order_statement_commits_as_it_ends_and_holds_no_size_after_it
     )
     assert created and seen == {"orders": 1, "queues held": 0}
     assert await stock_of(db, variant) == 4
+
+
+async def test_placing_an_order_takes_one_database_connection_once(client, app, settings, db):
+    """The place-order route's statements commit as they end from the user's read on
+    (`db.EACH_STATEMENT_COMMITTED`): the request never gives its connection back to end a read
+    transaction and then waits behind every request queued at the pool for another."""
+    from advanced_alchemy.extensions.litestar import SQLAlchemyPlugin
+    from sqlalchemy import event
+
+    _, (size,) = await make_product(db, stock=10)
+    user = await make_user(db)
+    await signed_in(client, settings, user)
+    await put_in_cart(db, user, size, 1)
+    seen = await review(client)
+    engine = app.plugins.get(SQLAlchemyPlugin).config[0].get_engine().sync_engine
+    checkouts: list[object] = []
+
+    def checked_out(dbapi_connection, record, proxy) -> None:
+        checkouts.append(dbapi_connection)
+
+    event.listen(engine, "checkout", checked_out)
+    try:
+        response = await post_form(client, "/checkout/", checkout_form(**seen))
+    finally:
+        event.remove(engine, "checkout", checked_out)
+    assert response.status_code == 303 and NUMBER.search(response.headers["location"])
+    assert len(checkouts) == 1
+    assert await stock_of(db, size) == 9

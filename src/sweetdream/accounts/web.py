@@ -31,6 +31,7 @@ from sweetdream.accounts.models import Role, User
 from sweetdream.accounts.services import AccountError, UserService, shopper_row
 from sweetdream.cart.services import cart_cutoff, session_cart_count
 from sweetdream.catalog.cache import site_version
+from sweetdream.db import EACH_STATEMENT_COMMITTED, commit_each_statement
 from sweetdream.platform import i18n, ratelimit
 from sweetdream.platform.i18n import gettext as _
 from sweetdream.platform.i18n import gettext_noop
@@ -70,6 +71,9 @@ async def load_current_user(request: Request) -> None:
         return
     config: SQLAlchemyAsyncConfig = request.app.state.sqlalchemy_config
     db = config.provide_session(request.app.state, request.scope)
+    handler = request.scope.get("route_handler")
+    if handler is not None and handler.opt.get(EACH_STATEMENT_COMMITTED):
+        await commit_each_statement(db)  # from this read on: no BEGIN, no COMMIT, no second connection
     found = await UserService(session=db).with_cart_count(str(user_id))
     user = found[0] if found else None
     if user is None:  # the account was removed: forget the stale session

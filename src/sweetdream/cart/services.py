@@ -323,7 +323,8 @@ def _size_to_add() -> Select[*tuple[Any, ...]]:
 def _lines_to_order() -> Select[*tuple[Any, ...]]:
     """The cart's lines as columns. Nothing is locked here: the order's statement waits its turn at
     each size and checks the stock and prices read here under the sizes' locks (catalog/stock.py's
-    `Reservation`), so a checkout holds a contested size for that statement and its commit alone."""
+    `Reservation`), so a checkout holds a contested size for that statement alone (it commits as it
+    ends)."""
     return (
         select(
             CartItem.quantity,

@@ -12,8 +12,8 @@ not started: `starts_at > now()`); the `stock >= 0` CHECK constraint is
 the second line of defence, and either refusal gives the same answer (None).
 
 A checkout takes every line of an order inside one statement (`Reservation`: its turn in each size's
-queue, the sizes locked in id order, taken only if every one has enough at the price read, each
-take's ledger row), which orders/services.py builds
+queue, the sizes locked in id order, checked under those locks to have enough, not to have started
+and to cost what was read, then all taken or none, each take's ledger row), which orders/services.py builds
 into the statement that writes the order: the catalog's tables are written by the catalog's SQL.
 """
 

@@ -1,8 +1,8 @@
-"""Order rules: placing an order in one transaction, and the one function that moves its status.
+"""Order rules: placing an order in one statement, and the one function that moves its status.
 
 No oversell: every line's stock is taken by the statement that writes the order (orders/placing.py:
-the catalog's reservation locks the sizes in variant-id order, so no deadlocks, and takes with a
-conditional UPDATE, `stock >= n`, all lines or none); the `stock >= 0` CHECK constraint backs it up,
+the catalog's reservation locks the sizes in variant-id order, so no deadlocks, checks `stock >= n`
+for each under its lock and takes all lines or none); the `stock >= 0` CHECK constraint backs it up,
 and either refusal is the same "sold out" answer. Checkouts of a contested size are served in the
 order they came: each first waits its turn in the size's queue (catalog/stock.queued_for_taking).
 Double submit: the form's idempotency key is unique per shopper, so a repeat finds the first order
@@ -43,7 +43,7 @@ from sweetdream.catalog import stock, writes
 from sweetdream.catalog.models import StockReason, has_started
 from sweetdream.catalog.money import format_vnd
 from sweetdream.catalog.stock import Mover
-from sweetdream.db import violated_constraint
+from sweetdream.db import commit_each_statement, violated_constraint
 from sweetdream.orders import live, placing
 from sweetdream.orders.models import (
     Order,
@@ -207,11 +207,14 @@ class OrderService:
         event written with the order: one event exactly when there is one order.
 
         Statements: the key's look-up, the cart, (classes: the seats held), and one statement that
-        writes everything (orders/placing.py), each committed as it ends (`_each_statement_committed`):
+        writes everything (orders/placing.py), each committed as it ends (`db.commit_each_statement`):
         the order's statement checks under its locks everything the reads before it found."""
         if not IDEMPOTENCY_KEY.match(idempotency_key):
             raise CheckoutError(_("This checkout form has expired. Please review your order and submit again."))
-        await self._each_statement_committed()
+        # The order's statement then holds its sizes' locks, and their queues, only while it runs,
+        # not for a COMMIT's round trip more: on a worker with 32 requests on its event loop that trip
+        # waited its turn, and a contested size's checkouts queued behind it (issue #13).
+        await commit_each_statement(self.db)
         existing = await self._by_key(idempotency_key, user.id)
         if existing is not None:
             await self.db.commit()
@@ -245,16 +248,6 @@ class OrderService:
             raise CheckoutError(message) from None
         await self._commit_and_tell(placed=order)
         return order, True
-
-    async def _each_statement_committed(self) -> None:
-        """From here to the session's commit, each statement commits as it ends (no BEGIN or COMMIT
-        is sent). The order's statement then holds its sizes' locks, and their queues, while it runs
-        and not for a COMMIT's round trip more: on a worker with 32 requests on its event loop that
-        trip waited its turn, and a contested size's checkouts queued behind it (issue #13). What the
-        session read before (the request's user) is committed first: nothing was written."""
-        if self.db.in_transaction():
-            await self.db.commit()
-        await self.db.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
 
     async def _write_order(
         self,

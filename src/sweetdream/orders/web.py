@@ -26,6 +26,7 @@ from sweetdream.accounts.services import UserService
 from sweetdream.analytics import recording
 from sweetdream.analytics.models import EventName
 from sweetdream.cart.services import CartService, CartView, shopper_with_cart
+from sweetdream.db import EACH_STATEMENT_COMMITTED
 from sweetdream.orders import live
 from sweetdream.orders.dependencies import provide_orders
 from sweetdream.orders.models import Order, PaymentMethod, PaymentStatus
@@ -159,7 +160,9 @@ class CheckoutController(Controller):
         }
         return await self._page(request, db_session, values, {}, secrets.token_urlsafe(24), view=view)
 
-    @post("/", name="place-order")
+    # The request's statements commit as they end (the checkout's order statement needs it), from the
+    # user's read on: no transaction to end and no second connection to wait for before placing.
+    @post("/", name="place-order", opt={EACH_STATEMENT_COMMITTED: True})
     async def place(self, request: Request, orders: NamedDependency[OrderService]) -> Template | Redirect:
         user = signed_in_user(request)
         await hit(request.app.state.redis, CHECKOUT_PER_USER, str(user.id))
