@@ -227,7 +227,9 @@ async def checkouts(shoppers: list[Shopper], seconds: float) -> Tally:
             await asyncio.sleep(max(0.0, at - time.monotonic()))
             if all(s.broken for s in shoppers):
                 return  # every cart in an unknown state: the errors are reported
-            shopper = await pool.take()
+            shopper = await pool.take(started + seconds)
+            if shopper is None:  # none may check out again before the soak ends
+                return
             try:
                 await cycle(shopper, shopper.variant_id, shopper.product_path, tally)
             except TRANSPORT_ERRORS as exc:
