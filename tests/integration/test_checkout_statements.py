@@ -408,3 +408,64 @@ async def test_placing_an_order_takes_one_database_connection_once(client, app, 
     assert response.status_code == 303 and NUMBER.search(response.headers["location"])
     assert len(checkouts) == 1
     assert await stock_of(db, size) == 9
+
+
+async def test_a_size_restocked_while_the_statement_waited_for_it_is_taken_from_its_new_level(
+    settings, db, monkeypatch
+):
+    """The order's statement takes its snapshot before it waits at a size's row, and PostgreSQL tests
+    an UPDATE's conditions on the row as that snapshot had it. Here the snapshot says 1 left and the
+    restock holding the size commits 10. With a stock condition on the UPDATE the row was passed by
+    and the order written with nothing taken (the statement commits as it ends: nothing rolls that
+    back); without it, the new stock was computed from the snapshot's 1 (the CHECK refused it; from a
+    higher level the restock would have been lost). The order takes its 3 from the 10."""
+    import asyncio
+    import contextlib
+
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from sweetdream.orders.services import CheckoutError
+
+    _, (variant,) = await make_product(db, stock=5)
+    user = await make_user(db)
+    await put_in_cart(db, user, variant, 3)
+    user_id, variant_id = user.id, variant.id
+    engine = create_async_engine(settings.database_url)
+    restock = await engine.connect()
+    size = {"id": variant_id}
+    read = CartService.lines_to_order
+
+    async def read_then_the_stock_runs_low_and_a_restock_holds_the_size(self):
+        view = await read(self)  # 5 left: nothing to refuse yet
+        async with engine.begin() as sale:
+            await sale.execute(text("UPDATE variants SET stock = 1 WHERE id = :id"), size)
+        await restock.execute(text("SELECT 1 FROM variants WHERE id = :id FOR UPDATE"), size)
+        return view
+
+    async def restock_once_the_checkout_waits() -> None:
+        async with engine.connect() as watcher:
+            for _ in range(600):
+                if await watcher.scalar(text("SELECT count(*) FROM pg_locks WHERE NOT granted")):
+                    break
+                await asyncio.sleep(0.05)
+            else:
+                raise AssertionError("the checkout never waited for the size")
+        await restock.execute(text("UPDATE variants SET stock = 10 WHERE id = :id"), size)
+        await restock.commit()
+
+    monkeypatch.setattr(CartService, "lines_to_order", read_then_the_stock_runs_low_and_a_restock_holds_the_size)
+    shipping = Shipping("Lan", "0901234567", "1 Lê Lợi, Quận 1", "", PaymentMethod.COD)
+    try:
+        restocking = asyncio.ensure_future(restock_once_the_checkout_waits())
+        with contextlib.suppress(CheckoutError):  # refused whole: checked below
+            await OrderService(db).place(
+                user, CartService(db, DbCartStore(db, user_id)), shipping, secrets.token_urlsafe(24), 30_000, 500_000
+            )
+        await restocking
+    finally:
+        await restock.close()
+        await engine.dispose()
+    orders = await db.scalar(select(func.count()).select_from(Order).where(Order.user_id == user_id))
+    stock = await db.scalar(text("SELECT stock FROM variants WHERE id = :id"), size)
+    assert (orders, stock) == (1, 7)

@@ -208,15 +208,17 @@ class Reservation:
         """Take the units once `gate` holds: id, stock (the level after), low_stock_threshold, sku, quantity.
 
         Every wanted size, or none: the caller's gate holds only if `enough` found each one's stock,
-        start and price right under its lock, and nothing changes a row this statement holds. So the
-        UPDATE repeats no condition on the row: PostgreSQL tests an UPDATE's conditions on the row as
-        the statement's snapshot had it (before the statement waited its turn), and a size restocked
-        meanwhile would have been passed by, half an order taken. The `stock >= 0` CHECK stays behind."""
+        start and price right under its lock, and nothing changes a row this statement holds. The
+        UPDATE repeats no condition on the row and computes the new stock from `locked`, not from the
+        row it scanned: PostgreSQL reads that row as the statement's snapshot had it, before the
+        statement waited at the size, so a size restocked meanwhile was passed by (half an order
+        taken) or, without the condition, written from its old level (the restock lost)."""
+        locked = self.locked
         return (
             update(_VARIANTS)
-            .where(_VARIANTS.c.id == self.wanted.c.variant_id, gate)
+            .where(_VARIANTS.c.id == self.wanted.c.variant_id, locked.c.id == _VARIANTS.c.id, gate)
             # The ORM's `onupdate` is not run for an UPDATE inside a WITH: the time is set here.
-            .values(stock=_VARIANTS.c.stock - self.wanted.c.quantity, updated_at=func.now())
+            .values(stock=locked.c.stock - self.wanted.c.quantity, updated_at=func.now())
             .returning(
                 _VARIANTS.c.id,
                 _VARIANTS.c.stock,
